@@ -1,0 +1,43 @@
+"""Dataset adapters behind one interface, found by name (like timm's model registry).
+
+    from faceml import data
+    adapter = data.get("utkface")
+    scan = adapter.scan("../shared/data/utkface")
+
+Register a new adapter by decorating its class with :func:`register`.
+"""
+
+from __future__ import annotations
+
+from faceml.data.base import (BadItem, DatasetAdapter, LabelSpec, Progress, Scan,  # noqa: F401
+                              SPLITS)
+from faceml.errors import DataError
+
+_REGISTRY: dict[str, type[DatasetAdapter]] = {}
+
+
+def register(cls: type[DatasetAdapter]) -> type[DatasetAdapter]:
+    """Class decorator: make an adapter available by its ``name``."""
+    if not cls.name:
+        raise ValueError("an adapter needs a name")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _load_builtin() -> None:
+    # Imported for their @register side effect.
+    from faceml.data import celeba, fairface, folder, synthetic, utkface, utkface_csv  # noqa: F401
+
+
+def names() -> list[str]:
+    _load_builtin()
+    return list(_REGISTRY)
+
+
+def get(name: str) -> DatasetAdapter:
+    """The adapter called ``name``; :class:`DataError` naming the known ones otherwise."""
+    _load_builtin()
+    try:
+        return _REGISTRY[name]()
+    except KeyError:
+        raise DataError(f"unknown dataset {name!r}; known: {', '.join(_REGISTRY)}") from None

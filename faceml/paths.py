@@ -1,0 +1,28 @@
+"""Where FaceML keeps its files; every location can be moved by an environment variable."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def runs_dir() -> Path:
+    """The run store (``FACEML_RUNS_DIR``, default ``runs/`` in the project)."""
+    return Path(os.environ.get("FACEML_RUNS_DIR", PROJECT_ROOT / "runs"))
+
+
+def cache_dir() -> Path:
+    """The prepared-array cache (``FACEML_CACHE_DIR``, default ``.cache/faceml`` in the project)."""
+    return Path(os.environ.get("FACEML_CACHE_DIR", PROJECT_ROOT / ".cache" / "faceml"))
+
+
+def shared_data_dir() -> Path:
+    """The course data beside the project (``FACEML_SHARED_DATA``, default ``../shared/data``)."""
+    return Path(os.environ.get("FACEML_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
+
+
+def models_dir() -> Path:
+    """Bundled pretrained models."""
+    return PROJECT_ROOT / "models"
