@@ -1,0 +1,5 @@
+import sys
+
+from faceml.cli import main
+
+sys.exit(main())

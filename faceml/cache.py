@@ -1,0 +1,66 @@
+"""On-disk cache of prepared arrays, keyed by content.
+
+The key is built by the caller from the dataset's file list with sizes and mtimes (see
+:meth:`faceml.data.Scan.fingerprint`) and the options that change pixels (size, colour), so a
+changed file gives a new key. Entries are written to a temporary folder and renamed into
+place, so a crash never leaves half an entry behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from faceml import paths
+
+VERSION = 1  # bump when the meaning of cached pixels changes
+
+
+def make_key(*parts) -> str:
+    h = hashlib.sha256(json.dumps([VERSION, *parts], sort_keys=True, default=str).encode())
+    return h.hexdigest()[:32]
+
+
+class ArrayCache:
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root) if root is not None else paths.cache_dir()
+
+    def _dir(self, key: str) -> Path:
+        return self.root / key
+
+    def get(self, key: str) -> tuple[np.ndarray, pd.DataFrame, dict] | None:
+        d = self._dir(key)
+        try:
+            x = np.load(d / "x.npy", allow_pickle=False)
+            frame = pd.read_json(d / "frame.json", orient="split", dtype=False)
+            meta = json.loads((d / "meta.json").read_text())
+        except (OSError, ValueError):
+            return None
+        if len(frame) != len(x):
+            return None
+        return x, frame, meta
+
+    def put(self, key: str, x: np.ndarray, frame: pd.DataFrame, meta: dict) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.root))
+        try:
+            np.save(tmp / "x.npy", x, allow_pickle=False)
+            frame.reset_index(drop=True).to_json(tmp / "frame.json", orient="split", index=False)
+            (tmp / "meta.json").write_text(json.dumps(meta, default=str))
+            dest = self._dir(key)
+            if dest.exists():
+                shutil.rmtree(dest, ignore_errors=True)
+            os.replace(tmp, dest)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    def clear(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)

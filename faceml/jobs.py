@@ -1,0 +1,146 @@
+"""Background training: a queue of runs and one worker process that trains them in order.
+
+The Streamlit app (or the CLI with ``--background``) never trains in its own process: it
+creates the run (status ``queued``) and makes sure a worker is running. The worker is a
+separate, detached ``python -m faceml worker`` process, so refreshing the page, leaving it or
+closing the browser does not stop training. A file lock lets only one worker (so one job on
+the GPU) run at a time; it takes queued runs oldest first and exits when none are left.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from faceml import paths
+from faceml.errors import FaceMLError
+from faceml.runs import Run, RunStore
+
+HOSTED_ENV = "FACEML_HOSTED"
+
+
+def _lock(store: RunStore) -> FileLock:
+    store.root.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(store.root / ".worker.lock"))
+
+
+def worker_running(store: RunStore | None = None) -> bool:
+    store = store or RunStore()
+    lock = _lock(store)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    lock.release()
+    return False
+
+
+def submit(config, store: RunStore | None = None, again: bool = False,
+           start_worker: bool = True) -> tuple[Run, bool]:
+    """Queue a TrainConfig. Returns ``(run, new)``; an existing run of the same config is
+    returned as it is (its cached history), unless ``again`` asks for a fresh repeat."""
+    store = store or RunStore()
+    config.validate()
+    if again:
+        config.repeat = 1 + max([r.config.get("repeat", 0) for r in store.list()
+                                 if _same_but_repeat(r, config)] + [config.repeat])
+    run, new = store.create(config.run_id(), config.canonical())
+    if new and start_worker:
+        ensure_worker(store)
+    return run, new
+
+
+def _same_but_repeat(run: Run, config) -> bool:
+    try:
+        a = dict(run.config)
+    except FaceMLError:
+        return False
+    b = config.canonical()
+    a.pop("repeat", None)
+    b.pop("repeat", None)
+    return a == b
+
+
+def resume(run: Run, store: RunStore | None = None) -> None:
+    """Queue a stopped or crashed run again; it continues after its last saved epoch."""
+    st = run.status()
+    if st.get("state") not in ("stopped", "failed"):
+        raise FaceMLError(f"run {run.id} is {st.get('state')}; only stopped or failed runs resume")
+    run.clear_stop()
+    run.set_status(state="queued", queued_at=time.time(), reason="", pid=None)
+    ensure_worker(store or RunStore(run.dir.parent))
+
+
+def stop(run: Run) -> None:
+    """Ask a queued or running run to stop (within one batch); a queued one stops at once."""
+    st = run.status()
+    if st.get("state") == "queued":
+        run.set_status(state="stopped", reason="stopped before it started")
+    elif st.get("state") == "running":
+        run.request_stop()
+
+
+def ensure_worker(store: RunStore | None = None) -> int | None:
+    """Start a detached worker unless one is running; returns its pid (None if one was)."""
+    store = store or RunStore()
+    if worker_running(store):
+        return None
+    log = open(store.root / "worker.log", "ab")
+    env = {**os.environ, "FACEML_RUNS_DIR": str(store.root)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "faceml", "worker"], cwd=str(paths.PROJECT_ROOT), env=env,
+        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True)  # outlives the app's process and its session
+    log.close()
+    return proc.pid
+
+
+def work(store: RunStore | None = None, once: bool = False, idle_exit: float = 2.0) -> int:
+    """The worker loop: hold the lock, train queued runs oldest first. Returns runs trained."""
+    from faceml.training import train_run
+
+    store = store or RunStore()
+    lock = _lock(store)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return 0
+    n = 0
+    try:
+        idle_since = time.monotonic()
+        while True:
+            queued = store.queued()
+            if not queued:
+                if time.monotonic() - idle_since > idle_exit:
+                    return n
+                time.sleep(0.2)
+                continue
+            run = queued[0]
+            print(f"[worker {os.getpid()}] training {run.id}", flush=True)
+            train_run(run)
+            n += 1
+            idle_since = time.monotonic()
+            if once:
+                return n
+    finally:
+        lock.release()
+
+
+def wait(run: Run, timeout: float = 600, poll: float = 0.5) -> dict:
+    """Block until a run finishes (for the CLI and tests)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        st = run.status()
+        if st.get("state") in ("done", "failed", "stopped"):
+            return st
+        time.sleep(poll)
+    raise TimeoutError(f"run {run.id} did not finish within {timeout:.0f} s")
+
+
+def log_path(store: RunStore | None = None) -> Path:
+    return (store or RunStore()).root / "worker.log"

@@ -1,0 +1,60 @@
+"""Loading and saving models: ``.keras`` only, ``safe_mode=True`` always, atomic writes."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+from faceml.errors import FaceMLError
+
+
+def _register_custom_objects() -> None:
+    # Importing these modules registers FaceML's serializable layers and losses.
+    import faceml.layers  # noqa: F401
+
+    for mod in ("faceml.architectures", "faceml.vae"):
+        try:
+            __import__(mod)
+        except ImportError:
+            pass
+
+
+def load_model(path: str | Path, compile: bool = False):
+    """Load a FaceML ``.keras`` model safely; a clear :class:`FaceMLError` for anything else.
+
+    ``safe_mode=True`` refuses models that would run arbitrary code (``Lambda`` layers with
+    pickled bytecode), so a crafted file cannot execute anything on load.
+    """
+    import keras
+
+    _register_custom_objects()
+    p = Path(path)
+    if not p.is_file():
+        raise FaceMLError(f"model file not found: {p}")
+    if p.suffix != ".keras" or not zipfile.is_zipfile(p):
+        raise FaceMLError(f"{p.name} is not a Keras model (.keras file)")
+    try:
+        return keras.saving.load_model(p, safe_mode=True, compile=compile)
+    except ValueError as e:
+        msg = str(e)
+        if "safe_mode" in msg or "Lambda" in msg or "unsafe" in msg.lower():
+            raise FaceMLError(f"{p.name} was refused: it contains code that would run on "
+                              "loading (e.g. a Lambda layer); only safe models are loaded") from None
+        raise FaceMLError(f"{p.name} could not be loaded as a model: {msg.splitlines()[0]}") from None
+    except (OSError, KeyError, TypeError, zipfile.BadZipFile) as e:
+        raise FaceMLError(f"{p.name} could not be loaded as a model: {e}") from None
+
+
+def save_model(model, path: str | Path) -> None:
+    """Save to ``path`` through a temporary file, so a crash never leaves a broken model."""
+    p = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.stem}-", suffix=".keras", dir=p.parent)
+    os.close(fd)
+    try:
+        model.save(tmp)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,325 @@
+"""From a dataset to arrays a model trains on: sample, decode (cached), bin ages, split.
+
+    opts = PrepOptions(dataset="synthetic", size=64, color="rgb")
+    prep = prepare(opts, progress=lambda done, total: ...)
+    x_train = prep.x[prep.split_index("train")]
+
+Splits are stratified and seeded; where a dataset has an official split it is honoured and
+only the missing parts are carved out of its training part. Nothing here looks at validation
+or test pixels to fit anything: scaling statistics (:meth:`Prepared.scaling`) and regression
+target statistics (:meth:`Prepared.heads`) come from the training split only.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+from sklearn.utils.class_weight import compute_sample_weight
+
+from faceml import data as datasets
+from faceml.cache import ArrayCache, make_key
+from faceml.data.base import SPLITS, BadItem, LabelSpec, Progress, check_color
+from faceml.errors import ConfigError, DataError
+from faceml.heads import HeadSpec
+from faceml.layers import channel_stats
+
+# --- age bins -------------------------------------------------------------------------------
+# Each scheme: the lower edge (in years) of every bin after the first, and the bins' names.
+AGE_SCHEMES: dict[str, tuple[list[int], list[str]]] = {
+    "decades": ([10, 20, 30, 40, 50, 60, 70, 80, 90],
+                ["0-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "70-79", "80-89",
+                 "90+"]),
+    # the six life stages of the UTKFace-CSV notebook
+    "life6": ([3, 13, 20, 40, 60],
+              ["infant (0-2)", "child (3-12)", "teen (13-19)", "young adult (20-39)",
+               "middle-aged (40-59)", "senior (60+)"]),
+    # FairFace's nine bins
+    "fairface9": ([3, 10, 20, 30, 40, 50, 60, 70],
+                  ["0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69",
+                   "more than 70"]),
+}
+AGE_MODES = ("years", *AGE_SCHEMES, "custom")
+
+
+def age_bins(scheme: str, edges: list[int] | None = None) -> tuple[list[int], list[str]]:
+    """Edges and names of an age scheme; ``custom`` takes increasing integer ``edges``."""
+    if scheme in AGE_SCHEMES:
+        return AGE_SCHEMES[scheme]
+    if scheme != "custom":
+        raise ConfigError(f"unknown age scheme {scheme!r}; choose one of {', '.join(AGE_MODES)}")
+    if not edges:
+        raise ConfigError("custom age bins need at least one edge, e.g. 18,40,65")
+    e = [int(v) for v in edges]
+    if any(b <= a for a, b in zip(e, e[1:])) or e[0] <= 0:
+        raise ConfigError(f"custom age edges must be positive and increasing: {edges}")
+    names = [f"0-{e[0] - 1}"] + [f"{a}-{b - 1}" for a, b in zip(e, e[1:])] + [f"{e[-1]}+"]
+    return e, names
+
+
+def bin_ages(years: np.ndarray, scheme: str, edges: list[int] | None = None) -> np.ndarray:
+    """Bin index of each age: bin i holds ages in ``[edges[i-1], edges[i])``."""
+    e, _ = age_bins(scheme, edges)
+    return np.digitize(np.asarray(years, dtype=float), e, right=False)
+
+
+# --- options --------------------------------------------------------------------------------
+@dataclass
+class PrepOptions:
+    dataset: str = "synthetic"
+    path: str | None = None
+    dataset_options: dict = field(default_factory=dict)  # e.g. synthetic: n, seed, label_noise
+    size: int = 64
+    color: str = "rgb"
+    fraction: float = 1.0
+    seed: int = 0
+    split: tuple[float, float, float] = (0.70, 0.15, 0.15)
+    age: str = "years"  # "years" or a scheme in AGE_SCHEMES or "custom"
+    age_edges: list[int] | None = None
+    stratify: str | None = None  # label to stratify on; default: the first categorical label
+
+    def validate(self) -> None:
+        check_color(self.color)
+        if not 8 <= int(self.size) <= 512:
+            raise ConfigError(f"image size must be between 8 and 512 pixels, not {self.size}")
+        if not 0 < float(self.fraction) <= 1:
+            raise ConfigError(f"sample fraction must be in (0, 1], not {self.fraction}")
+        s = [float(v) for v in self.split]
+        if len(s) != 3 or min(s) < 0 or s[0] <= 0 or abs(sum(s) - 1) > 1e-6:
+            raise ConfigError(f"split must be three fractions (train, val, test) summing to 1: {s}")
+        if self.age not in AGE_MODES:
+            raise ConfigError(f"unknown age mode {self.age!r}; choose one of {', '.join(AGE_MODES)}")
+        if self.age == "custom":
+            age_bins("custom", self.age_edges)
+
+    def canonical(self) -> dict:
+        """A JSON-able dict that identifies the prepared data (part of a run's id)."""
+        d = asdict(self)
+        d["split"] = [round(float(v), 6) for v in self.split]
+        d["fraction"] = float(self.fraction)
+        d["size"] = int(self.size)
+        if self.age != "custom":
+            d["age_edges"] = None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PrepOptions:
+        d = dict(d)
+        d["split"] = tuple(d.get("split", (0.7, 0.15, 0.15)))
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+# --- the prepared data ----------------------------------------------------------------------
+@dataclass
+class Prepared:
+    options: PrepOptions
+    x: np.ndarray  # uint8 (n, size, size, c)
+    frame: pd.DataFrame  # source, labels (age binned if asked; age_years kept), split
+    labels: dict[str, LabelSpec]
+    bad: list[BadItem]
+    warnings: list[str]
+    cache_hit: bool = False
+    seconds: float = 0.0
+
+    @property
+    def dataset(self) -> str:
+        return self.options.dataset
+
+    def split_index(self, split: str) -> np.ndarray:
+        if split == "all":
+            return np.arange(len(self.frame))
+        if split not in SPLITS:
+            raise ConfigError(f"unknown split {split!r}; choose train, val, test or all")
+        return np.flatnonzero(self.frame["split"].to_numpy() == split)
+
+    def counts(self) -> pd.DataFrame:
+        """Faces per class per split for every categorical label (long format)."""
+        rows = []
+        for name, spec in self.labels.items():
+            if not spec.is_categorical:
+                continue
+            ct = pd.crosstab(self.frame[name], self.frame["split"])
+            for cls in spec.classes:
+                for sp in SPLITS:
+                    n = int(ct.at[cls, sp]) if cls in ct.index and sp in ct.columns else 0
+                    rows.append({"label": name, "class": cls, "split": sp, "count": n})
+        return pd.DataFrame(rows, columns=["label", "class", "split", "count"])
+
+    def scaling(self) -> tuple[list[float], list[float]]:
+        """Per-channel mean and std of the *training* split only."""
+        return channel_stats(self.x[self.split_index("train")])
+
+    def heads(self, names: list[str], weights: dict[str, float] | None = None,
+              age_loss: str = "mae") -> list[HeadSpec]:
+        """Head specs for the chosen labels; regression targets are scaled by train statistics."""
+        if not names:
+            raise ConfigError("choose at least one label to predict")
+        weights = weights or {}
+        out = []
+        for n in names:
+            if n not in self.labels:
+                raise ConfigError(f"dataset {self.dataset!r} has no label {n!r}; it has "
+                                  f"{', '.join(self.labels)}")
+            spec = self.labels[n]
+            w = float(weights.get(n, 1.0))
+            if spec.kind == "years":
+                if age_loss not in ("mae", "huber"):
+                    raise ConfigError(f"age loss must be 'mae' or 'huber', not {age_loss!r}")
+                y = self.frame[n].to_numpy(dtype=float)[self.split_index("train")]
+                out.append(HeadSpec(n, "regression", [], age_loss, w,
+                                    float(y.mean()), float(max(y.std(), 1e-3))))
+            else:
+                kind = "binary" if len(spec.classes) == 2 else "multiclass"
+                out.append(HeadSpec(n, kind, list(spec.classes), "", w))
+        return out
+
+    def targets(self, heads: list[HeadSpec], index: np.ndarray) -> dict[str, np.ndarray]:
+        """Training targets: class indices (int32) or years (float32)."""
+        out = {}
+        sub = self.frame.iloc[index]
+        for h in heads:
+            if h.kind == "regression":
+                out[h.name] = sub[h.name].to_numpy(dtype="float32")
+            else:
+                codes = pd.Categorical(sub[h.name], categories=h.classes).codes
+                if (codes < 0).any():
+                    raise DataError(f"label {h.name!r} has values outside {h.classes}")
+                out[h.name] = codes.astype("int32")
+        return out
+
+    def sample_weights(self, heads: list[HeadSpec], index: np.ndarray) -> dict[str, np.ndarray]:
+        """'Balanced' class weights per categorical head as sample weights (scikit-learn)."""
+        t = self.targets(heads, index)
+        return {h.name: (compute_sample_weight("balanced", t[h.name]).astype("float32")
+                         if h.kind != "regression" else np.ones(len(index), "float32"))
+                for h in heads}
+
+
+# --- preparing ------------------------------------------------------------------------------
+def _strata(frame: pd.DataFrame, label: str | None, min_count: int, warnings: list[str]):
+    """Stratification labels; classes too rare to stratify are pooled (and reported)."""
+    if label is None:
+        return None
+    y = frame[label].astype(str).to_numpy()
+    vals, counts = np.unique(y, return_counts=True)
+    rare = vals[counts < min_count]
+    if len(rare):
+        for v, c in zip(vals, counts):
+            if c < min_count:
+                warnings.append(f"class {v!r} of label {label!r} has only {c} image(s): too few "
+                                "to stratify on; it is split at random")
+        y = np.where(np.isin(y, rare), "__rare__", y)
+        if (y == "__rare__").sum() < min_count:
+            y = np.where(y == "__rare__", vals[counts.argmax()], y)
+    if len(np.unique(y)) < 2:
+        return None
+    return y
+
+
+def _split(frame: pd.DataFrame, opts: PrepOptions, strat_label: str | None,
+           warnings: list[str]) -> np.ndarray:
+    """The split of every row: official where the dataset has one, else stratified and seeded."""
+    n = len(frame)
+    split = np.full(n, "", dtype=object)
+    official = frame["split"].to_numpy(dtype=object) if "split" in frame.columns else split
+    known = np.isin(official, SPLITS)
+    split[known] = official[known]
+    train_pool = np.flatnonzero(~known | (official == "train"))
+    fr_train, fr_val, fr_test = (float(v) for v in opts.split)
+    need = [s for s in ("val", "test") if not (split == s).any()]
+    fracs = {"val": fr_val, "test": fr_test}
+    idx = train_pool
+    split[idx] = "train"
+    for i, s in enumerate(need):
+        if fracs[s] <= 0 or len(idx) < 2:
+            continue
+        remaining = fr_train + sum(fracs[t] for t in need[i:])
+        take = fracs[s] / remaining
+        y = _strata(frame.iloc[idx], strat_label, 2, warnings)
+        try:
+            keep, carved = train_test_split(idx, test_size=take, random_state=opts.seed,
+                                            stratify=y)
+        except ValueError:
+            warnings.append(f"could not stratify the {s} split on {strat_label!r}; "
+                            "it is split at random")
+            keep, carved = train_test_split(idx, test_size=take, random_state=opts.seed)
+        split[carved] = s
+        idx = keep
+    return split
+
+
+def prepare(opts: PrepOptions, progress: Progress | None = None,
+            cache: ArrayCache | None = None) -> Prepared:
+    """Scan, sample, decode (through the on-disk cache), bin ages and split."""
+    t0 = time.perf_counter()
+    opts.validate()
+    adapter = datasets.get(opts.dataset)
+    scan = adapter.scan(opts.path, **opts.dataset_options)
+    labels = dict(scan.labels)
+    frame = scan.frame.reset_index(drop=True)
+    if frame.empty:
+        raise DataError(f"{opts.dataset}: no usable faces found"
+                        + (f" ({len(scan.bad)} skipped)" if scan.bad else ""))
+    warnings: list[str] = []
+    strat = opts.stratify or next((n for n, s in labels.items() if s.is_categorical), None)
+    if strat is not None and strat not in labels:
+        raise ConfigError(f"cannot stratify on {strat!r}: dataset has {', '.join(labels)}")
+    if strat is not None and not labels[strat].is_categorical:
+        strat = None
+
+    # sample a fraction (stratified, seeded) before decoding anything
+    if opts.fraction < 1.0:
+        keep = max(2, int(round(len(frame) * opts.fraction)))
+        if keep < len(frame):
+            y = _strata(frame, strat, 2, [])
+            try:
+                idx, _ = train_test_split(np.arange(len(frame)), train_size=keep,
+                                          random_state=opts.seed, stratify=y)
+            except ValueError:
+                idx, _ = train_test_split(np.arange(len(frame)), train_size=keep,
+                                          random_state=opts.seed)
+            frame = frame.iloc[np.sort(idx)].reset_index(drop=True)
+
+    cache = cache or ArrayCache()
+    key = make_key(opts.dataset, scan.fingerprint(frame), opts.size, opts.color)
+    hit = cache.get(key)
+    bad = list(scan.bad)
+    if hit is not None:
+        x, kept, meta = hit
+        bad += [BadItem(**b) for b in meta.get("bad_read", [])]
+        if progress:
+            progress(1, 1)
+    else:
+        x, read_bad = adapter.read(scan, frame, opts.size, opts.color, progress)
+        bad_sources = {b.source for b in read_bad}
+        ok = ~frame["source"].isin(bad_sources).to_numpy()
+        x = np.ascontiguousarray(x[ok])
+        kept = frame[[c for c in frame.columns if not c.startswith("_")]][ok].reset_index(drop=True)
+        cache.put(key, x, kept, {"bad_read": [b.__dict__ for b in read_bad],
+                                 "dataset": opts.dataset, "size": opts.size, "color": opts.color})
+        bad += read_bad
+    frame = kept.reset_index(drop=True)
+    if len(frame) == 0:
+        raise DataError(f"{opts.dataset}: none of the {len(bad)} images could be read")
+
+    # ages: years, or bins with a named scheme
+    age = labels.get("age")
+    if age is not None and age.kind == "years":
+        frame["age_years"] = frame["age"].astype(float)
+        if opts.age != "years":
+            edges, names = age_bins(opts.age, opts.age_edges)
+            frame["age"] = [names[i] for i in bin_ages(frame["age_years"], opts.age, edges)]
+            labels["age"] = LabelSpec("age", "categorical", tuple(names),
+                                      f"age in bins ({opts.age})")
+    elif age is not None and opts.age not in ("years",):
+        warnings.append(f"{opts.dataset} has age only as classes {list(age.classes)}; "
+                        f"the age scheme {opts.age!r} is not applied")
+
+    if strat == "age" and labels["age"].kind == "years":
+        strat = None
+    frame["split"] = _split(frame, opts, strat, warnings)
+    return Prepared(opts, x, frame, labels, bad, warnings, hit is not None,
+                    time.perf_counter() - t0)

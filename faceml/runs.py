@@ -1,0 +1,245 @@
+"""The run store: one directory per training run, named by the hash of its canonical config.
+
+    runs/<run_id>/
+        config.json        the canonical TrainConfig (what the id is a hash of)
+        status.json        state (queued/running/done/failed/stopped), reason, pid, device, progress
+        history.json       one row per finished epoch (rewritten atomically each epoch)
+        last.keras         the model after the last finished epoch (with optimizer state: resume)
+        best.keras         the model with the best validation loss so far
+        predictions.csv    per face predictions on val and test (see faceml.metrics)
+        metrics.json       final metrics per split
+        log.txt            the worker's output for this run
+
+Every file is written to a temporary name and renamed into place, so a crash or a kill never
+leaves a half-written file; a run whose files are damaged anyway is listed as ``damaged`` and
+never stops the other runs from working.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from faceml import paths
+from faceml.errors import FaceMLError
+
+STATES = ("queued", "running", "done", "failed", "stopped")
+FINISHED = ("done", "failed", "stopped")
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=1, default=str))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (finished child not yet reaped) is not alive
+        with open(f"/proc/{int(pid)}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+class RunDamaged(FaceMLError):
+    pass
+
+
+@dataclass
+class Run:
+    dir: Path
+
+    @property
+    def id(self) -> str:
+        return self.dir.name
+
+    # -- files ------------------------------------------------------------------------------
+    def _read_json(self, name: str, default=None):
+        p = self.dir / name
+        if not p.exists():
+            if default is not None:
+                return default
+            raise RunDamaged(f"run {self.id}: {name} is missing")
+        try:
+            return json.loads(p.read_text())
+        except (OSError, ValueError) as e:
+            raise RunDamaged(f"run {self.id}: {name} is damaged ({e})") from None
+
+    @property
+    def config(self) -> dict:
+        return self._read_json("config.json")
+
+    def status(self) -> dict:
+        """The status, with a dead worker's 'running' (or a stale 'stopping') shown as failed."""
+        st = self._read_json("status.json", {"state": "queued"})
+        if st.get("state") == "running" and not pid_alive(st.get("pid")):
+            st = {**st, "state": "failed", "reason": "the training process died "
+                  "(killed or crashed); resume continues from the last saved epoch",
+                  "crashed": True}
+        return st
+
+    def set_status(self, **fields) -> dict:
+        st = self._read_json("status.json", {"state": "queued"}) if (self.dir / "status.json").exists() else {}
+        st.update(fields, updated=time.time())
+        write_json_atomic(self.dir / "status.json", st)
+        return st
+
+    @property
+    def state(self) -> str:
+        return self.status().get("state", "queued")
+
+    def history(self) -> pd.DataFrame:
+        rows = self._read_json("history.json", [])
+        if not isinstance(rows, list):
+            raise RunDamaged(f"run {self.id}: history.json is not a list of epochs")
+        return pd.DataFrame(rows)
+
+    def append_history(self, row: dict) -> None:
+        rows = self._read_json("history.json", [])
+        rows = [r for r in rows if r.get("epoch") != row.get("epoch")] + [row]
+        write_json_atomic(self.dir / "history.json", rows)
+
+    def truncate_history(self, epochs: int) -> None:
+        rows = self._read_json("history.json", [])
+        write_json_atomic(self.dir / "history.json", [r for r in rows if r["epoch"] <= epochs])
+
+    def model_path(self, which: str = "best") -> Path:
+        return self.dir / f"{which}.keras"
+
+    def has_model(self, which: str = "best") -> bool:
+        return self.model_path(which).exists()
+
+    def load_model(self, which: str = "best"):
+        """Load a checkpoint with ``safe_mode=True`` (falls back from best to last)."""
+        from faceml.modelio import load_model
+
+        p = self.model_path(which)
+        if not p.exists() and which == "best":
+            p = self.model_path("last")
+        if not p.exists():
+            raise FaceMLError(f"run {self.id} has no saved model yet")
+        return load_model(p)
+
+    def predictions(self) -> pd.DataFrame | None:
+        p = self.dir / "predictions.csv"
+        if not p.exists():
+            return None
+        return pd.read_csv(p, dtype={"source": str})
+
+    def metrics(self) -> dict:
+        return self._read_json("metrics.json", {})
+
+    def stop_requested(self) -> bool:
+        return (self.dir / "STOP").exists()
+
+    def request_stop(self) -> None:
+        (self.dir / "STOP").touch()
+
+    def clear_stop(self) -> None:
+        (self.dir / "STOP").unlink(missing_ok=True)
+
+    def summary(self) -> dict:
+        """One row for run lists; never raises (damaged runs say so)."""
+        row = {"run_id": self.id, "state": "damaged", "reason": "", "dataset": "", "arch": "",
+               "heads": "", "epochs_done": 0, "created": None, "sec_per_epoch": None}
+        try:
+            cfg = self.config
+            st = self.status()
+            hist = self.history()
+        except RunDamaged as e:
+            row["reason"] = str(e)
+            return row
+        row.update(state=st.get("state", "queued"), reason=st.get("reason", ""),
+                   dataset=cfg.get("data", {}).get("dataset", ""), arch=cfg.get("arch", ""),
+                   heads=",".join(cfg.get("heads", [])), created=st.get("created"),
+                   epochs_done=int(hist["epoch"].max()) if "epoch" in hist else 0,
+                   epochs=cfg.get("epochs"),
+                   sec_per_epoch=float(hist["seconds"].mean()) if "seconds" in hist else None)
+        for k, v in (self.metrics().get("test", {}) or {}).items():
+            if isinstance(v, int | float):
+                row[f"test_{k}"] = v
+        return row
+
+
+class RunStore:
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root) if root is not None else paths.runs_dir()
+
+    def get(self, run_id: str) -> Run:
+        if not run_id or "/" in run_id or run_id.startswith("."):
+            raise FaceMLError(f"not a run id: {run_id!r}")
+        d = self.root / run_id
+        if not (d / "config.json").exists():
+            raise FaceMLError(f"no run {run_id!r} in {self.root}")
+        return Run(d)
+
+    def exists(self, run_id: str) -> bool:
+        return (self.root / run_id / "config.json").exists()
+
+    def create(self, run_id: str, config: dict) -> tuple[Run, bool]:
+        """The run for ``run_id``; ``created`` is False when it already existed (atomic: two
+        launches of one config at once make one run)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        d = self.root / run_id
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=f".new-{run_id}-", dir=self.root))
+        except OSError as e:
+            raise FaceMLError(f"cannot write to the runs folder {self.root}: {e}") from None
+        write_json_atomic(tmp / "config.json", config)
+        write_json_atomic(tmp / "status.json", {"state": "queued", "created": time.time(),
+                                                "queued_at": time.time(), "updated": time.time()})
+        try:
+            os.rename(tmp, d)  # fails if d exists: the other launch won
+            return Run(d), True
+        except OSError:
+            for f in tmp.iterdir():
+                f.unlink()
+            tmp.rmdir()
+            return Run(d), False
+
+    def list(self) -> list[Run]:
+        if not self.root.exists():
+            return []
+        runs = [Run(d) for d in self.root.iterdir()
+                if d.is_dir() and not d.name.startswith(".") and (d / "config.json").exists()]
+        return sorted(runs, key=lambda r: (r.dir / "config.json").stat().st_mtime)
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame([r.summary() for r in self.list()])
+
+    def queued(self) -> list[Run]:
+        """Queued runs, oldest first (the order jobs were launched)."""
+        out = []
+        for r in self.list():
+            try:
+                st = r.status()
+            except RunDamaged:
+                continue
+            if st.get("state") == "queued":
+                out.append((st.get("queued_at", 0), r))
+        return [r for _, r in sorted(out, key=lambda t: t[0])]

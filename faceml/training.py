@@ -1,0 +1,410 @@
+"""The training engine: a canonical config, its run id, and ``train_run`` (Keras ``fit``).
+
+A :class:`TrainConfig` says everything that decides a result: the data and its options, the
+architecture and its parameters, the heads, the hyperparameters and the seed. Its canonical
+JSON hashed gives the run id, so the same configuration never trains twice ("train again" is
+an explicit ``repeat`` number that makes a new id).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from faceml.errors import ConfigError, FaceMLError
+from faceml.preprocessing import PrepOptions, Prepared, prepare
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+SCHEDULES = ("constant", "cosine", "plateau")
+AUGMENTATIONS = ("flip", "rotation", "zoom", "contrast")
+AUG_LAYERS = {"flip": {"type": "flip"}, "rotation": {"type": "rotation", "factor": 0.05},
+              "zoom": {"type": "zoom", "factor": 0.1}, "contrast": {"type": "contrast", "factor": 0.2}}
+
+
+@dataclass
+class TrainConfig:
+    data: PrepOptions = field(default_factory=PrepOptions)
+    arch: str = "default_cnn"
+    arch_params: dict = field(default_factory=dict)
+    heads: list[str] = field(default_factory=list)
+    head_weights: dict = field(default_factory=dict)
+    age_loss: str = "mae"
+    class_weights: bool = False
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    schedule: str = "constant"
+    batch_size: int = 64
+    epochs: int = 10
+    early_stopping: int = 0  # patience in epochs; 0 = off
+    augmentation: list[str] = field(default_factory=list)
+    seed: int = 0
+    mixed_precision: bool = False
+    repeat: int = 0  # "train again": a new run of the same configuration
+
+    @property
+    def is_vae(self) -> bool:
+        return self.arch == "vae"
+
+    def validate(self) -> None:
+        """Every check that can be made before any data is read or anything trains."""
+        self.data.validate()
+        if not (isinstance(self.lr, int | float) and math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"learning rate must be > 0, not {self.lr}")
+        if int(self.batch_size) < 1:
+            raise ConfigError(f"batch size must be at least 1, not {self.batch_size}")
+        if int(self.epochs) < 1:
+            raise ConfigError(f"epochs must be at least 1, not {self.epochs}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"unknown schedule {self.schedule!r}; choose {', '.join(SCHEDULES)}")
+        bad = [a for a in self.augmentation if a not in AUGMENTATIONS]
+        if bad:
+            raise ConfigError(f"unknown augmentation {bad[0]!r}; choose {', '.join(AUGMENTATIONS)}")
+        if int(self.early_stopping) < 0:
+            raise ConfigError("early-stopping patience cannot be negative")
+        if not self.is_vae and not self.heads:
+            raise ConfigError("choose at least one label to predict")
+        from faceml import data as datasets
+
+        labels = datasets.get(self.data.dataset).label_specs()
+        for h in self.heads:
+            if h not in labels:
+                raise ConfigError(f"dataset {self.data.dataset!r} has no label {h!r}; it has "
+                                  f"{', '.join(labels)}")
+        for h, w in self.head_weights.items():
+            if not (isinstance(w, int | float) and w >= 0):
+                raise ConfigError(f"loss weight of {h!r} must be ≥ 0, not {w}")
+        if self.is_vae:
+            from faceml import vae
+
+            vae.check_config(self.data.size, self.data.color, **self.arch_params)
+        else:
+            from faceml import architectures
+
+            heads = [_placeholder_head(h, labels[h], self.data.age) for h in self.heads]
+            architectures.check(self.arch, self.data.size, self.data.color, heads,
+                                **self.arch_params)
+
+    def canonical(self) -> dict:
+        d = asdict(self)
+        d["data"] = self.data.canonical()
+        d["lr"] = float(self.lr)
+        d["batch_size"] = int(self.batch_size)
+        d["epochs"] = int(self.epochs)
+        d["heads"] = list(self.heads)
+        d["head_weights"] = {k: float(v) for k, v in sorted(self.head_weights.items())
+                             if k in self.heads}
+        d["augmentation"] = sorted(set(self.augmentation))
+        return d
+
+    def run_id(self) -> str:
+        blob = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        d = dict(d)
+        d["data"] = PrepOptions.from_dict(d.get("data", {}))
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+def _placeholder_head(name, spec, age_mode):
+    """A head spec good enough for shape checks before the data is read."""
+    from faceml.heads import HeadSpec
+
+    if spec.kind == "years":
+        if age_mode == "years":
+            return HeadSpec(name, "regression")
+        from faceml.preprocessing import age_bins
+
+        return HeadSpec(name, "multiclass", age_bins(age_mode)[1] if age_mode != "custom"
+                        else ["a", "b"])
+    return HeadSpec(name, "binary" if len(spec.classes) == 2 else "multiclass",
+                    list(spec.classes))
+
+
+# --- device ---------------------------------------------------------------------------------
+def device_info() -> dict:
+    import keras
+
+    backend = keras.backend.backend()
+    gpu = None
+    try:
+        if backend == "jax":
+            import jax
+
+            devs = [d for d in jax.devices() if d.platform == "gpu"]
+            gpu = devs[0].device_kind if devs else None
+        elif backend == "tensorflow":
+            import tensorflow as tf
+
+            devs = tf.config.list_physical_devices("GPU")
+            if devs:
+                gpu = tf.config.experimental.get_device_details(devs[0]).get("device_name", "GPU")
+        elif backend == "torch":
+            import torch
+
+            gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except Exception:  # device discovery must never stop training
+        gpu = None
+    return {"backend": backend, "gpu": gpu, "device": gpu or "CPU"}
+
+
+# --- model ----------------------------------------------------------------------------------
+def build_model(cfg: TrainConfig, prep: Prepared, heads):
+    """The model for a config, with scaling statistics fitted on the training split."""
+    metadata = {"dataset": cfg.data.dataset, "data": cfg.data.canonical(),
+                "run_config": cfg.run_id()}
+    aug = [AUG_LAYERS[a] for a in sorted(set(cfg.augmentation))]
+    if cfg.is_vae:
+        from faceml import vae
+
+        return vae.build_vae(cfg.data.size, cfg.data.color, metadata=metadata, **cfg.arch_params)
+    from faceml import architectures
+
+    mean, std = prep.scaling()
+    return architectures.build(cfg.arch, image_size=cfg.data.size, color=cfg.data.color,
+                               heads=heads, mean=mean, std=std, metadata=metadata,
+                               augmentation=aug or None, **cfg.arch_params)
+
+
+def make_optimizer(cfg: TrainConfig, steps_per_epoch: int):
+    import keras
+
+    lr = float(cfg.lr)
+    if cfg.schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, steps_per_epoch * cfg.epochs))
+    if cfg.optimizer == "adam":
+        return keras.optimizers.Adam(lr)
+    if cfg.optimizer == "adamw":
+        return keras.optimizers.AdamW(lr)
+    if cfg.optimizer == "sgd":
+        return keras.optimizers.SGD(lr, momentum=0.9)
+    return keras.optimizers.RMSprop(lr)
+
+
+def compile_model(model, cfg: TrainConfig, heads, steps_per_epoch: int):
+    import keras
+
+    if cfg.is_vae:
+        from faceml import vae
+
+        vae.compile_vae(model, make_optimizer(cfg, steps_per_epoch),
+                        beta=cfg.arch_params.get("beta", 0.05),
+                        recon=cfg.arch_params.get("recon", "mse"))
+        return model
+    losses, weights, metrics = {}, {}, {}
+    for h in heads:
+        if h.kind == "regression":
+            losses[h.name] = keras.losses.Huber(delta=5.0) if h.loss == "huber" else "mae"
+            metrics[h.name] = ["mae"]
+        else:
+            losses[h.name] = h.loss
+            metrics[h.name] = ["accuracy"]
+        weights[h.name] = h.weight
+    model.compile(optimizer=make_optimizer(cfg, steps_per_epoch), loss=losses,
+                  loss_weights=weights, metrics=metrics)
+    return model
+
+
+def fit_arrays(cfg: TrainConfig, prep: Prepared, heads, split: str):
+    """x, targets (and sample weights) of one split, shaped for ``model.fit``."""
+    idx = prep.split_index(split)
+    x = prep.x[idx]
+    if cfg.is_vae:
+        from faceml import vae
+
+        return x, vae.vae_targets(x), None
+    y = prep.targets(heads, idx)
+    sw = prep.sample_weights(heads, idx) if cfg.class_weights else None
+    return x, y, sw
+
+
+# --- the engine -----------------------------------------------------------------------------
+class StopTraining(Exception):
+    pass
+
+
+def _engine_callback(run, cfg: TrainConfig, start_epoch: int):
+    """Per-epoch history + checkpoints (atomic), Stop within one batch, NaN detection, status."""
+    import keras
+
+    from faceml.modelio import save_model
+
+    class Engine(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.best = math.inf
+            hist = run.history()
+            if "val_loss" in hist:
+                self.best = float(hist["val_loss"].min())
+            self.t_epoch = 0.0
+            self.last_status = 0.0
+            self.nan_epoch = None
+            self.stopped = False
+            self.steps = 0
+
+        def on_train_begin(self, logs=None):
+            self.steps = self.params.get("steps") or 0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t_epoch = time.perf_counter()
+            run.set_status(phase="training", epoch=epoch + 1, batch=0, batches=self.steps)
+
+        def on_train_batch_end(self, batch, logs=None):
+            if run.stop_requested():
+                self.model.stop_training = True
+                self.stopped = True
+            now = time.monotonic()
+            if now - self.last_status > 1.0:
+                self.last_status = now
+                run.set_status(batch=batch + 1)
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = {k: float(v) for k, v in (logs or {}).items()}
+            if any(not math.isfinite(v) for k, v in logs.items() if k.endswith("loss")):
+                self.nan_epoch = epoch + 1
+                self.model.stop_training = True
+                return
+            if self.stopped:  # partial epoch: keep the last full one
+                return
+            row = {"epoch": epoch + 1, "seconds": time.perf_counter() - self.t_epoch,
+                   "lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
+                   **logs}
+            save_model(self.model, run.model_path("last"))
+            val = logs.get("val_loss", logs.get("loss", math.inf))
+            if val < self.best:
+                self.best = val
+                save_model(self.model, run.model_path("best"))
+            run.append_history(row)
+
+    return Engine()
+
+
+def train_run(run, prep: Prepared | None = None, progress=None) -> dict:
+    """Train (or resume) a run in this process; returns its final status.
+
+    ``run`` is a :class:`faceml.runs.Run` whose config.json holds a TrainConfig. Resuming
+    loads ``last.keras`` (weights and optimizer state) and continues after its last epoch.
+    """
+    import keras
+
+    from faceml.modelio import load_model
+
+    cfg = TrainConfig.from_dict(run.config)
+    run.clear_stop()
+    run.set_status(state="running", pid=os.getpid(), started=time.time(), reason="",
+                   phase="preparing data", device=device_info())
+    try:
+        cfg.validate()
+        keras.utils.set_random_seed(cfg.seed)
+        if cfg.mixed_precision and device_info()["gpu"]:
+            keras.mixed_precision.set_global_policy("mixed_float16")
+        else:
+            keras.mixed_precision.set_global_policy("float32")
+        if prep is None:
+            prep = prepare(cfg.data, progress=progress)
+        heads = [] if cfg.is_vae else prep.heads(cfg.heads, cfg.head_weights, cfg.age_loss)
+        x, y, sw = fit_arrays(cfg, prep, heads, "train")
+        val = fit_arrays(cfg, prep, heads, "val")
+        if len(x) == 0:
+            raise FaceMLError("the training split is empty")
+        steps = math.ceil(len(x) / cfg.batch_size)
+        hist = run.history()
+        start = int(hist["epoch"].max()) if len(hist) and run.has_model("last") else 0
+        if start:
+            # compiled load: weights, optimizer state and schedule position all come back
+            model = load_model(run.model_path("last"), compile=True)
+        else:
+            run.truncate_history(0)
+            model = compile_model(build_model(cfg, prep, heads), cfg, heads, steps)
+        run.set_status(phase="training", epochs=cfg.epochs, start_epoch=start,
+                       n_train=int(len(x)), n_val=int(len(val[0])))
+        engine = _engine_callback(run, cfg, start)
+        callbacks = [engine]
+        if cfg.schedule == "plateau":
+            callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
+                                                               patience=2, min_lr=1e-6))
+        if cfg.early_stopping:
+            callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss",
+                                                           patience=int(cfg.early_stopping)))
+        if start < cfg.epochs:
+            model.fit(x, y, sample_weight=sw, batch_size=cfg.batch_size, epochs=cfg.epochs,
+                      initial_epoch=start, validation_data=val if len(val[0]) else None,
+                      callbacks=callbacks, verbose=0, shuffle=True)
+        if engine.nan_epoch:
+            return run.set_status(state="failed", reason=f"loss became NaN at epoch {engine.nan_epoch}")
+        done_epochs = int(run.history()["epoch"].max()) if len(run.history()) else 0
+        run.set_status(phase="evaluating")
+        _store_results(run, cfg, prep, heads)
+        if engine.stopped or run.stop_requested():
+            return run.set_status(state="stopped", reason=f"stopped by the user after epoch "
+                                  f"{done_epochs}; resume continues from there", phase="")
+        return run.set_status(state="done", phase="", reason="", finished=time.time())
+    except FaceMLError as e:
+        return run.set_status(state="failed", reason=str(e), phase="")
+    except Exception as e:  # noqa: BLE001 - a run records why it failed instead of crashing
+        msg = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        if "ResourceExhausted" in msg or "out of memory" in msg.lower() or isinstance(e, MemoryError):
+            msg = f"out of memory: {msg} — try a smaller batch size or image size"
+        return run.set_status(state="failed", reason=msg, phase="")
+
+
+def _store_results(run, cfg: TrainConfig, prep: Prepared, heads) -> None:
+    """Predictions of the best model on val and test, and metrics per split."""
+    from faceml.metrics import Interpretation, predictions_frame
+    from faceml.runs import write_json_atomic
+
+    if not run.has_model("best") and not run.has_model("last"):
+        return
+    model = run.load_model("best")
+    if cfg.is_vae:
+        from faceml import vae
+
+        out = {}
+        for split in ("val", "test"):
+            idx = prep.split_index(split)
+            if len(idx):
+                rec = vae.reconstruct(model, prep.x[idx])
+                xs = prep.x[idx].astype("float32") / 255
+                mse = float(np.mean((rec.astype("float32") / 255 - xs) ** 2))
+                base = float(np.mean((xs - prep.x[prep.split_index("train")].astype("float32").mean(0) / 255) ** 2))
+                out[split] = {"dataset": cfg.data.dataset, "split": split, "n": int(len(idx)),
+                              "recon_mse": mse, "mean_image_mse": base}
+        write_json_atomic(run.dir / "metrics.json", out)
+        return
+    frames, metrics = [], {}
+    extra_cols = [c for c in prep.frame.columns if c not in ("source", "split")]
+    for split in ("val", "test"):
+        idx = prep.split_index(split)
+        if not len(idx):
+            continue
+        outputs = predict_arrays(model, prep.x[idx], cfg.batch_size)
+        f = predictions_frame(prep.frame["source"].to_numpy()[idx], heads,
+                              prep.targets(heads, idx), outputs, split,
+                              extra=prep.frame.iloc[idx][extra_cols].reset_index(drop=True))
+        frames.append(f)
+        metrics[split] = Interpretation(f, heads, dataset=cfg.data.dataset, split=split).summary()
+    import pandas as pd
+
+    from faceml.runs import write_text_atomic
+
+    write_text_atomic(run.dir / "predictions.csv", pd.concat(frames).to_csv(index=False))
+    write_json_atomic(run.dir / "metrics.json", metrics)
+    write_json_atomic(run.dir / "heads.json", [h.to_dict() for h in heads])
+
+
+def predict_arrays(model, x: np.ndarray, batch_size: int = 256) -> dict[str, np.ndarray]:
+    """Model outputs as a dict of numpy arrays (one entry per head)."""
+    out = model.predict(x, batch_size=batch_size, verbose=0)
+    if not isinstance(out, dict):
+        names = model.output_names if hasattr(model, "output_names") else ["out"]
+        out = dict(zip(names, out if isinstance(out, list | tuple) else [out]))
+    return {k: np.asarray(v) for k, v in out.items()}
