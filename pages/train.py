@@ -1,0 +1,144 @@
+"""Train: configure an architecture and hyperparameters, launch a background job, watch it."""
+
+import json
+
+import streamlit as st
+
+from faceml import architectures, jobs
+from faceml import data as datasets
+from faceml.errors import FaceMLError
+from faceml.runs import RunStore
+from faceml.training import AUGMENTATIONS, OPTIMIZERS, SCHEDULES, TrainConfig
+from ui.common import HOSTED, dataset_picker, user_errors
+from ui.runs import layer_table_for, run_panel, runs_table
+
+HOSTED_EPOCH_CAP = 20
+
+st.title("Train")
+store = RunStore()
+ss = st.session_state
+
+with st.expander("Data", expanded=False):
+    opts = dataset_picker()
+labels = datasets.get(opts.dataset).label_specs()
+
+st.subheader("Model")
+arch_names = architectures.names() + ["vae"]
+c1, c2 = st.columns([1, 2])
+arch = c1.selectbox("Architecture", arch_names, key="arch",
+                    index=arch_names.index("default_cnn") if "default_cnn" in arch_names else 0)
+params: dict = {}
+if arch == "vae":
+    c2.caption("Convolutional variational auto-encoder: learns a latent space of faces "
+               "(see the VAE page). Sampling z = μ + exp(½·logvar)·ε.")
+    a, b, c, d = st.columns(4)
+    params["latent_dim"] = int(a.number_input("Latent size", 1, 512, 10, key="vae_latent"))
+    params["beta"] = float(b.number_input("β (KL weight)", 0.0, 10.0, 0.05, step=0.01,
+                                          format="%.3f", key="vae_beta"))
+    params["recon"] = c.selectbox("Reconstruction loss", ["mse", "bce"], key="vae_recon")
+    filt = d.text_input("Filters per level", "32,64", key="vae_filters")
+    try:
+        params["filters"] = [int(v) for v in filt.split(",") if v.strip()]
+    except ValueError:
+        st.error(f"Filters must be whole numbers separated by commas, not {filt!r}")
+        st.stop()
+    heads: list[str] = []
+else:
+    spec = architectures.get(arch)
+    c2.caption(f"**{spec.title}** — {spec.description}")
+    if arch in ("vgg16", "mobilenetv3small", "efficientnetb0"):
+        a, b = st.columns(2)
+        w = a.radio("Weights", ["imagenet", "random"], horizontal=True, key="tl_weights",
+                    help="ImageNet weights are downloaded by Keras on first use; offline, "
+                         "choose random initialisation")
+        params["weights"] = None if w == "random" else "imagenet"
+        params["fine_tune"] = b.checkbox("Fine-tune the top block", key="tl_finetune")
+    elif arch == "custom":
+        default = json.dumps(spec.defaults, indent=1)
+        txt = st.text_area("Builder parameters (JSON)", default, height=180, key="custom_json")
+        try:
+            params.update(json.loads(txt))
+        except ValueError as e:
+            st.error(f"The builder parameters are not valid JSON: {e}")
+            st.stop()
+    default_heads = [n for n in labels if n != "age"][:1] or list(labels)[:1]
+    heads = st.multiselect("Predict", list(labels), default=default_heads, key=f"heads_{opts.dataset}",
+                           help="One head per label; several make a multi-task model")
+    weights = {}
+    if len(heads) > 1:
+        cols = st.columns(len(heads))
+        for col, h in zip(cols, heads):
+            weights[h] = float(col.number_input(f"Loss weight: {h}", 0.0, 10.0,
+                                                0.1 if labels[h].kind == "years" else 1.0,
+                                                step=0.05, key=f"w_{h}"))
+    a, b = st.columns(2)
+    age_loss = a.radio("Age loss", ["mae", "huber"], horizontal=True, key="age_loss",
+                       disabled=not any(labels[h].kind == "years" for h in heads)
+                       or opts.age != "years")
+    class_weights = b.checkbox("Balance classes (class weights)", key="class_weights")
+
+st.subheader("Hyperparameters")
+c = st.columns(4)
+optimizer = c[0].selectbox("Optimizer", OPTIMIZERS, key="optimizer")
+lr = c[1].number_input("Learning rate", value=1e-3, format="%.5f", step=1e-4, key="lr")
+schedule = c[2].selectbox("Schedule", SCHEDULES, key="schedule")
+batch = int(c[3].number_input("Batch size", value=64, step=16, key="batch"))
+c = st.columns(4)
+max_epochs = HOSTED_EPOCH_CAP if HOSTED else 1000
+epochs = int(c[0].number_input("Epochs", value=5, step=1, max_value=max_epochs, key="epochs"))
+patience = int(c[1].number_input("Early stopping patience (0 = off)", 0, 100, 0, key="patience"))
+seed = int(c[2].number_input("Seed", 0, 10_000, 0, key="seed"))
+mixed = c[3].checkbox("Mixed precision (GPU only)", key="mixed")
+aug = st.multiselect("Augmentation (training only)", AUGMENTATIONS, key="aug")
+
+cfg = TrainConfig(data=opts, arch=arch, arch_params=params, heads=heads,
+                  head_weights=weights if arch != "vae" else {},
+                  age_loss=age_loss if arch != "vae" else "mae",
+                  class_weights=class_weights if arch != "vae" else False, optimizer=optimizer,
+                  lr=float(lr), schedule=schedule, batch_size=batch, epochs=epochs,
+                  early_stopping=patience, augmentation=aug, seed=seed, mixed_precision=mixed)
+try:
+    cfg.validate()
+    valid = True
+except FaceMLError as e:
+    st.error(str(e))
+    valid = False
+
+if valid:
+    with st.expander("Layers and parameters", expanded=False), user_errors():
+        table, total, trainable = layer_table_for(json.dumps(cfg.canonical(), sort_keys=True))
+        st.caption(f"Total parameters: **{total:,}** · trainable: **{trainable:,}** · "
+                   f"non-trainable: {total - trainable:,}")
+        st.dataframe(table, hide_index=True, width="stretch")
+
+run_id = cfg.run_id()
+existing = store.exists(run_id)
+b1, b2, b3 = st.columns([1, 1, 3])
+if b1.button("Launch", type="primary", disabled=not valid, key="launch"):
+    with user_errors():
+        run, new = jobs.submit(cfg, store)
+    ss["run_id"] = run.id
+    st.query_params["run"] = run.id
+    if not new:
+        st.info(f"This configuration already ran: showing its cached run {run.id}.")
+if existing and b2.button("Train again", disabled=not valid, key="again",
+                          help="Start a new run of the same configuration"):
+    with user_errors():
+        run, _ = jobs.submit(cfg, store, again=True)
+    ss["run_id"] = run.id
+    st.query_params["run"] = run.id
+if existing and not ss.get("run_id"):
+    b3.caption(f"Cached: this configuration is run {run_id}.")
+
+current = ss.get("run_id") or st.query_params.get("run")
+if current and store.exists(current):
+    ss["run_id"] = current
+    st.query_params["run"] = current
+    run_panel(store.get(current), HOSTED)
+
+st.subheader("All runs")
+picked = runs_table(store, key="train_runs")
+if picked and picked != current:
+    ss["run_id"] = picked
+    st.query_params["run"] = picked
+    st.rerun()

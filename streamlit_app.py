@@ -1,0 +1,11 @@
+"""FaceML Studio: routes only. Every screen lives in pages/."""
+
+import streamlit as st
+
+st.set_page_config(page_title="FaceML Studio", page_icon=":material/face:", layout="wide")
+
+pages = [
+    st.Page("pages/data.py", title="Data", icon=":material/dataset:", default=True),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+]
+st.navigation(pages).run()

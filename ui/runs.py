@@ -1,0 +1,160 @@
+"""Run widgets: the live panel of one run, the table of all runs, layer tables."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from faceml import jobs
+from faceml.errors import FaceMLError
+from faceml.runs import Run, RunDamaged, RunStore
+from faceml.training import TrainConfig
+
+STATE_ICON = {"queued": "⏳", "running": "🏃", "done": "✅", "failed": "❌", "stopped": "⏹",
+              "damaged": "⚠️"}
+
+
+@st.cache_data(max_entries=32, show_spinner="Building the model…")
+def layer_table_for(cfg_json: str):
+    """Layer table and parameter counts of a config's model (built without data)."""
+    import keras
+
+    from faceml import architectures
+    from faceml import data as datasets
+    from faceml.training import _placeholder_head
+
+    cfg = TrainConfig.from_dict(json.loads(cfg_json))
+    if cfg.is_vae:
+        from faceml import vae
+
+        model = vae.build_vae(cfg.data.size, cfg.data.color, **cfg.arch_params)
+    else:
+        labels = datasets.get(cfg.data.dataset).label_specs()
+        heads = [_placeholder_head(h, labels[h], cfg.data.age) for h in cfg.heads]
+        params = dict(cfg.arch_params)
+        if "weights" in params:
+            params["weights"] = None  # shapes and counts only: no download needed
+        model = architectures.build(cfg.arch, image_size=cfg.data.size, color=cfg.data.color,
+                                    heads=heads, **params)
+    from faceml.architectures import layer_table, param_counts
+
+    table = layer_table(model)
+    total, trainable = param_counts(model)
+    keras.backend.clear_session()
+    return table, total, trainable
+
+
+def history_figure(hist: pd.DataFrame, metric: str, title: str) -> go.Figure | None:
+    cols = [c for c in hist.columns if c == metric or c.endswith(f"_{metric}")]
+    cols = [c for c in cols if not c.startswith("val_")]
+    if not cols:
+        return None
+    fig = go.Figure()
+    for c in cols:
+        fig.add_scatter(x=hist["epoch"], y=hist[c], mode="lines+markers", name=f"train {c}")
+        if f"val_{c}" in hist:
+            fig.add_scatter(x=hist["epoch"], y=hist[f"val_{c}"], mode="lines+markers",
+                            name=f"val {c}", line=dict(dash="dash"))
+    fig.update_layout(title=title, height=280, margin=dict(t=40, b=10, l=10, r=10),
+                      xaxis_title="epoch", legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def _panel_body(run: Run, hosted: bool) -> None:
+    try:
+        st_ = run.status()
+        cfg = run.config
+        hist = run.history()
+    except RunDamaged as e:
+        st.error(f"{e}. Other runs are not affected.")
+        return
+    state = st_.get("state", "queued")
+    dev = st_.get("device") or {}
+    head = f"{STATE_ICON.get(state, '')} **Run `{run.id}`** — {state}"
+    if dev:
+        head += f" · {dev.get('backend', '?')} on {dev.get('device', '?')}"
+    st.markdown(head)
+    st.caption(f"{cfg['data']['dataset']} · {cfg['arch']} · heads {', '.join(cfg['heads']) or '—'}"
+               f" · lr {cfg['lr']} · batch {cfg['batch_size']} · {cfg['epochs']} epochs · seed "
+               f"{cfg['seed']}")
+    if st_.get("reason"):
+        (st.error if state == "failed" else st.info)(st_["reason"])
+    if state == "running":
+        ep, total = st_.get("epoch", 0), cfg["epochs"]
+        b, nb = st_.get("batch", 0), st_.get("batches") or 0
+        frac = ((ep - 1) + (b / nb if nb else 0)) / total if total else 0
+        phase = st_.get("phase", "")
+        st.progress(min(max(frac, 0.0), 1.0),
+                    text=f"{phase}: epoch {ep}/{total}, batch {b}/{nb}" if phase == "training"
+                    else phase or "starting")
+    elif state == "queued":
+        q = [r.id for r in RunStore(run.dir.parent).queued()]
+        pos = q.index(run.id) + 1 if run.id in q else "?"
+        st.info(f"Queued: position {pos} of {len(q)}. One job trains at a time.")
+    if len(hist):
+        if "seconds" in hist:
+            st.caption(f"{len(hist)} epoch(s) done · {hist['seconds'].mean():.1f} s per epoch")
+        cols = st.columns(3)
+        for col, (metric, title) in zip(cols, [("loss", "Loss"), ("accuracy", "Accuracy"),
+                                               ("mae", "MAE (years)")]):
+            fig = history_figure(hist, metric, title)
+            if fig is not None:
+                col.plotly_chart(fig, width="stretch", key=f"curve_{metric}_{run.id}")
+    c1, c2, _ = st.columns([1, 1, 4])
+    if state in ("queued", "running") and c1.button("Stop", key=f"stop_{run.id}"):
+        jobs.stop(run)
+        st.toast("Stopping after the current batch; what was trained is kept.")
+    if state in ("stopped", "failed") and not hosted and c2.button("Resume", key=f"resume_{run.id}"):
+        try:
+            jobs.resume(run)
+            st.toast("Resumed from the last saved epoch.")
+        except FaceMLError as e:
+            st.error(str(e))
+    m = run.metrics()
+    if state == "done" and m:
+        rows = []
+        for split, summ in m.items():
+            for head, vals in (summ.get("heads") or {}).items():
+                rows.append({"split": split, "head": head,
+                             **{k: v for k, v in vals.items() if isinstance(v, int | float)}})
+            if "recon_mse" in summ:
+                rows.append({"split": split, "head": "reconstruction",
+                             "mse": summ["recon_mse"], "mean-image mse": summ["mean_image_mse"]})
+        if rows:
+            st.dataframe(pd.DataFrame(rows), hide_index=True)
+
+
+def run_panel(run: Run, hosted: bool = False, every: float = 2.0) -> None:
+    """A live view of one run: refreshes itself while the run is queued or running."""
+
+    @st.fragment(run_every=every)
+    def live():
+        _panel_body(run, hosted)
+
+    try:
+        active = run.status().get("state") in ("queued", "running")
+    except RunDamaged:
+        active = False
+    if active:
+        live()
+    else:
+        _panel_body(run, hosted)
+
+
+def runs_table(store: RunStore, key: str) -> str | None:
+    """All runs; selecting a row returns its id."""
+    table = store.table()
+    if table.empty:
+        st.caption("No runs yet.")
+        return None
+    table = table.sort_values("created", ascending=False, na_position="last")
+    table.insert(1, "", table["state"].map(STATE_ICON).fillna(""))
+    table["created"] = pd.to_datetime(table["created"], unit="s", errors="coerce")
+    ev = st.dataframe(table, hide_index=True, on_select="rerun", selection_mode="single-row",
+                      key=key, width="stretch")
+    rows = ev.selection.rows if ev and ev.selection else []
+    return table.iloc[rows[0]]["run_id"] if rows else None
+
