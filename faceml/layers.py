@@ -45,25 +45,6 @@ class FacePreprocessing(keras.layers.Layer):
                 "mean": self.mean, "std": self.std, "metadata": self.metadata}
 
 
-def channel_stats(x: np.ndarray, batch: int = 4096) -> tuple[list[float], list[float]]:
-    """Per-channel mean and standard deviation of uint8 images ``(n, h, w, c)``, in float64,
-    batched so 20k faces do not need a float copy of the whole array."""
-    c = x.shape[-1]
-    total = np.zeros(c)
-    sq = np.zeros(c)
-    count = 0
-    for lo in range(0, len(x), batch):
-        b = x[lo:lo + batch].reshape(-1, c).astype(np.float64)
-        total += b.sum(0)
-        sq += (b * b).sum(0)
-        count += len(b)
-    if count == 0:
-        raise ValueError("no training images to fit scaling statistics on")
-    mean = total / count
-    var = np.maximum(sq / count - mean * mean, 0.0)
-    return mean.tolist(), np.sqrt(var).tolist()
-
-
 def find_preprocessing(model: keras.Model) -> FacePreprocessing:
     """The model's :class:`FacePreprocessing` layer (searching nested models too)."""
     for layer in model.layers:

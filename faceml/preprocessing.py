@@ -25,7 +25,25 @@ from faceml.cache import ArrayCache, make_key
 from faceml.data.base import SPLITS, BadItem, LabelSpec, Progress, check_color
 from faceml.errors import ConfigError, DataError
 from faceml.heads import HeadSpec
-from faceml.layers import channel_stats
+
+def channel_stats(x: np.ndarray, batch: int = 4096) -> tuple[list[float], list[float]]:
+    """Per-channel mean and standard deviation of uint8 images ``(n, h, w, c)``, in float64,
+    batched so 20k faces do not need a float copy of the whole array."""
+    c = x.shape[-1]
+    total = np.zeros(c)
+    sq = np.zeros(c)
+    count = 0
+    for lo in range(0, len(x), batch):
+        b = x[lo:lo + batch].reshape(-1, c).astype(np.float64)
+        total += b.sum(0)
+        sq += (b * b).sum(0)
+        count += len(b)
+    if count == 0:
+        raise ValueError("no training images to fit scaling statistics on")
+    mean = total / count
+    var = np.maximum(sq / count - mean * mean, 0.0)
+    return mean.tolist(), np.sqrt(var).tolist()
+
 
 # --- age bins -------------------------------------------------------------------------------
 # Each scheme: the lower edge (in years) of every bin after the first, and the bins' names.

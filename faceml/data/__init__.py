@@ -9,6 +9,8 @@ Register a new adapter by decorating its class with :func:`register`.
 
 from __future__ import annotations
 
+import importlib
+
 from faceml.data.base import (BadItem, DatasetAdapter, LabelSpec, Progress, Scan,  # noqa: F401
                               SPLITS)
 from faceml.errors import DataError
@@ -24,9 +26,13 @@ def register(cls: type[DatasetAdapter]) -> type[DatasetAdapter]:
     return cls
 
 
+BUILTIN = ("synthetic", "utkface", "utkface_csv", "fairface", "celeba", "folder")
+
+
 def _load_builtin() -> None:
     # Imported for their @register side effect.
-    from faceml.data import celeba, fairface, folder, synthetic, utkface, utkface_csv  # noqa: F401
+    for mod in BUILTIN:
+        importlib.import_module(f"faceml.data.{mod}")
 
 
 def names() -> list[str]:
