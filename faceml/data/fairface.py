@@ -1,0 +1,148 @@
+"""FairFace: ~108k faces balanced over 7 race groups, with an official train/val split.
+
+Layout (as downloaded)::
+
+    fairface/
+      fairface_label_train.csv   file,age,gender,race,service_test  (file = train/1.jpg)
+      fairface_label_val.csv     (file = val/1.jpg)
+      train/1.jpg …
+      val/1.jpg …
+
+``age`` is one of 9 bins (a categorical label; :mod:`faceml.data.mapping` gives each bin a
+representative age in years). The official split is kept in the ``split`` column (``train`` /
+``val``); preprocessing carves its test split out of train. Either CSV alone is accepted (e.g. a
+val-only download for evaluation).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from faceml.data import register
+from faceml.data.base import BadItem, DatasetAdapter, LabelSpec, Progress, Scan
+from faceml.data.imageio import read_files
+from faceml.data.mapping import FAIRFACE_AGE_BINS, FAIRFACE_RACES, GENDERS
+from faceml.errors import DataError
+
+CSV_NAMES = {"train": "fairface_label_train.csv", "val": "fairface_label_val.csv"}
+COLUMNS = ("file", "age", "gender", "race")
+
+
+def _read_labels(csv: Path) -> pd.DataFrame:
+    try:
+        df = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"fairface: {csv} is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
+        raise DataError(f"fairface: {csv} is not a readable CSV file ({e})") from None
+    except OSError as e:
+        raise DataError(f"fairface: cannot read {csv} ({e.strerror or e})") from None
+    df.columns = [str(c).strip() for c in df.columns]
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise DataError(f"fairface: {csv.name} lacks the column(s) {', '.join(missing)} "
+                        f"(expected {', '.join(COLUMNS)}; it has {', '.join(df.columns)})")
+    return df
+
+
+def _stat_dirs(root: Path, files: pd.Series) -> dict[str, tuple[str, int, int]]:
+    """``relative path -> (absolute path, size, mtime_ns)`` for the files in the folders that
+    ``files`` point into (one scandir per folder instead of one stat per file)."""
+    found: dict[str, tuple[str, int, int]] = {}
+    parents = {f.rpartition("/")[0] for f in files.unique()}
+    for parent in sorted(parents):
+        d = root / parent if parent else root
+        if not d.is_dir():
+            continue
+        prefix = f"{parent}/" if parent else ""
+        with os.scandir(d) as it:
+            for e in it:
+                if e.is_file():
+                    st = e.stat()
+                    found[prefix + e.name] = (e.path, st.st_size, st.st_mtime_ns)
+    return found
+
+
+@register
+class FairFaceAdapter(DatasetAdapter):
+    name = "fairface"
+    title = "FairFace"
+    description = ("~108k faces balanced over 7 race groups, labelled with age bin (9), gender "
+                   "and race; official train/val split.")
+    needs_path = True
+    default_path = "fairface"
+
+    def label_specs(self) -> dict[str, LabelSpec]:
+        return {
+            "age": LabelSpec("age", "categorical", FAIRFACE_AGE_BINS, "age bin in years"),
+            "gender": LabelSpec("gender", "binary", GENDERS),
+            "race": LabelSpec("race", "categorical", FAIRFACE_RACES),
+        }
+
+    def found(self, path: str | Path | None = None) -> bool:
+        p = self.resolve_path(path)
+        return p is not None and any((p / n).is_file() for n in CSV_NAMES.values())
+
+    def scan(self, path: str | Path | None = None, **options) -> Scan:
+        root = self.require_dir(path).absolute()
+        tables = []
+        for split, csv_name in CSV_NAMES.items():
+            csv = root / csv_name
+            if csv.is_file():
+                df = _read_labels(csv)
+                df = df.assign(split=split)
+                tables.append(df[[*COLUMNS, "split"]])
+        if not tables:
+            raise DataError(f"fairface: no {CSV_NAMES['train']} or {CSV_NAMES['val']} "
+                            f"in {root}")
+        df = pd.concat(tables, ignore_index=True)
+        if df.empty:
+            raise DataError(f"fairface: the label CSVs in {root} have no rows")
+        for c in COLUMNS:
+            df[c] = df[c].astype(str).str.strip()
+        df["file"] = df["file"].str.replace("\\", "/", regex=False).str.removeprefix("./")
+
+        specs = self.label_specs()
+        reason = pd.Series("", index=df.index, dtype=object)
+        for label in ("age", "gender", "race"):
+            unknown = ~df[label].isin(specs[label].classes)
+            reason[unknown & (reason == "")] = (
+                f"unknown {label} " + df.loc[unknown, label].map(repr))
+        dup = df["file"].duplicated(keep="first")
+        reason[dup & (reason == "")] = "listed more than once"
+
+        files = _stat_dirs(root, df["file"])
+        info = df["file"].map(files)
+        missing = info.isna()
+        reason[missing & (reason == "")] = "image file is missing"
+        bad_mask = (reason != "").to_numpy()
+        bad = [BadItem(f, r) for f, r in zip(df["file"][bad_mask], reason[bad_mask])]
+
+        ok = df[~bad_mask]
+        if ok.empty:
+            if missing.all():
+                raise DataError(f"fairface: none of the {len(df)} images listed in the CSVs "
+                                f"is in {root} (e.g. {df['file'].iloc[0]})")
+            raise DataError(f"fairface: no usable rows in the CSVs in {root} "
+                            f"(e.g. {bad[0].source}: {bad[0].reason})")
+        stats = info[~bad_mask]
+        frame = pd.DataFrame({
+            "source": ok["file"].to_numpy(),
+            "age": ok["age"].to_numpy(),
+            "gender": ok["gender"].to_numpy(),
+            "race": ok["race"].to_numpy(),
+            "split": ok["split"].to_numpy(),
+            "_path": [s[0] for s in stats],
+            "_size": np.array([s[1] for s in stats], dtype=np.int64),
+            "_mtime": np.array([s[2] for s in stats], dtype=np.int64),
+        })
+        return Scan(self.name, str(root), frame, specs, bad)
+
+    def read(self, scan: Scan, rows: pd.DataFrame, size: int, color: str,
+             progress: Progress | None = None) -> tuple[np.ndarray, list[BadItem]]:
+        return read_files(list(rows["_path"]), size, color, progress,
+                          names=list(rows["source"]))
