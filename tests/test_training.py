@@ -1,0 +1,144 @@
+"""The training engine and the run store (in-process; background jobs are in test_jobs.py)."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from faceml import data as datasets
+from faceml import jobs
+from faceml.data.base import DatasetAdapter, LabelSpec, Scan
+from faceml.errors import ConfigError
+from faceml.preprocessing import PrepOptions
+from faceml.runs import RunStore
+from faceml.training import TrainConfig, train_run
+
+
+def tiny(**kw) -> TrainConfig:
+    data = PrepOptions(dataset="synthetic", dataset_options={"n": 160}, size=16,
+                       color=kw.pop("color", "gray"))
+    base = dict(data=data, arch="small_cnn", heads=["eyewear"], epochs=2, batch_size=32)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@datasets.register
+class _NanAges(DatasetAdapter):
+    """Constant faces with random ages: with a huge learning rate the loss blows up."""
+
+    name = "_nan_ages"
+    needs_path = False
+
+    def label_specs(self):
+        return {"age": LabelSpec("age", "years")}
+
+    def scan(self, path=None):
+        frame = pd.DataFrame({"source": [f"f{i}" for i in range(60)], "age": np.arange(60) % 50 + 1.0})
+        return Scan(self.name, None, frame, self.label_specs())
+
+    def read(self, scan, rows, size, color, progress=None):
+        return np.full((len(rows), size, size, 1 if color == "gray" else 3), 7, np.uint8), []
+
+
+def test_run_id_is_a_hash_of_the_canonical_config():
+    a, b = tiny(), tiny()
+    assert a.run_id() == b.run_id()
+    assert tiny(lr=0.01).run_id() != a.run_id()
+    assert tiny(seed=1).run_id() != a.run_id()
+    assert tiny(augmentation=["zoom", "flip"]).run_id() == tiny(augmentation=["flip", "zoom"]).run_id()
+    round_trip = TrainConfig.from_dict(json.loads(json.dumps(a.canonical())))
+    assert round_trip.run_id() == a.run_id()
+    assert round_trip.canonical() == a.canonical()
+
+
+@pytest.mark.parametrize("kw,message", [
+    (dict(lr=0), "learning rate must be > 0"),
+    (dict(lr=-1e-3), "learning rate must be > 0"),
+    (dict(batch_size=0), "batch size must be at least 1"),
+    (dict(epochs=0), "epochs must be at least 1"),
+    (dict(heads=["race"]), "has no label 'race'"),
+    (dict(heads=[]), "at least one label"),
+    (dict(optimizer="adagrad"), "unknown optimizer"),
+    (dict(arch="vgg16", arch_params={"weights": None}), "RGB"),
+    (dict(arch="nope"), "nope"),
+])
+def test_bad_configs_fail_before_training(kw, message):
+    with pytest.raises(ConfigError, match=message):
+        tiny(**kw).validate()
+
+
+def test_pooling_to_nothing_names_the_layer():
+    cfg = tiny(arch="custom", arch_params={"conv_blocks": [{"filters": 4, "pool": 2}] * 6,
+                                           "dense": []})
+    with pytest.raises(ConfigError, match="block"):
+        cfg.validate()
+
+
+def test_train_run_stores_everything():
+    store = RunStore()
+    cfg = tiny(heads=["eyewear", "expression", "age"], head_weights={"age": 0.05})
+    run, new = store.create(cfg.run_id(), cfg.canonical())
+    assert new
+    st = train_run(run)
+    assert st["state"] == "done", st
+    hist = run.history()
+    assert hist["epoch"].tolist() == [1, 2]
+    assert {"loss", "val_loss", "seconds", "eyewear_accuracy", "age_mae"} <= set(hist.columns)
+    assert run.has_model("best") and run.has_model("last")
+    assert run.status()["device"]["backend"] == "tensorflow"
+    preds = run.predictions()
+    assert set(preds["split"]) == {"val", "test"}
+    assert {"source", "eyewear_true", "eyewear_prob_glasses", "age_pred"} <= set(preds.columns)
+    m = run.metrics()
+    assert m["test"]["dataset"] == "synthetic" and m["test"]["split"] == "test"
+    assert 0 <= m["test"]["heads"]["expression"]["accuracy"] <= 1
+    model = run.load_model()
+    assert sorted(model.output_names) == ["age", "expression", "eyewear"]
+
+
+def test_same_config_and_seed_give_the_same_history():
+    store = RunStore()
+    h = []
+    for repeat in (0, 1):
+        cfg = tiny(repeat=repeat)
+        run, _ = store.create(cfg.run_id(), cfg.canonical())
+        assert train_run(run)["state"] == "done"
+        h.append(run.history())
+    np.testing.assert_allclose(h[0]["loss"], h[1]["loss"], rtol=1e-4)
+    np.testing.assert_allclose(h[0]["val_loss"], h[1]["val_loss"], rtol=1e-4)
+
+
+def test_launching_a_known_config_returns_the_cached_run():
+    store = RunStore()
+    cfg = tiny()
+    run, new = jobs.submit(cfg, store, start_worker=False)
+    assert new
+    again, new2 = jobs.submit(tiny(), store, start_worker=False)
+    assert again.id == run.id and not new2
+    fresh, new3 = jobs.submit(tiny(), store, again=True, start_worker=False)
+    assert new3 and fresh.id != run.id and fresh.config["repeat"] == 1
+
+
+def test_nan_loss_fails_the_run_with_the_epoch():
+    store = RunStore()
+    cfg = TrainConfig(data=PrepOptions(dataset="_nan_ages", size=8, color="gray"), arch="mlp",
+                      heads=["age"], epochs=3, batch_size=16, optimizer="sgd", lr=1e30)
+    run, _ = store.create(cfg.run_id(), cfg.canonical())
+    st = train_run(run)
+    assert st["state"] == "failed"
+    assert st["reason"] == "loss became NaN at epoch 1", st
+    assert run.history().empty  # the NaN epoch is not recorded as a result
+
+
+def test_a_damaged_run_does_not_break_the_others():
+    store = RunStore()
+    good, _ = store.create("good", tiny().canonical())
+    bad, _ = store.create("bad", tiny(seed=3).canonical())
+    (bad.dir / "config.json").write_text("{not json")
+    (good.dir / "history.json").write_text(json.dumps([{"epoch": 1, "loss": 0.5}]))
+    table = store.table().set_index("run_id")
+    assert table.loc["bad", "state"] == "damaged"
+    assert "config.json is damaged" in table.loc["bad", "reason"]
+    assert table.loc["good", "state"] == "queued"
+    assert table.loc["good", "epochs_done"] == 1
