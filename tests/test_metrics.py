@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 import json
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -293,21 +292,17 @@ def test_cell_members_at_a_threshold():
     assert list(got["confidence"]) == [0.55, 0.35]
 
 
-def test_cell_members_fast_on_5000_rows():
+def test_cell_members_on_5000_rows():
+    # correctness at the size the Evaluate page uses; speed is measured in bench/evaluate.py
     n = 5000
     rng = np.random.default_rng(1)
     yt = rng.integers(0, 4, n)
     f = _race_frame(yt, np.where(rng.random(n) < 0.7, yt, rng.integers(0, 4, n)),
                     extra=pd.DataFrame({"gender": rng.choice(["Male", "Female"], n),
                                         "age": rng.uniform(1, 90, n)}))
-    M.cell_members(f, "race", "White", "Black")
-    best = math.inf
-    for _ in range(7):
-        t0 = time.perf_counter()
-        got = M.cell_members(f, "race", "White", "Black")
-        best = min(best, time.perf_counter() - t0)
-    assert len(got) == ((f["race_true"] == "White") & (f["race_pred"] == "Black")).sum()
-    assert best < 0.010, f"cell_members took {best * 1000:.1f} ms on 5,000 rows"
+    got = M.cell_members(f, "race", "White", "Black")
+    mask = (f["race_true"] == "White") & (f["race_pred"] == "Black")
+    assert sorted(got["source"]) == sorted(f.loc[mask, "source"])
 
 
 def test_top_losses():

@@ -112,7 +112,8 @@ class DatasetAdapter:
     """Relative to :func:`faceml.paths.shared_data_dir` when not absolute."""
 
     def label_specs(self) -> dict[str, LabelSpec]:
-        """The labels this dataset has (before scanning)."""
+        """The labels this dataset has (before scanning); may be ``{}`` where labels are only
+        known after a scan (a class-per-folder set names its classes by its folders)."""
         raise NotImplementedError
 
     def resolve_path(self, path: str | Path | None) -> Path | None:
