@@ -130,6 +130,24 @@ class PrepOptions:
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
+def labels_for(opts: PrepOptions) -> dict[str, LabelSpec]:
+    """The labels a model can be trained on with these options (age binned when asked).
+
+    Cheap: no pixels are decoded; a dataset whose classes are only known after a scan (a
+    class-per-folder set) is scanned."""
+    adapter = datasets.get(opts.dataset)
+    labels = dict(adapter.label_specs()) or dict(adapter.scan(opts.path, **opts.dataset_options).labels)
+    age = labels.get("age")
+    if age is not None and age.kind == "years" and opts.age != "years":
+        labels["age"] = _binned_age_spec(opts)
+    return labels
+
+
+def _binned_age_spec(opts: PrepOptions) -> LabelSpec:
+    names = age_bins(opts.age, opts.age_edges)[1]
+    return LabelSpec("age", "categorical", tuple(names), f"age in bins ({opts.age})")
+
+
 # --- the prepared data ----------------------------------------------------------------------
 @dataclass
 class Prepared:
@@ -330,8 +348,7 @@ def prepare(opts: PrepOptions, progress: Progress | None = None,
         if opts.age != "years":
             edges, names = age_bins(opts.age, opts.age_edges)
             frame["age"] = [names[i] for i in bin_ages(frame["age_years"], opts.age, edges)]
-            labels["age"] = LabelSpec("age", "categorical", tuple(names),
-                                      f"age in bins ({opts.age})")
+            labels["age"] = _binned_age_spec(opts)
     elif age is not None and opts.age not in ("years",):
         warnings.append(f"{opts.dataset} has age only as classes {list(age.classes)}; "
                         f"the age scheme {opts.age!r} is not applied")

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from faceml.errors import ConfigError, FaceMLError
-from faceml.preprocessing import PrepOptions, Prepared, prepare
+from faceml.preprocessing import PrepOptions, Prepared, labels_for, prepare
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine", "plateau")
@@ -71,9 +71,7 @@ class TrainConfig:
             raise ConfigError("early-stopping patience cannot be negative")
         if not self.is_vae and not self.heads:
             raise ConfigError("choose at least one label to predict")
-        from faceml import data as datasets
-
-        labels = datasets.get(self.data.dataset).label_specs()
+        labels = labels_for(self.data)
         for h in self.heads:
             if h not in labels:
                 raise ConfigError(f"dataset {self.data.dataset!r} has no label {h!r}; it has "
@@ -88,7 +86,7 @@ class TrainConfig:
         else:
             from faceml import architectures
 
-            heads = [_placeholder_head(h, labels[h], self.data.age) for h in self.heads]
+            heads = [placeholder_head(labels[h]) for h in self.heads]
             architectures.check(self.arch, self.data.size, self.data.color, heads,
                                 **self.arch_params)
 
@@ -115,18 +113,13 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
-def _placeholder_head(name, spec, age_mode):
-    """A head spec good enough for shape checks before the data is read."""
+def placeholder_head(spec):
+    """A head spec good enough to build a model before the data is read (shapes, counts)."""
     from faceml.heads import HeadSpec
 
     if spec.kind == "years":
-        if age_mode == "years":
-            return HeadSpec(name, "regression")
-        from faceml.preprocessing import age_bins
-
-        return HeadSpec(name, "multiclass", age_bins(age_mode)[1] if age_mode != "custom"
-                        else ["a", "b"])
-    return HeadSpec(name, "binary" if len(spec.classes) == 2 else "multiclass",
+        return HeadSpec(spec.name, "regression")
+    return HeadSpec(spec.name, "binary" if len(spec.classes) == 2 else "multiclass",
                     list(spec.classes))
 
 

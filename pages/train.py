@@ -5,8 +5,8 @@ import json
 import streamlit as st
 
 from faceml import architectures, jobs
-from faceml import data as datasets
 from faceml.errors import FaceMLError
+from faceml.preprocessing import labels_for
 from faceml.runs import RunStore
 from faceml.training import AUGMENTATIONS, OPTIMIZERS, SCHEDULES, TrainConfig
 from ui.common import HOSTED, dataset_picker, user_errors
@@ -20,7 +20,8 @@ ss = st.session_state
 
 with st.expander("Data", expanded=False):
     opts = dataset_picker()
-labels = datasets.get(opts.dataset).label_specs()
+with user_errors():
+    labels = labels_for(opts)
 
 st.subheader("Model")
 arch_names = architectures.names() + ["vae"]

@@ -23,8 +23,8 @@ def layer_table_for(cfg_json: str):
     import keras
 
     from faceml import architectures
-    from faceml import data as datasets
-    from faceml.training import _placeholder_head
+    from faceml.preprocessing import labels_for
+    from faceml.training import placeholder_head
 
     cfg = TrainConfig.from_dict(json.loads(cfg_json))
     if cfg.is_vae:
@@ -32,8 +32,8 @@ def layer_table_for(cfg_json: str):
 
         model = vae.build_vae(cfg.data.size, cfg.data.color, **cfg.arch_params)
     else:
-        labels = datasets.get(cfg.data.dataset).label_specs()
-        heads = [_placeholder_head(h, labels[h], cfg.data.age) for h in cfg.heads]
+        labels = labels_for(cfg.data)
+        heads = [placeholder_head(labels[h]) for h in cfg.heads]
         params = dict(cfg.arch_params)
         if "weights" in params:
             params["weights"] = None  # shapes and counts only: no download needed
