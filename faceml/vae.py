@@ -74,7 +74,9 @@ class Sampling(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="faceml")
 class KLDivergence(keras.layers.Layer):
-    """Per-sample KL(q(z|x) || N(0, I)) = −½ Σ (1 + logvar − mu² − exp(logvar)), shape (batch, 1)."""
+    """Per-sample KL(q(z|x) || N(0, I)) = −½ Σ (1 + logvar − mu² − exp(logvar)).
+
+    Output shape ``(batch, 1)``."""
 
     def __init__(self, **kwargs):
         kwargs.setdefault("dtype", "float32")
@@ -155,8 +157,13 @@ def _validate(image_size, color, latent_dim, filters, beta, recon, hidden):
         raise ConfigError(f"colour must be 'gray' or 'rgb', not {color!r}")
     if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) \
             or image_size < 1:
-        raise ConfigError(f"image size must be a positive whole number of pixels, not {image_size!r}")
-    filters = list(filters)
+        raise ConfigError("image size must be a positive whole number of pixels, "
+                          f"not {image_size!r}")
+    try:
+        filters = list(filters)
+    except TypeError:
+        raise ConfigError(f"filters must be one or more positive whole numbers, "
+                          f"not {filters!r}") from None
     if not filters or any(isinstance(f, bool) or not isinstance(f, (int, np.integer)) or f < 1
                           for f in filters):
         raise ConfigError(f"filters must be one or more positive whole numbers, not {filters!r}")
@@ -180,18 +187,32 @@ def _validate(image_size, color, latent_dim, filters, beta, recon, hidden):
     return [int(f) for f in filters], channels, b
 
 
+def check_config(image_size: int, color: str, latent_dim: int = 10, filters=(32, 64),
+                 beta: float = DEFAULT_BETA, recon: str = "mse", hidden: int = 128,
+                 seed: int | None = None, **unknown) -> None:
+    """Raise :class:`ConfigError` for any VAE option :func:`build_vae` would reject (run before
+    any data is read). Takes the same keyword options as :func:`build_vae` minus metadata."""
+    if unknown:
+        raise ConfigError(f"unknown VAE option {sorted(unknown)[0]!r}: choose from latent_dim, "
+                          "filters, beta, recon, hidden, seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        raise ConfigError(f"seed must be a whole number or None, not {seed!r}")
+    _validate(image_size, color, latent_dim, filters, beta, recon, hidden)
+
+
 def build_vae(image_size: int, color: str, latent_dim: int = 10, filters=(32, 64),
               beta: float = DEFAULT_BETA, recon: str = "mse", metadata: dict | None = None,
-              hidden: int = 128, seed: int | None = None) -> keras.Model:
+              hidden: int = 128, seed: int | None = None, **unknown) -> keras.Model:
     """The full (uncompiled) VAE: raw 0–255 image → ``[recon, kl]``.
 
     ``encoder`` (nested model, raw pixels → ``[mu, logvar]``; it holds the FacePreprocessing):
     3×3 stride-2 ReLU convs with ``filters`` → Flatten → Dense(``hidden``, ReLU; skipped if 0)
     → Dense ``mu`` and Dense ``logvar``. ``decoder`` (nested model, z → image in [0, 1]):
-    Dense(``hidden``) → Dense → Reshape → stride-2 Conv2DTranspose with reversed ``filters`` →
-    3×3 sigmoid conv. β and the reconstruction kind are stored in the metadata, where
-    :func:`vae_compile_kwargs` reads them.
+    Dense(``hidden``) → Dense → Reshape → stride-2 Conv2DTranspose with reversed
+    ``filters`` → 3×3 sigmoid conv. β and the reconstruction kind are stored in the metadata,
+    where :func:`vae_compile_kwargs` reads them.
     """
+    check_config(image_size, color, latent_dim, filters, beta, recon, hidden, seed, **unknown)
     filters, channels, beta = _validate(image_size, color, latent_dim, filters, beta, recon,
                                         hidden)
     s = int(image_size)
@@ -248,19 +269,22 @@ def vae_losses(beta: float = DEFAULT_BETA, recon: str = "mse") -> dict:
             "loss_weights": {"recon": 1.0, "kl": b}}
 
 
-def vae_compile_kwargs(model: keras.Model, beta: float | None = None) -> dict:
+def vae_compile_kwargs(model: keras.Model, beta: float | None = None,
+                       recon: str | None = None) -> dict:
     """:func:`vae_losses` with β and the reconstruction kind taken from the model's metadata
-    (``beta`` overrides the stored β)."""
+    (``beta`` / ``recon`` given here override the stored ones)."""
     meta = _metadata(model)
-    if meta.get("arch") != "vae":
+    if not is_vae(model):
         raise ConfigError("this run is not a VAE")
     return vae_losses(meta.get("beta", DEFAULT_BETA) if beta is None else beta,
-                      meta.get("recon", "mse"))
+                      meta.get("recon", "mse") if recon is None else recon)
 
 
-def compile_vae(model: keras.Model, optimizer="adam", beta: float | None = None) -> keras.Model:
-    """Compile ``model`` with the VAE losses (β from the metadata unless given)."""
-    model.compile(optimizer=optimizer, **vae_compile_kwargs(model, beta))
+def compile_vae(model: keras.Model, optimizer="adam", beta: float | None = None,
+                recon: str | None = None) -> keras.Model:
+    """``model.compile(optimizer, loss=..., loss_weights=...)`` with the VAE losses (β and the
+    reconstruction kind from the model's metadata unless given)."""
+    model.compile(optimizer=optimizer, **vae_compile_kwargs(model, beta, recon))
     return model
 
 

@@ -116,7 +116,8 @@ def test_reconstruction_loss_matches_numpy(kind):
     want = per_pixel.reshape(5, -1).sum(1).mean()
     got = float(keras.ops.convert_to_numpy(vae.ReconstructionLoss(kind)(y_true, y_pred)))
     assert got == pytest.approx(want, rel=1e-5)
-    assert vae.ReconstructionLoss.from_config(vae.ReconstructionLoss(kind).get_config()).kind == kind
+    config = vae.ReconstructionLoss(kind).get_config()
+    assert vae.ReconstructionLoss.from_config(config).kind == kind
 
 
 # --------------------------------------------------------------------------- model, training
@@ -147,6 +148,9 @@ def test_compile_kwargs_follow_metadata():
     assert kw["loss"]["recon"].kind == "bce"
     assert isinstance(kw["loss"]["kl"], vae.KLLoss)
     assert vae.vae_compile_kwargs(model, beta=1.0)["loss_weights"]["kl"] == 1.0
+    vae.compile_vae(model, "adam", beta=0.5, recon="mse")
+    assert model.loss["recon"].kind == "mse"
+    assert model.get_compile_config()["loss_weights"] == {"recon": 1.0, "kl": 0.5}
     t = vae.vae_targets(np.zeros((3, S, S, 1), "uint8"))
     assert set(t) == {"recon", "kl"} and t["kl"].shape == (3, 1)
 
@@ -171,10 +175,13 @@ def test_save_load_safe_mode_keeps_weights(trained, tmp_path):
     np.testing.assert_array_equal(vae.decode(model, z), vae.decode(loaded, z))
     np.testing.assert_array_equal(vae.encode(model, x[:8])[0], vae.encode(loaded, x[:8])[0])
     assert find_preprocessing(loaded).metadata["dataset"] == "blobs"
-    # the loaded model keeps training through the same contract
-    vae.compile_vae(loaded, keras.optimizers.Adam(1e-3))
-    h = loaded.fit(x[:32], vae.vae_targets(x[:32]), epochs=1, batch_size=32, verbose=0).history
-    assert np.isfinite(h["loss"][0])
+    # compile=True restores the registered losses and β (the engine's resume path)
+    assert isinstance(loaded.loss["recon"], vae.ReconstructionLoss)
+    assert isinstance(loaded.loss["kl"], vae.KLLoss)
+    assert loaded.get_compile_config()["loss_weights"] == {"recon": 1.0, "kl": 0.05}
+    y = vae.vae_targets(x[:16])
+    loss = loaded.compute_loss(x[:16], y, loaded(x[:16], training=False))
+    assert np.isfinite(float(keras.ops.convert_to_numpy(loss)))
 
 
 def test_decode_is_deterministic_and_uint8(trained):
@@ -223,9 +230,26 @@ def test_app_helpers(trained):
         vae.attribute_direction(mu, labels, "a", "c")
 
     assert vae.latent_map(mu, "pca").shape == (40, 2)
-    assert vae.latent_map(mu, "tsne", seed=0).shape == (40, 2)
+    assert vae.latent_map(mu[:20], "tsne", seed=0).shape == (20, 2)
     with pytest.raises(ConfigError, match="unknown latent map method 'umap'"):
         vae.latent_map(mu, "umap")
+
+
+def test_mixed_precision_policy_keeps_outputs_float32():
+    """The engine sets mixed_float16 on a GPU: mu/logvar, z, the KL and the reconstruction stay
+    float32 while the convolutions run in float16."""
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = small_vae()
+        enc, dec = vae.vae_parts(model)
+        assert enc.get_layer("enc_conv0").compute_dtype == "float16"
+        assert [o.dtype for o in enc.outputs] == ["float32", "float32"]
+        assert [o.dtype for o in model.outputs] == ["float32", "float32"]
+        recon, kl = model(blobs(4), training=True)
+        assert np.isfinite(keras.ops.convert_to_numpy(kl)).all()
+        assert vae.decode(model, np.zeros((1, LATENT))).dtype == np.uint8
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
 
 
 def test_is_vae_false_for_other_models():
@@ -260,9 +284,20 @@ def test_is_vae_false_for_other_models():
 ])
 def test_config_errors(kwargs, message):
     kwargs = {"color": "gray", **kwargs}
-    with pytest.raises(ConfigError) as err:
-        vae.build_vae(**kwargs)
-    assert str(err.value) == message
+    for fn in (vae.check_config, vae.build_vae):
+        with pytest.raises(ConfigError) as err:
+            fn(**kwargs)
+        assert str(err.value) == message
+
+
+def test_check_config_takes_engine_arch_params():
+    # the engine calls check_config/build_vae(size, color, **cfg.arch_params)
+    params = {"latent_dim": 10, "beta": 0.05, "recon": "bce", "filters": [32, 64]}
+    assert vae.check_config(32, "gray", **params) is None
+    with pytest.raises(ConfigError, match="unknown VAE option 'dropout'"):
+        vae.check_config(32, "gray", dropout=0.5, **params)
+    with pytest.raises(ConfigError, match="unknown VAE option 'dropout'"):
+        vae.build_vae(32, "gray", dropout=0.5)
 
 
 def test_loss_config_errors():
