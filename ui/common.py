@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+from collections import OrderedDict
 from contextlib import contextmanager
 
 import streamlit as st
@@ -34,19 +36,46 @@ def progress_callback(text: str):
     return cb, bar
 
 
-@st.cache_resource(max_entries=4, show_spinner=False)
-def _prepared(key: str, _opts: PrepOptions, _progress=None):
-    return prepare(_opts, progress=_progress)
+class _LRU:
+    """Prepared datasets kept in the process, shared by every session (read-only)."""
+
+    def __init__(self, size: int = 4):
+        self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, key):
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+        return None
+
+    def put(self, key, value) -> None:
+        with self.lock:
+            self.items[key] = value
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+
+
+@st.cache_resource(show_spinner=False)
+def _prepared_store() -> _LRU:
+    return _LRU()
 
 
 def load_prepared(opts: PrepOptions):
-    """Prepared data for these options, cached in the process (and on disk by faceml)."""
+    """Prepared data for these options: in memory when seen before in this process, else from
+    faceml's on-disk cache or decoded (with a progress bar)."""
     key = json.dumps(opts.canonical(), sort_keys=True)
+    store = _prepared_store()
+    hit = store.get(key)
+    if hit is not None:
+        return hit
     cb, bar = progress_callback(f"Loading {opts.dataset}")
     try:
-        return _prepared(key, opts, cb)
+        prep = prepare(opts, progress=cb)
     finally:
         bar.empty()
+    store.put(key, prep)
+    return prep
 
 
 def dataset_picker(prefix: str = "data") -> PrepOptions:

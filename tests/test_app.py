@@ -1,0 +1,111 @@
+"""Streamlit AppTest of the Data and Train pages (in-process; the browser flows are in tests/browser)."""
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from faceml import jobs
+from faceml.runs import RunStore
+
+TIMEOUT = 120
+
+
+def app(page: str | None = None) -> AppTest:
+    at = AppTest.from_file("../streamlit_app.py", default_timeout=TIMEOUT)
+    at.session_state["syn_n"] = 400
+    at.session_state["size"] = 32
+    at.run()
+    if page:
+        at.switch_page(page).run()
+    return at
+
+
+def errors(at) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def test_data_page_on_synthetic():
+    at = app()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Data"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Faces"] == "400"
+    assert int(metrics["train"]) + int(metrics["val"]) + int(metrics["test"]) == 400
+    subheaders = [s.value for s in at.subheader]
+    assert {"Classes per split", "Age", "Sample", "Skipped files"} <= set(subheaders)
+    assert len(at.get("plotly_chart")) >= 3  # expression, eyewear, age histogram
+    assert len(at.get("image")) == 24  # the sample grid
+
+
+def test_data_page_bad_path_is_an_error_not_a_traceback(tmp_path):
+    at = app()
+    at.selectbox(key="dataset").set_value("utkface").run()
+    at.text_input(key="path_utkface").set_value(str(tmp_path / "nowhere")).run()
+    assert not at.exception
+    assert any("does not exist" in e for e in errors(at))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    at.text_input(key="path_utkface").set_value(str(empty)).run()
+    assert not at.exception
+    assert any("no images" in e.lower() for e in errors(at)), errors(at)
+
+
+def test_data_page_reports_skipped_files(tmp_path):
+    from fixtures_formats import make_utkface
+
+    make_utkface(tmp_path / "utk", 30)
+    (tmp_path / "utk" / "notes.txt").write_text("not a face")
+    (tmp_path / "utk" / "3_1_20170116174525125.jpg.chip.jpg").write_bytes(b"\xff\xd8broken")
+    at = app()
+    at.selectbox(key="dataset").set_value("utkface").run()
+    at.text_input(key="path_utkface").set_value(str(tmp_path / "utk")).run()
+    assert not at.exception, at.exception
+    skipped = at.dataframe[-1].value
+    assert "3_1_20170116174525125.jpg.chip.jpg" in set(skipped["source"])
+
+
+def test_train_page_bad_hyperparameters_are_errors():
+    at = app("pages/train.py")
+    assert not at.exception, at.exception
+    at.number_input(key="lr").set_value(0.0).run()
+    assert any("learning rate must be > 0" in e for e in errors(at))
+    at.number_input(key="lr").set_value(0.001)
+    at.number_input(key="batch").set_value(0).run()
+    assert any("batch size must be at least 1" in e for e in errors(at))
+    at.number_input(key="batch").set_value(32)
+    at.number_input(key="epochs").set_value(0).run()
+    assert any("epochs must be at least 1" in e for e in errors(at))
+    at.number_input(key="epochs").set_value(2)
+    at.selectbox(key="arch").set_value("vgg16").run()
+    at.radio(key="color").set_value("gray").run()
+    assert any("RGB" in e for e in errors(at)), errors(at)
+    assert not at.exception
+
+
+def test_train_page_launches_a_background_run_and_shows_it():
+    at = app("pages/train.py")
+    at.selectbox(key="arch").set_value("small_cnn").run()
+    at.number_input(key="epochs").set_value(1).run()
+    assert not errors(at), errors(at)
+    at.button(key="launch").click().run()
+    assert not at.exception, at.exception
+    store = RunStore()
+    runs = store.list()
+    assert len(runs) == 1
+    run = runs[0]
+    assert at.query_params["run"] == [run.id] or at.query_params["run"] == run.id
+    assert any(run.id in m.value for m in at.markdown)
+    st = jobs.wait(run, timeout=180)
+    assert st["state"] == "done", st
+    # launching the same configuration again shows the cached run, no new one
+    at.button(key="launch").click().run()
+    assert len(store.list()) == 1
+    assert any("already ran" in i.value for i in at.info)
+    # the finished run's curves are drawn
+    at.run()
+    assert len(at.get("plotly_chart")) >= 1
+
+
+@pytest.mark.parametrize("page", ["pages/data.py", "pages/train.py"])
+def test_every_page_renders(page):
+    at = app(page)
+    assert not at.exception, at.exception
