@@ -7,6 +7,7 @@ dashboard when it points at the same runs folder (``FACEML_RUNS_DIR``).
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -14,6 +15,11 @@ import sys
 from faceml.errors import FaceMLError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+# Modules that contribute a subcommand through ``add_cli(subparsers)``; each keeps its
+# module-level imports light (no Keras) so ``--help`` stays fast.
+COMMAND_MODULES: list[str] = []
 
 
 class _Parser(argparse.ArgumentParser):
@@ -265,6 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("worker", help="train queued runs (started by the app)")
     s.add_argument("--idle-exit", type=float, default=2.0)
     s.set_defaults(fn=cmd_worker)
+
+    for mod in COMMAND_MODULES:  # each adds its subcommand: module.add_cli(sub)
+        importlib.import_module(mod).add_cli(sub)
     return p
 
 
