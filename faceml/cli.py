@@ -34,14 +34,16 @@ def _bar(desc: str, enabled: bool = True):
         return None, lambda: None
     from tqdm import tqdm
 
-    bar = tqdm(total=1, desc=desc, unit="img", file=sys.stderr, leave=False)
+    bars = []  # made on the first report, so an early error prints no empty bar
 
     def cb(done, total):
-        bar.total = total
-        bar.n = done
-        bar.refresh()
+        if not bars:
+            bars.append(tqdm(total=total, desc=desc, unit="img", file=sys.stderr, leave=False))
+        bars[0].total = total
+        bars[0].n = done
+        bars[0].refresh()
 
-    return cb, bar.close
+    return cb, lambda: bars and bars[0].close()
 
 
 def _print_json(obj) -> None:
