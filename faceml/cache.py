@@ -20,12 +20,23 @@ import pandas as pd
 
 from faceml import paths
 
-VERSION = 1  # bump when the meaning of cached pixels changes
+VERSION = 2  # bump when the meaning of cached pixels changes
 
 
 def make_key(*parts) -> str:
     h = hashlib.sha256(json.dumps([VERSION, *parts], sort_keys=True, default=str).encode())
     return h.hexdigest()[:32]
+
+
+def _array(col: pd.Series) -> np.ndarray:
+    """A column as a pickle-free numpy array (text as fixed-width unicode)."""
+    if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+        return col.to_numpy()
+    return col.astype(str).to_numpy(dtype=str)
+
+
+def _column(a: np.ndarray):
+    return a.astype(object) if a.dtype.kind == "U" else a
 
 
 class ArrayCache:
@@ -38,9 +49,11 @@ class ArrayCache:
     def get(self, key: str) -> tuple[np.ndarray, pd.DataFrame, dict] | None:
         d = self._dir(key)
         try:
-            x = np.load(d / "x.npy", allow_pickle=False)
-            frame = pd.read_json(d / "frame.json", orient="split", dtype=False)
-            meta = json.loads((d / "meta.json").read_text())
+            # copy-on-write map: near-instant, pages of pixels are read when first touched
+            x = np.load(d / "x.npy", mmap_mode="c", allow_pickle=False)
+            with np.load(d / "frame.npz", allow_pickle=False) as z:
+                meta = json.loads((d / "meta.json").read_text())
+                frame = pd.DataFrame({c: _column(z[c]) for c in meta["columns"]})
         except (OSError, ValueError):
             return None
         if len(frame) != len(x):
@@ -52,7 +65,8 @@ class ArrayCache:
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.root))
         try:
             np.save(tmp / "x.npy", x, allow_pickle=False)
-            frame.reset_index(drop=True).to_json(tmp / "frame.json", orient="split", index=False)
+            np.savez(tmp / "frame.npz", **{c: _array(frame[c]) for c in frame.columns})
+            meta = {**meta, "columns": list(frame.columns)}
             (tmp / "meta.json").write_text(json.dumps(meta, default=str))
             dest = self._dir(key)
             if dest.exists():
