@@ -1,0 +1,625 @@
+"""Evaluation: how good is a run, where does it fail, and on whom.
+
+Two sources of predictions, one contract (the predictions frame of :mod:`faceml.metrics`):
+
+* :func:`load_interpretation` reads the predictions a run stored once at the end of training
+  (``predictions.csv``, val and test). No model and no images are needed, so it works after the
+  dataset has gone from disk.
+* :func:`evaluate_model` runs a model (a run's checkpoint or any FaceML ``.keras`` file) on a
+  dataset split, with the model's own preprocessing (size and colour from its
+  ``FacePreprocessing``), on its own dataset or on *another* one: the other dataset's labels are
+  translated into the model's head classes through :func:`faceml.data.mapping.translate`
+  (FairFace's 7 race groups into UTKFace's 5, age bins into years...). A class with no mapping
+  is a :class:`~faceml.errors.DataError` naming it; heads the dataset lacks are skipped with a
+  note. The returned frame carries ``attrs``: ``dataset``, ``split``, ``heads``, ``notes`` (what
+  the user should know: "still training: its last checkpoint was evaluated", "age bins were
+  turned into years"...), ``data`` (the options that locate the images), ``model``, ``run``.
+
+:func:`face_images` reads the pixels of a few faces (a gallery) through the dataset adapter,
+``None`` for a face whose image is gone. ``python -m faceml evaluate`` is :func:`add_cli`.
+
+Module-level imports stay light (no Keras): the CLI's ``--help`` and the Evaluate page's
+stored-predictions path never load TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from collections import OrderedDict
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from faceml import data as datasets
+from faceml.data.base import Progress
+from faceml.errors import ConfigError, DataError, FaceMLError
+from faceml.heads import HeadSpec
+from faceml.runs import Run, RunDamaged, RunStore
+
+if TYPE_CHECKING:  # scikit-learn and scipy load on first use, not on ``--help``
+    from faceml.metrics import Interpretation
+    from faceml.preprocessing import PrepOptions
+
+__all__ = [
+    "EVAL_SPLITS",
+    "add_cli",
+    "check_split",
+    "dataset_available",
+    "evaluate_model",
+    "face_images",
+    "group_columns",
+    "interpret",
+    "load_interpretation",
+    "run_heads",
+    "stored_predictions",
+]
+
+EVAL_SPLITS = ("train", "val", "test", "all")
+STORED_SPLITS = ("val", "test")
+
+
+def check_split(split: str, allowed: tuple[str, ...] = EVAL_SPLITS) -> str:
+    """``split`` if it is one of ``allowed``, else a :class:`ConfigError` naming them."""
+    if split not in allowed:
+        raise ConfigError(f"unknown split {split!r}; choose {', '.join(allowed)}")
+    return split
+
+
+class _LRU:
+    """A small thread-safe LRU (Streamlit sessions share this module)."""
+
+    def __init__(self, size: int):
+        self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, key):
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+        return None
+
+    def put(self, key, value) -> None:
+        with self.lock:
+            self.items[key] = value
+            self.items.move_to_end(key)
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.items.clear()
+
+
+# --- runs and their stored predictions ----------------------------------------------------------
+
+def _as_run(run: Run | str, store: RunStore | None = None) -> Run:
+    if isinstance(run, Run):
+        return run
+    return (store or RunStore()).get(str(run))
+
+
+def run_heads(run: Run, frame: pd.DataFrame | None = None) -> list[HeadSpec]:
+    """The run's heads (``heads.json``; else recovered from its predictions frame)."""
+    p = run.dir / "heads.json"
+    if p.exists():
+        try:
+            return [HeadSpec.from_dict(h) for h in json.loads(p.read_text())]
+        except (OSError, ValueError, TypeError) as e:
+            raise RunDamaged(f"run {run.id}: heads.json is damaged ({e})") from None
+    if frame is not None:
+        from faceml.metrics import heads_from_frame
+
+        return heads_from_frame(frame)
+    return []
+
+
+_FRAMES = _LRU(8)
+
+
+def stored_predictions(run: Run | str) -> pd.DataFrame | None:
+    """The run's ``predictions.csv`` as a predictions frame (cached per file version), or None
+    when the run has stored none yet. Class names are read as text (a class called ``"1"`` stays
+    ``"1"``)."""
+    run = _as_run(run)
+    p = run.dir / "predictions.csv"
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        return None
+    key = (str(p), st.st_mtime_ns, st.st_size)
+    hit = _FRAMES.get(key)
+    if hit is not None:
+        return hit
+    heads = run_heads(run)
+    text = {"source": str, "split": str}
+    for h in heads:
+        if h.kind != "regression":
+            text[f"{h.name}_true"] = str
+            text[f"{h.name}_pred"] = str
+    try:
+        frame = pd.read_csv(p, dtype=text)
+    except (OSError, ValueError, pd.errors.ParserError) as e:
+        raise RunDamaged(f"run {run.id}: predictions.csv is damaged ({e})") from None
+    cfg = run.config
+    frame.attrs.update(dataset=cfg.get("data", {}).get("dataset", ""), run=run.id,
+                       data=cfg.get("data", {}), heads=[h.to_dict() for h in heads],
+                       notes=[], model=f"run {run.id} (stored predictions of its best model)")
+    _FRAMES.put(key, frame)
+    return frame
+
+
+def load_interpretation(run: Run | str, split: str = "test") -> Interpretation:
+    """Every number about a run's stored predictions on ``split`` (val or test), no model needed.
+
+    The result's ``frame.attrs`` carry the run's data options (``data``) so galleries can find
+    the images, and ``notes``.
+    """
+    from faceml.metrics import Interpretation
+
+    run = _as_run(run)
+    split = check_split(split, STORED_SPLITS + ("train", "all"))
+    frame = stored_predictions(run)
+    if frame is None:
+        state = run.status().get("state", "queued")
+        raise FaceMLError(f"run {run.id} has no stored predictions yet (it is {state}); "
+                          "evaluate its last checkpoint instead")
+    have = sorted(map(str, pd.unique(frame["split"].dropna())))
+    if split not in have:
+        raise FaceMLError(f"run {run.id} stored predictions for {', '.join(have)} only, not "
+                          f"{split!r}; evaluate its model on that split instead")
+    heads = run_heads(run, frame)
+    if not heads:
+        raise FaceMLError(f"run {run.id} has no heads to evaluate (a VAE?)")
+    return Interpretation(frame, heads, dataset=frame.attrs.get("dataset") or None, split=split)
+
+
+def interpret(frame: pd.DataFrame) -> Interpretation:
+    """The :class:`Interpretation` of a frame made by :func:`evaluate_model`."""
+    from faceml.metrics import Interpretation
+
+    heads = [HeadSpec.from_dict(h) for h in frame.attrs.get("heads", [])] or None
+    return Interpretation(frame, heads, dataset=frame.attrs.get("dataset"),
+                          split=frame.attrs.get("split"))
+
+
+def group_columns(frame: pd.DataFrame, head: HeadSpec | str) -> list[str]:
+    """The other labels a head's results can be broken down by (names for ``group_breakdown``):
+    race, gender and age first where present, then the rest; the head itself is left out, and
+    ``age_years`` when ``age`` is there (or the head is age)."""
+    from faceml.metrics import GROUP_PREFIX
+
+    name = head.name if isinstance(head, HeadSpec) else str(head)
+    cols = [c[len(GROUP_PREFIX):] for c in frame.columns if c.startswith(GROUP_PREFIX)]
+    out = [c for c in cols if c != name]
+    if name == "age":
+        out = [c for c in out if c != "age_years"]
+    elif "age" in out and "age_years" in out:
+        out.remove("age_years")
+    first = [c for c in ("race", "gender", "age", "age_years") if c in out]
+    return first + [c for c in out if c not in first]
+
+
+# --- models --------------------------------------------------------------------------------------
+
+_MODELS = _LRU(2)
+
+
+def _load_file(path: Path):
+    from faceml.modelio import load_model
+
+    try:
+        st = path.stat()
+    except OSError:
+        raise FaceMLError(f"model file not found: {path}") from None
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    hit = _MODELS.get(key)
+    if hit is None:
+        hit = load_model(path)
+        _MODELS.put(key, hit)
+    return hit
+
+
+def _run_checkpoint(run: Run, notes: list[str]) -> Path:
+    """The checkpoint to evaluate: best when the run is finished, last while it trains."""
+    st = run.status()
+    state = st.get("state", "queued")
+    best, last = run.model_path("best"), run.model_path("last")
+    if state in ("running", "queued") or not best.exists():
+        if not last.exists() and not best.exists():
+            raise FaceMLError(f"run {run.id} has no saved model yet ({state}); wait for its "
+                              "first epoch")
+        path = last if last.exists() else best
+        epochs = len(run.history())
+        total = run.config.get("epochs")
+        if state in ("running", "queued"):
+            notes.append(f"run {run.id} is still training ({epochs} of {total} epochs done): "
+                         f"its last checkpoint (epoch {epochs}) was evaluated")
+        elif path == last:
+            notes.append(f"run {run.id} is {state}: its last checkpoint (epoch {epochs}) was "
+                         "evaluated")
+        return path
+    return best
+
+
+def _load(model_or_run) -> tuple[Any, str, list[str], Run | None]:
+    """(keras model, description, notes, run or None) for a Run, a run id, a path or a model."""
+    notes: list[str] = []
+    if isinstance(model_or_run, Run):
+        run = model_or_run
+        path = _run_checkpoint(run, notes)
+        return _load_file(path), f"run {run.id} ({path.name})", notes, run
+    if isinstance(model_or_run, str | Path):
+        p = Path(model_or_run)
+        if p.suffix == ".keras" or p.exists() or "/" in str(model_or_run):
+            return _load_file(p), str(p), notes, None
+        return _load(RunStore().get(str(model_or_run)))
+    if hasattr(model_or_run, "predict") and hasattr(model_or_run, "layers"):
+        return model_or_run, getattr(model_or_run, "name", "model"), notes, None
+    raise FaceMLError(f"cannot evaluate a {type(model_or_run).__name__}: give a run, a run id "
+                      "or a .keras file")
+
+
+def _preprocessing(model, origin: str):
+    from faceml.layers import find_preprocessing
+
+    try:
+        return find_preprocessing(model)
+    except LookupError:
+        raise FaceMLError(f"{origin} has no FacePreprocessing layer: it was not made by FaceML, "
+                          "so its image size and colour are unknown") from None
+
+
+# --- label translation ---------------------------------------------------------------------------
+
+def _resolved(opts: PrepOptions) -> str | None:
+    p = datasets.get(opts.dataset).resolve_path(opts.path)
+    return str(Path(p).expanduser().absolute()) if p is not None else None
+
+
+def _same_data(opts: PrepOptions, own: PrepOptions | None) -> bool:
+    if own is None or opts.dataset != own.dataset:
+        return False
+    if _resolved(opts) != _resolved(own):
+        return False
+    return not opts.dataset_options or opts.dataset_options == own.dataset_options
+
+
+def _mapping_note(dataset: str, label: str, before: pd.Series, after: pd.Series) -> str | None:
+    pairs = sorted({(str(a), str(b)) for a, b in zip(before, after)
+                    if not pd.isna(a) and not pd.isna(b) and str(a) != str(b)})
+    if not pairs:
+        return None
+    shown = ", ".join(f"{a} → {b}" for a, b in pairs[:8])
+    more = f" (+{len(pairs) - 8} more)" if len(pairs) > 8 else ""
+    return f"{label}: {dataset}'s classes were mapped into the model's: {shown}{more}"
+
+
+def _true_values(sub: pd.DataFrame, h: HeadSpec, spec, dataset: str, own: PrepOptions | None,
+                 notes: list[str]) -> np.ndarray:
+    """The true values of head ``h`` in the model's terms (class names or years)."""
+    from faceml.data.mapping import bin_years, translate
+
+    col = sub[h.name]
+    if h.kind == "regression":
+        if spec.kind == "years":
+            src = sub["age_years"] if h.name == "age" and "age_years" in sub else col
+            return pd.to_numeric(src, errors="coerce").to_numpy(dtype=np.float64)
+        if h.name != "age":
+            raise DataError(f"{h.name}: {dataset} has it as classes "
+                            f"({', '.join(map(str, spec.classes))}) but the model predicts a "
+                            "number; no mapping between them")
+        years = translate(col, "age", ())
+        notes.append(f"age: {dataset} gives age as bins; each bin's representative age (its "
+                     "midpoint) is the true age, so the MAE includes the width of the bins")
+        return years.to_numpy(dtype=np.float64)
+    try:
+        out = translate(col, h.name, h.classes)
+    except DataError:
+        # age bins of another scheme: through representative years into the model's scheme
+        from faceml.preprocessing import AGE_SCHEMES
+
+        scheme = own.age if own is not None else None
+        if h.name != "age" or scheme not in (*AGE_SCHEMES, "custom"):
+            raise
+        from faceml.preprocessing import age_bins, bin_ages
+
+        years = col.map(lambda v: bin_years(v) if isinstance(v, str) else v)
+        years = pd.to_numeric(years, errors="coerce")
+        if years[col.notna()].isna().any():
+            raise
+        names = age_bins(scheme, own.age_edges)[1]
+        idx = bin_ages(years.to_numpy(dtype=float), scheme, own.age_edges)
+        out = pd.Series([names[i] if not np.isnan(y) else None for i, y in zip(idx, years)],
+                        index=col.index, dtype=object)
+    note = _mapping_note(dataset, h.name, col, out)
+    if note:
+        notes.append(note)
+    return out.to_numpy(dtype=object)
+
+
+# --- evaluating a model --------------------------------------------------------------------------
+
+def evaluate_model(model_or_run, dataset_options: PrepOptions | dict | None = None,
+                   split: str = "test", progress: Progress | None = None, *,
+                   batch_size: int | None = None) -> pd.DataFrame:
+    """A model's predictions frame on a dataset split (see the module docstring).
+
+    ``model_or_run``: a :class:`~faceml.runs.Run` (its best checkpoint; the last one while it
+    trains), a run id, a ``.keras`` path, or a loaded FaceML model. ``dataset_options``: where
+    to evaluate (``None``: the model's own training data with its own seeded split, so
+    ``split="test"`` is the run's test split); size and colour always come from the model.
+    ``split``: ``train``, ``val``, ``test`` or ``all``.
+    """
+    from faceml.preprocessing import PrepOptions, prepare
+    from faceml.training import predict_arrays
+
+    split = check_split(split)
+    if isinstance(dataset_options, dict):
+        dataset_options = PrepOptions.from_dict(dataset_options)
+    model, origin, notes, run = _load(model_or_run)
+    pre = _preprocessing(model, origin)
+    meta = dict(pre.metadata or {})
+    heads = run_heads(run) if run is not None else []
+    heads = heads or [HeadSpec.from_dict(h) for h in meta.get("heads", [])]
+    if not heads:
+        raise FaceMLError(f"{origin} has no heads to evaluate (a VAE is evaluated on the VAE "
+                          "page)")
+    own = None
+    if run is not None:
+        own = PrepOptions.from_dict(run.config.get("data", {}))
+    elif meta.get("data"):
+        own = PrepOptions.from_dict(meta["data"])
+    if dataset_options is None:
+        if own is None:
+            raise FaceMLError(f"{origin} does not say which dataset it was trained on; "
+                              "choose a dataset to evaluate it on")
+        opts, cross = own, False
+    elif _same_data(dataset_options, own):
+        opts, cross = own, False
+    else:
+        opts, cross = dataset_options, True
+        spec_age = datasets.get(opts.dataset).label_specs().get("age")
+        if spec_age is not None and spec_age.kind == "years" and own is not None:
+            opts = replace(opts, age=own.age, age_edges=own.age_edges)
+        else:
+            opts = replace(opts, age="years", age_edges=None)
+    opts = replace(opts, size=int(pre.image_size), color=str(pre.color))
+    if not cross and split in ("train", "all"):
+        notes.append("the model was trained on this dataset's training split: numbers that "
+                     "include it are optimistic")
+
+    prep = prepare(opts, progress=progress)
+    idx = prep.split_index(split)
+    if not len(idx):
+        raise DataError(f"{opts.dataset}: the {split} split is empty")
+    sub = prep.frame.iloc[idx].reset_index(drop=True)
+    kept, y_true = [], {}
+    for h in heads:
+        spec = prep.labels.get(h.name)
+        if spec is None:
+            notes.append(f"{opts.dataset} has no {h.name!r} label: the {h.name} head is skipped")
+            continue
+        y_true[h.name] = _true_values(sub, h, spec, opts.dataset, own if cross else None, notes)
+        kept.append(h)
+    if not kept:
+        raise DataError(f"{opts.dataset} has none of the model's labels "
+                        f"({', '.join(h.name for h in heads)}); nothing to evaluate")
+    for w in prep.warnings:
+        notes.append(w)
+    bs = int(batch_size or (run.config.get("batch_size") if run is not None else 0) or 256)
+    outputs = predict_arrays(model, prep.x[idx], bs)
+    lost = [h.name for h in kept if h.name not in outputs]
+    if lost:
+        raise FaceMLError(f"{origin} has no output named {lost[0]!r} (its outputs: "
+                          f"{', '.join(outputs)})")
+    from faceml.metrics import predictions_frame
+
+    extra_cols = [c for c in sub.columns if c not in ("source", "split")]
+    frame = predictions_frame(sub["source"].to_numpy(), kept, y_true, outputs, split,
+                              extra=sub[extra_cols], dataset=opts.dataset)
+    if split == "all" and "split" in sub:
+        frame["group_split"] = sub["split"].to_numpy()
+    frame.attrs.update(split=split, notes=notes, data=opts.canonical(), model=origin,
+                       run=run.id if run is not None else None, cross_dataset=cross,
+                       heads=[h.to_dict() for h in kept])
+    return frame
+
+
+# --- faces ---------------------------------------------------------------------------------------
+
+_SCANS = _LRU(4)
+_IMAGES = _LRU(2048)
+
+
+def dataset_available(dataset_options: PrepOptions | dict) -> bool:
+    """Whether the dataset's images are on disk (cheap: no scan)."""
+    from faceml.preprocessing import PrepOptions
+
+    opts = (PrepOptions.from_dict(dataset_options) if isinstance(dataset_options, dict)
+            else dataset_options)
+    try:
+        return datasets.get(opts.dataset).found(opts.path)
+    except FaceMLError:
+        return False
+
+
+def _scan(opts: PrepOptions):
+    adapter = datasets.get(opts.dataset)
+    root = adapter.resolve_path(opts.path)
+    stamp = None
+    if root is not None:
+        try:
+            stamp = Path(root).stat().st_mtime_ns
+        except OSError:
+            stamp = None
+    key = (opts.dataset, str(root), json.dumps(opts.dataset_options, sort_keys=True,
+                                               default=str), stamp)
+    hit = _SCANS.get(key)
+    if hit is None:
+        scan = adapter.scan(opts.path, **opts.dataset_options)
+        by_source = pd.Series(np.arange(len(scan.frame)), index=scan.frame["source"].astype(str))
+        by_source = by_source[~by_source.index.duplicated()]
+        hit = (adapter, scan, by_source, key)
+        _SCANS.put(key, hit)
+    return hit
+
+
+def face_images(dataset_options: PrepOptions | dict, sources, *, size: int | None = None,
+                color: str | None = None) -> list[np.ndarray | None]:
+    """The uint8 ``(size, size, c)`` pixels of each face in ``sources`` (file names from a
+    predictions frame), read through the dataset adapter; ``None`` for a face whose image is
+    missing or unreadable, and for every face when the dataset is gone. Scans and images are
+    cached in the process. ``size``/``color`` default to the options' (the model's)."""
+    from faceml.preprocessing import PrepOptions
+
+    opts = (PrepOptions.from_dict(dataset_options) if isinstance(dataset_options, dict)
+            else dataset_options)
+    sources = [str(s) for s in sources]
+    size = int(size or opts.size)
+    color = color or opts.color
+    if not sources:
+        return []
+    if not dataset_available(opts):
+        return [None] * len(sources)
+    try:
+        adapter, scan, by_source, skey = _scan(opts)
+    except FaceMLError:
+        return [None] * len(sources)
+    out: dict[str, np.ndarray | None] = {}
+    todo = []
+    for s in dict.fromkeys(sources):
+        hit = _IMAGES.get((skey, size, color, s))
+        if hit is not None:
+            out[s] = hit
+        elif s in by_source.index:
+            todo.append(s)
+        else:
+            out[s] = None
+    if todo:
+        rows = scan.frame.iloc[by_source[todo].to_numpy()]
+        try:
+            x, bad = adapter.read(scan, rows, size, color)
+        except FaceMLError:
+            x, bad = None, []
+        bad_sources = {b.source for b in bad}
+        for i, s in enumerate(todo):
+            if x is None or s in bad_sources:
+                out[s] = None
+            else:
+                img = np.ascontiguousarray(x[i])
+                _IMAGES.put((skey, size, color, s), img)
+                out[s] = img
+    return [out[s] for s in sources]
+
+
+# --- command line --------------------------------------------------------------------------------
+
+def _kv(items: list[str] | None) -> dict:
+    out = {}
+    for kv in items or []:
+        if "=" not in kv:
+            raise FaceMLError(f"--dataset-option takes KEY=VALUE, not {kv!r}")
+        k, v = kv.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except ValueError:
+            out[k] = v
+    return out
+
+
+def _cli_options(a) -> PrepOptions | None:
+    from faceml.preprocessing import PrepOptions
+
+    if a.dataset is None:
+        if a.path or a.dataset_option:
+            raise FaceMLError("--path and --dataset-option need --dataset")
+        return None
+    datasets.get(a.dataset)  # unknown dataset: a DataError naming the known ones
+    opts = PrepOptions(dataset=a.dataset, path=a.path, dataset_options=_kv(a.dataset_option),
+                       fraction=a.fraction, seed=a.data_seed)
+    opts.validate()
+    return opts
+
+
+def cmd_evaluate(a) -> int:
+    from faceml import report
+
+    if bool(a.run_id) == bool(a.model):
+        raise FaceMLError("give a run id or --model FILE.keras (one of them)")
+    split = check_split(a.split)
+    for out, kinds in ((a.report, (".md", ".html", ".htm")), (a.predictions, (".csv",))):
+        if out and Path(out).suffix.lower() not in kinds:
+            raise FaceMLError(f"{out}: the file name must end in {' or '.join(kinds)}")
+    opts = _cli_options(a)
+    run = RunStore().get(a.run_id) if a.run_id else None
+    config = run.config if run is not None else None
+    if run is not None and opts is None and split in STORED_SPLITS \
+            and run.status().get("state") not in ("running", "queued") \
+            and stored_predictions(run) is not None:
+        interp = load_interpretation(run, split)
+        notes: list[str] = []
+    else:
+        cb, close = _bar(f"evaluate on {opts.dataset if opts else 'its dataset'}",
+                         not a.json)
+        try:
+            frame = evaluate_model(run if run is not None else a.model, opts, split,
+                                   progress=cb)
+        finally:
+            close()
+        interp = interpret(frame)
+        notes = list(frame.attrs.get("notes", []))
+    summary = interp.summary()
+    if a.predictions:
+        try:
+            Path(a.predictions).write_text(report.predictions_csv(interp.frame_, interp.heads))
+        except OSError as e:
+            raise FaceMLError(f"cannot write {a.predictions}: {e.strerror or e}") from None
+    if a.report:
+        report.write_report(a.report, interp, config=config, notes=notes,
+                            title=f"run {run.id}" if run is not None else Path(a.model).name)
+    for n in notes:
+        print(f"note: {n}", file=sys.stderr)
+    if a.json:
+        print(json.dumps(summary, default=str))
+        return 0
+    print(f"{summary['dataset']} · {summary['split']} · {summary['n']} faces")
+    for head, vals in summary["heads"].items():
+        shown = "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} —"
+                          for k, v in vals.items())
+        print(f"  {head:<12} {shown}")
+    return 0
+
+
+def _bar(desc: str, enabled: bool):
+    from faceml.cli import _bar as bar
+
+    return bar(desc, enabled)
+
+
+def add_cli(sub) -> None:
+    """``python -m faceml evaluate (RUN_ID | --model FILE.keras) [--dataset D --path P] ...``"""
+    s = sub.add_parser("evaluate", help="metrics of a run or a model on a dataset split; "
+                       "export predictions and a report",
+                       description="Evaluate a run (its stored predictions, or its model on "
+                       "another split or dataset) or a .keras model file.")
+    s.add_argument("run_id", nargs="?", default=None, help="a run id (see: python -m faceml runs)")
+    s.add_argument("--model", default=None, metavar="FILE.keras", help="a FaceML model file")
+    s.add_argument("--dataset", default=None, help="evaluate on this dataset (default: the "
+                   "model's own); labels are mapped into the model's classes")
+    s.add_argument("--path", default=None, help="the dataset's location")
+    s.add_argument("--dataset-option", action="append", metavar="KEY=VALUE",
+                   help="adapter option, e.g. n=2000 for synthetic")
+    s.add_argument("--fraction", type=float, default=1.0, help="sample fraction of --dataset")
+    s.add_argument("--data-seed", type=int, default=0, help="seed of --dataset's split")
+    s.add_argument("--split", default="test", metavar="SPLIT", help="train | val | test | all")
+    s.add_argument("--json", action="store_true", help="print the summary as one JSON line")
+    s.add_argument("--predictions", default=None, metavar="OUT.csv",
+                   help="write the predictions (file, HEAD_true, HEAD_pred, HEAD_prob_CLASS)")
+    s.add_argument("--report", default=None, metavar="OUT.md|OUT.html",
+                   help="write a Markdown or HTML report")
+    s.set_defaults(fn=cmd_evaluate)

@@ -1,0 +1,466 @@
+"""Exports of an evaluation: a Markdown or HTML report, the predictions as CSV, and the Plotly
+figures shared by the report and the Evaluate page (built from stored numbers only).
+
+    md = report_markdown(interp, config=run.config)          # str
+    html = report_html(interp, config=run.config)            # str, figures as Plotly snippets
+    write_report("report.html", interp, config=run.config)   # by suffix: .md / .html
+    predictions_csv(interp.frame_, interp.heads)             # file, HEAD_true, HEAD_pred, ...
+
+A report names the dataset and split of every number, and ends with "Ethics and limits". The
+HTML is this module's own template (no Markdown converter needed); its figures load plotly.js
+from the CDN, the tables need nothing.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from faceml.errors import FaceMLError
+from faceml.heads import HeadSpec
+from faceml.metrics import Interpretation, MetricsInputError
+
+__all__ = [
+    "ETHICS_AND_LIMITS",
+    "confusion_figure",
+    "predictions_csv",
+    "predictions_table",
+    "regression_figure",
+    "report_blocks",
+    "report_html",
+    "report_markdown",
+    "roc_figure",
+    "write_report",
+]
+
+# --- predictions as CSV --------------------------------------------------------------------------
+
+def predictions_table(frame: pd.DataFrame, heads: Sequence[HeadSpec] | None = None) -> pd.DataFrame:
+    """``file``, then per head ``HEAD_true``, ``HEAD_pred`` and, for categorical heads,
+    ``HEAD_prob_CLASS`` per class (regression heads: years)."""
+    if heads is None:
+        from faceml.metrics import heads_from_frame
+
+        heads = heads_from_frame(frame)
+    cols = {"file": frame["source"].astype(str).to_numpy()}
+    for h in heads:
+        cols[f"{h.name}_true"] = frame[f"{h.name}_true"].to_numpy()
+        cols[f"{h.name}_pred"] = frame[f"{h.name}_pred"].to_numpy()
+        if h.kind != "regression":
+            for c in h.classes:
+                cols[f"{h.name}_prob_{c}"] = frame[f"{h.name}_prob_{c}"].to_numpy()
+    return pd.DataFrame(cols)
+
+
+def predictions_csv(frame: pd.DataFrame, heads: Sequence[HeadSpec] | None = None) -> str:
+    return predictions_table(frame, heads).to_csv(index=False)
+
+
+# --- figures (Plotly, built from the numbers) ----------------------------------------------------
+
+def confusion_figure(cm, classes: Sequence[str], *, normalize: bool = False,
+                     title: str | None = None, clickable: bool = False, height: int | None = None):
+    """A confusion-matrix heatmap (rows = true, columns = predicted). ``normalize`` shows each
+    row as shares of its true class (the counts stay in the hover). ``clickable`` lays one
+    invisible marker on every cell so a click selects it (Plotly heatmaps have no point
+    selection): the selected point's ``x`` is the predicted class, ``y`` the true class."""
+    import plotly.graph_objects as go
+
+    counts = np.asarray(cm, dtype=np.int64)
+    classes = [str(c) for c in classes]
+    k = len(classes)
+    if normalize:
+        rows = counts.sum(axis=1, keepdims=True)
+        z = np.divide(counts, rows, out=np.zeros(counts.shape, float), where=rows > 0)
+        text = [[f"{z[i, j]:.0%}" for j in range(k)] for i in range(k)]
+    else:
+        z = counts
+        text = [[f"{counts[i, j]:,}" for j in range(k)] for i in range(k)]
+    fig = go.Figure(go.Heatmap(
+        z=z, x=classes, y=classes, text=text, texttemplate="%{text}", colorscale="Blues",
+        customdata=counts, showscale=False,
+        hovertemplate="true %{y} → predicted %{x}<br>%{customdata:,} faces<extra></extra>"))
+    if clickable:
+        xs = [classes[j] for i in range(k) for j in range(k)]
+        ys = [classes[i] for i in range(k) for j in range(k)]
+        fig.add_trace(go.Scatter(
+            x=xs, y=ys, mode="markers", showlegend=False, name="cells",
+            marker=dict(symbol="square", size=max(18, min(60, 360 // max(k, 1))),
+                        color="rgba(0,0,0,0)"),
+            customdata=counts.ravel(),
+            hovertemplate="true %{y} → predicted %{x}<br>%{customdata:,} faces — click to "
+                          "see them<extra></extra>"))
+    fig.update_layout(
+        title=title, height=height or max(260, 70 + 48 * k), margin=dict(t=40 if title else 10,
+                                                                          b=10, l=10, r=10),
+        xaxis=dict(title="predicted", type="category", side="bottom"),
+        yaxis=dict(title="true", type="category", autorange="reversed"),
+        clickmode="event+select", dragmode=False)
+    return fig
+
+
+def roc_figure(curves: dict, *, point: tuple[float, float] | None = None,
+               title: str | None = None, height: int = 360):
+    """ROC curves ``{class: {fpr, tpr, auc}}`` with the chance diagonal; ``point`` marks the
+    operating point (fpr, tpr) of a threshold."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance",
+                    line=dict(dash="dot", color="gray"), hoverinfo="skip")
+    for cls, c in curves.items():
+        fig.add_scatter(x=np.asarray(c["fpr"]), y=np.asarray(c["tpr"]), mode="lines",
+                        name=f"{cls} (AUC {c['auc']:.3f})",
+                        hovertemplate="FPR %{x:.3f}, TPR %{y:.3f}<extra>" + str(cls) + "</extra>")
+    if point is not None and None not in point:
+        fig.add_scatter(x=[point[0]], y=[point[1]], mode="markers", name="threshold",
+                        marker=dict(size=13, color="crimson", symbol="circle-open",
+                                    line=dict(width=3)))
+    fig.update_layout(title=title, height=height, margin=dict(t=40 if title else 10, b=10,
+                                                               l=10, r=10),
+                      xaxis=dict(title="false positive rate (1 − specificity)", range=[0, 1]),
+                      yaxis=dict(title="true positive rate (sensitivity)", range=[0, 1.02]),
+                      legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def regression_figure(frame: pd.DataFrame, head: str, *, title: str | None = None,
+                      height: int = 380):
+    """Predicted vs true (years), one point per face, with the ideal diagonal."""
+    import plotly.graph_objects as go
+
+    t = frame[f"{head}_true"].to_numpy(dtype=np.float64)
+    p = frame[f"{head}_pred"].to_numpy(dtype=np.float64)
+    keep = ~np.isnan(t)
+    lo = float(np.nanmin([t[keep].min(), p[keep].min(), 0.0])) if keep.any() else 0.0
+    hi = float(np.nanmax([t[keep].max(), p[keep].max()])) if keep.any() else 1.0
+    fig = go.Figure()
+    fig.add_scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="ideal",
+                    line=dict(dash="dot", color="gray"), hoverinfo="skip")
+    fig.add_trace(go.Scattergl(
+        x=t[keep], y=p[keep], mode="markers", name="faces",
+        marker=dict(size=5, opacity=0.55),
+        customdata=frame["source"].to_numpy()[keep],
+        hovertemplate="true %{x:.0f}, predicted %{y:.1f}<br>%{customdata}<extra></extra>"))
+    fig.update_layout(title=title, height=height, margin=dict(t=40 if title else 10, b=10,
+                                                               l=10, r=10),
+                      xaxis_title=f"true {head} (years)", yaxis_title=f"predicted {head} (years)",
+                      showlegend=False, clickmode="event+select")
+    return fig
+
+
+def bar_figure(labels: Sequence[str], values, low=None, high=None, *, title: str | None = None,
+               axis: str = "", height: int = 300):
+    """A bar per group with optional confidence-interval error bars."""
+    import plotly.graph_objects as go
+
+    values = np.asarray(values, dtype=np.float64)
+    err = None
+    if low is not None and high is not None:
+        lo, hi = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+        err = dict(type="data", symmetric=False, array=np.nan_to_num(hi - values),
+                   arrayminus=np.nan_to_num(values - lo))
+    fig = go.Figure(go.Bar(x=[str(v) for v in labels], y=values, error_y=err))
+    fig.update_layout(title=title, height=height, margin=dict(t=40 if title else 10, b=10,
+                                                               l=10, r=10),
+                      yaxis_title=axis, xaxis=dict(type="category"))
+    return fig
+
+
+# --- the report ----------------------------------------------------------------------------------
+
+ETHICS_AND_LIMITS: list[tuple[str, str]] = [
+    ("Dataset bias",
+     "The numbers above hold for the faces of this dataset only. UTKFace (about 20k faces, "
+     "ages 0-116) has many more White faces than any other group and few old people; its "
+     "labels were estimated by an algorithm and checked by an annotator. FairFace (about 108k "
+     "faces from Flickr) was balanced over 7 race groups, but its age, gender and race labels "
+     "are crowd-workers' judgements. CelebA (about 200k photos of about 10k celebrities) is "
+     "mostly young, light-skinned and professionally photographed, and several of its 40 "
+     "attributes are subjective. The synthetic faces are cartoons: numbers on them say nothing "
+     "about real people. A model trained on one of these sets is not representative of any "
+     "real population."),
+    ("Labels are perceived categories, not identities",
+     "Gender, race and age labels are what annotators (or the file names) say a face looks "
+     "like, in categories chosen by the dataset's authors. Gender is recorded as a binary that "
+     "does not describe everyone; race groups are social categories whose borders differ "
+     "between datasets (mapping FairFace's 7 groups into UTKFace's 5 loses information). A "
+     "prediction is a guess about appearance, never a fact about a person."),
+    ("Uses this model must not have",
+     "No decisions about people (hiring, admission, credit, insurance, policing, access to "
+     "services). No surveillance, tracking or profiling. No inferring the identity, gender or "
+     "ethnicity of real people without their informed consent. This is a teaching model: its "
+     "use is learning how such systems work and fail."),
+    ("Error rates differ by group",
+     "The per-group table shows that accuracy (or age error) is not the same for every group; "
+     "an overall number hides these gaps. Small groups have wide confidence intervals (Wilson "
+     "for accuracy, bootstrap for MAE): do not over-read them, and do not read a narrow gap as "
+     "fairness."),
+]
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, bool | np.bool_):
+        return str(bool(v))
+    if isinstance(v, int | np.integer):
+        return f"{int(v):,}"
+    if isinstance(v, float | np.floating):
+        return "—" if math.isnan(float(v)) else f"{float(v):.4f}"
+    return str(v)
+
+
+def _metrics_row(m: dict) -> dict:
+    keys = ("n", "accuracy", "balanced_accuracy", "f1_macro", "f1_weighted", "auc", "log_loss",
+            "within_one_bin_accuracy")
+    return {k: m.get(k) for k in keys if k in m}
+
+
+def per_class_table(m: dict) -> pd.DataFrame:
+    """One row per class plus macro and weighted averages (precision, recall = sensitivity,
+    specificity, F1, support)."""
+    rows = []
+    for c, v in m["per_class"].items():
+        rows.append({"class": c, "precision": v["precision"], "recall (sensitivity)": v["recall"],
+                     "specificity": v["specificity"], "f1": v["f1"], "support": v["support"],
+                     "auc (one-vs-rest)": m.get("auc_per_class", {}).get(c)})
+    for avg in ("macro", "weighted"):
+        v = m[avg]
+        rows.append({"class": f"({avg} avg)", "precision": v["precision"],
+                     "recall (sensitivity)": v["recall"], "specificity": v["specificity"],
+                     "f1": v["f1"], "support": int(sum(x["support"] for x in
+                                                       m["per_class"].values())),
+                     "auc (one-vs-rest)": m.get("auc") if avg == "macro" else None})
+    return pd.DataFrame(rows)
+
+
+def confusion_table(m: dict) -> pd.DataFrame:
+    classes = list(m["classes"])
+    df = pd.DataFrame(m["confusion_matrix"], index=classes, columns=classes)
+    df.index.name = "true \\ predicted"
+    return df.reset_index()
+
+
+def group_table(interp: Interpretation, head: HeadSpec, by: list[str] | None = None,
+                n_resamples: int = 1000) -> pd.DataFrame | None:
+    from faceml.evaluate import group_columns
+
+    by = by if by is not None else group_columns(interp.frame_, head)
+    if not by:
+        return None
+    try:
+        t = interp.group_breakdown(head, by, n_resamples=n_resamples)
+    except MetricsInputError:
+        return None
+    for c in by:
+        t[c] = t[c].astype(object).where(t[c].notna(), "(missing)").astype(str)
+    return t
+
+
+def _config_rows(config: dict) -> pd.DataFrame:
+    data = config.get("data", {})
+    rows = [("dataset", data.get("dataset")), ("path", data.get("path") or "(default)"),
+            ("dataset options", json.dumps(data.get("dataset_options", {}))),
+            ("image", f"{data.get('size')}×{data.get('size')} {data.get('color')}"),
+            ("sample fraction", data.get("fraction")), ("split (train/val/test)",
+                                                         data.get("split")),
+            ("split seed", data.get("seed")), ("age as", data.get("age")),
+            ("architecture", config.get("arch")),
+            ("architecture parameters", json.dumps(config.get("arch_params", {}))),
+            ("heads", ", ".join(config.get("heads", []))),
+            ("loss weights", json.dumps(config.get("head_weights", {}))),
+            ("class weights", config.get("class_weights")), ("optimizer", config.get("optimizer")),
+            ("learning rate", config.get("lr")), ("schedule", config.get("schedule")),
+            ("batch size", config.get("batch_size")), ("epochs", config.get("epochs")),
+            ("early stopping", config.get("early_stopping")),
+            ("augmentation", ", ".join(config.get("augmentation", [])) or "none"),
+            ("seed", config.get("seed"))]
+    return pd.DataFrame([(k, _fmt(v) if not isinstance(v, list | tuple) else str(list(v)))
+                         for k, v in rows], columns=["setting", "value"])
+
+
+def report_blocks(interp: Interpretation, *, config: dict | None = None,
+                  notes: Sequence[str] = (), title: str | None = None,
+                  thresholds: dict[str, float] | None = None, figures: bool = False,
+                  n_resamples: int = 1000) -> list[tuple]:
+    """The report as blocks: ``("h", level, text)``, ``("p", text)``, ``("list", [items])``,
+    ``("table", DataFrame)``, ``("code", text)``, ``("figure", plotly Figure)``."""
+    thresholds = thresholds or {}
+    where = f"dataset **{interp.dataset}**, split **{interp.split}**, {interp.n_:,} faces"
+    b: list[tuple] = [("h", 1, f"Evaluation report — {title}" if title else "Evaluation report"),
+                      ("p", f"Every number in this report is computed on {where}."),
+                      ("p", "Generated by FaceML Studio on "
+                            f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}.")]
+    if notes:
+        b.append(("h", 3, "Notes"))
+        b.append(("list", list(notes)))
+    if config:
+        b.append(("h", 2, "Configuration"))
+        b.append(("table", _config_rows(config)))
+    b.append(("h", 2, "Metrics"))
+    for h in interp.heads:
+        m = interp.metrics_[h.name]
+        b.append(("h", 3, f"{h.name} ({h.kind}) — {interp.dataset}, {interp.split}"))
+        if h.kind == "regression":
+            b.append(("table", pd.DataFrame([{"n": m["n"], "MAE (years)": m["mae"],
+                                              "RMSE (years)": m["rmse"]}])))
+            if m.get("by_group"):
+                b.append(("p", f"MAE per true {h.name} group:"))
+                b.append(("table", pd.DataFrame(m["by_group"]).rename(
+                    columns={"group": f"{h.name} group", "mae": "MAE (years)"})))
+            if figures:
+                b.append(("figure", regression_figure(interp.frame_, h.name,
+                                                      title=f"{h.name}: predicted vs true")))
+            continue
+        thr = thresholds.get(h.name)
+        if thr is not None and h.kind == "binary" and abs(thr - 0.5) > 1e-12:
+            m = interp.classification_metrics(h, thr)
+            b.append(("p", f"Decision threshold: P({h.classes[1]}) ≥ {thr:.2f}."))
+        b.append(("table", pd.DataFrame([_metrics_row(m)])))
+        if m.get("auc") is None and m.get("auc_reason"):
+            b.append(("p", f"ROC AUC: {m['auc_reason']}."))
+        b.append(("p", "Per class:"))
+        b.append(("table", per_class_table(m)))
+        b.append(("p", "Confusion matrix (rows: true class, columns: predicted class):"))
+        b.append(("table", confusion_table(m)))
+        if figures:
+            b.append(("figure", confusion_figure(m["confusion_matrix"], m["classes"],
+                                                 title=f"{h.name}: confusion matrix")))
+            curves = interp.roc_curves(h)["curves"]
+            if curves:
+                b.append(("figure", roc_figure(curves, title=f"{h.name}: ROC")))
+    b.append(("h", 2, "Per-group breakdown"))
+    b.append(("p", f"Each head's results per group of the other labels ({interp.dataset}, "
+                   f"{interp.split}), with 95% confidence intervals (Wilson for accuracy, "
+                   "seeded bootstrap for MAE). Small groups have wide intervals."))
+    any_group = False
+    for h in interp.heads:
+        t = group_table(interp, h, n_resamples=n_resamples)
+        if t is None or t.empty:
+            continue
+        any_group = True
+        b.append(("h", 3, f"{h.name} by {' × '.join(t.attrs.get('by', []))}"))
+        b.append(("table", t))
+    if not any_group:
+        b.append(("p", "The predictions hold no other labels to group by."))
+    b.append(("h", 2, "Ethics and limits"))
+    b.append(("p", f"This report describes a model evaluated on {interp.dataset}."))
+    for head, text in ETHICS_AND_LIMITS:
+        b.append(("h", 3, head))
+        b.append(("p", text))
+    return b
+
+
+def _md_cell(v) -> str:
+    return _fmt(v).replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    cols = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(_md_cell(c) for c in cols) + " |",
+             "|" + "|".join("---" for _ in cols) + "|"]
+    for row in df.itertuples(index=False):
+        lines.append("| " + " | ".join(_md_cell(v) for v in row) + " |")
+    return "\n".join(lines)
+
+
+def _render_md(blocks: list[tuple]) -> str:
+    out = []
+    for blk in blocks:
+        kind = blk[0]
+        if kind == "h":
+            out.append("#" * blk[1] + " " + blk[2])
+        elif kind == "p":
+            out.append(blk[1])
+        elif kind == "list":
+            out.append("\n".join(f"- {x}" for x in blk[1]))
+        elif kind == "table":
+            out.append(_md_table(blk[1]))
+        elif kind == "code":
+            out.append("```\n" + blk[1] + "\n```")
+        elif kind == "figure":
+            continue  # figures are in the HTML report
+    return "\n\n".join(out) + "\n"
+
+
+def _inline(text: str) -> str:
+    """Escape, then turn **bold** into <strong>."""
+    parts = html.escape(text).split("**")
+    return "".join(f"<strong>{p}</strong>" if i % 2 else p for i, p in enumerate(parts))
+
+
+_CSS = """body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;
+margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
+table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.9em}
+th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+th{background:#f3f4f6}td:first-child,th:first-child{text-align:left}
+h1{font-size:1.6em}h2{margin-top:1.6em;border-bottom:1px solid #ddd}
+.note{color:#555;font-size:.9em}"""
+
+
+def _render_html(blocks: list[tuple], title: str) -> str:
+    out = ["<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
+           f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"]
+    first_fig = True
+    for blk in blocks:
+        kind = blk[0]
+        if kind == "h":
+            out.append(f"<h{blk[1]}>{_inline(blk[2])}</h{blk[1]}>")
+        elif kind == "p":
+            out.append(f"<p>{_inline(blk[1])}</p>")
+        elif kind == "list":
+            out.append("<ul>" + "".join(f"<li>{_inline(x)}</li>" for x in blk[1]) + "</ul>")
+        elif kind == "table":
+            df = blk[1]
+            head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+            rows = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in r)
+                           + "</tr>" for r in df.itertuples(index=False))
+            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+        elif kind == "code":
+            out.append(f"<pre>{html.escape(blk[1])}</pre>")
+        elif kind == "figure":
+            out.append(blk[1].to_html(full_html=False,
+                                      include_plotlyjs="cdn" if first_fig else False))
+            first_fig = False
+    if not first_fig:
+        out.append("<p class='note'>Figures load plotly.js from its CDN; the tables need "
+                   "nothing.</p>")
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+def report_markdown(interp: Interpretation, **kw) -> str:
+    """The report as Markdown (tables, no figures). Keywords as :func:`report_blocks`."""
+    kw.pop("figures", None)
+    return _render_md(report_blocks(interp, figures=False, **kw))
+
+
+def report_html(interp: Interpretation, *, figures: bool = True, **kw) -> str:
+    """The report as one HTML page (own template; Plotly figure snippets when ``figures``)."""
+    blocks = report_blocks(interp, figures=figures, **kw)
+    return _render_html(blocks, blocks[0][2])
+
+
+def write_report(path: str | Path, interp: Interpretation, **kw) -> Path:
+    """Write the report as Markdown (``.md``) or HTML (``.html``/``.htm``)."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix == ".md":
+        text = report_markdown(interp, **kw)
+    elif suffix in (".html", ".htm"):
+        text = report_html(interp, **kw)
+    else:
+        raise FaceMLError(f"{p.name}: a report is .md or .html")
+    try:
+        p.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise FaceMLError(f"cannot write the report to {p}: {e.strerror or e}") from None
+    return p
