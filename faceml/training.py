@@ -276,6 +276,7 @@ def _engine_callback(run, cfg: TrainConfig, start_epoch: int):
             if val < self.best:
                 self.best = val
                 save_model(self.model, run.model_path("best"))
+            row["time"] = time.time()  # wall clock after saving: throughput incl. checkpoints
             run.append_history(row)
 
     return Engine()
