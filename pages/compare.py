@@ -1,0 +1,106 @@
+"""Compare runs side by side, and sweep two hyperparameters as a grid of queued runs."""
+
+import plotly.express as px
+import streamlit as st
+
+from faceml import sweeps
+from faceml.runs import RunStore
+from faceml.training import TrainConfig
+from ui.common import HOSTED, user_errors
+
+st.title("Compare & sweep")
+store = RunStore()
+runs = store.list()
+ids = [r.id for r in runs]
+if not runs:
+    st.info("No runs yet: launch one on the Train page.")
+    st.stop()
+
+tab_cmp, tab_sweep = st.tabs(["Compare runs", "Sweep"])
+
+with tab_cmp:
+    picked = st.multiselect("Runs", ids, default=ids[-2:] if len(ids) >= 2 else ids,
+                            key="cmp_runs")
+    chosen = [store.get(i) for i in picked]
+    if len(chosen) < 2:
+        st.info("Pick two or more runs.")
+    else:
+        st.subheader("What differs")
+        diff = sweeps.config_differences(chosen)
+        if diff.empty:
+            st.caption("Same configuration (repeats of one config).")
+        else:
+            st.dataframe(diff.astype(str), width="stretch")
+        st.subheader("Curves")
+        long = sweeps.histories(chosen)
+        metrics = sorted(long["metric"].unique()) if not long.empty else []
+        if metrics:
+            default = [m for m in metrics if m in ("loss", "val_loss")] or metrics[:1]
+            show = st.multiselect("Metrics", metrics, default=default, key="cmp_metrics")
+            sub = long[long["metric"].isin(show)]
+            fig = px.line(sub, x="epoch", y="value", color="run_id", line_dash="metric",
+                          markers=True, height=380)
+            st.plotly_chart(fig, width="stretch", key="cmp_curves")
+        else:
+            st.caption("No finished epochs yet.")
+        split = st.radio("Metrics on", ["test", "val"], horizontal=True, key="cmp_split")
+        table = sweeps.metrics_table(chosen, split)
+        if table.empty:
+            st.caption("No final metrics yet (runs still training, or failed).")
+        else:
+            st.dataframe(table, hide_index=True, width="stretch")
+
+with tab_sweep:
+    st.caption("Every cell is an ordinary queued run; cells whose configuration already ran "
+               "are reused from the run store.")
+    base_id = st.selectbox("Base configuration (from a run)", ids, index=len(ids) - 1,
+                           key="sweep_base")
+    base = TrainConfig.from_dict(store.get(base_id).config)
+    params = list(sweeps.SWEEPABLE)
+    c1, c2 = st.columns(2)
+    a = c1.selectbox("Rows", params, index=params.index("lr"), key="sweep_a")
+    va = c1.text_input("Row values", "0.003, 0.001, 0.0003" if a == "lr" else "", key="sweep_va")
+    b = c2.selectbox("Columns", params, index=params.index("batch_size"), key="sweep_b")
+    vb = c2.text_input("Column values", "32, 64, 128" if b == "batch_size" else "",
+                       key="sweep_vb")
+    if st.button("Launch sweep", type="primary", disabled=HOSTED, key="sweep_launch",
+                 help="Disabled in the hosted demo" if HOSTED else None):
+        with user_errors():
+            sw = sweeps.launch(base, a, sweeps.parse_values(a, va), b,
+                               sweeps.parse_values(b, vb), store)
+        st.session_state["sweep_id"] = sw["id"]
+        reused = sum(c["reused"] for c in sw["cells"])
+        st.success(f"Sweep {sw['id']}: {len(sw['cells'])} runs queued ({reused} reused).")
+
+    all_sweeps = sweeps.list_sweeps(store)
+    if all_sweeps:
+        labels = {s["id"]: f"{s['id']}: {s['a']} × {s['b']} ({len(s['cells'])} runs)"
+                  for s in all_sweeps}
+        current = st.session_state.get("sweep_id", all_sweeps[0]["id"])
+        sid = st.selectbox("Sweep", list(labels), format_func=labels.get,
+                           index=list(labels).index(current) if current in labels else 0,
+                           key="sweep_pick")
+        sw = next(s for s in all_sweeps if s["id"] == sid)
+
+        @st.fragment(run_every=3)
+        def grid_view():
+            table = sweeps.sweep_table(sw, store)
+            done = (table["state"] == "done").sum()
+            st.caption(f"{done} of {len(table)} runs done · dataset "
+                       f"{sw['base']['data']['dataset']} · validation split")
+            cols = st.columns(3)
+            for i, value in enumerate(["lowest_val_loss", "final_val_loss", "highest_val_loss",
+                                       "lowest_val_acc", "final_val_acc", "highest_val_acc"]):
+                if value not in table:
+                    continue
+                grid = sweeps.pivot(table, sw, value)
+                fig = px.imshow(grid.astype(float), text_auto=".3f", aspect="auto",
+                                color_continuous_scale="RdBu" if "acc" in value else "RdBu_r",
+                                labels=dict(x=sw["b"], y=sw["a"], color=value),
+                                title=value.replace("_", " "), height=300)
+                fig.update_xaxes(type="category")
+                fig.update_yaxes(type="category")
+                cols[i % 3].plotly_chart(fig, width="stretch", key=f"sweep_{value}")
+            st.dataframe(table, hide_index=True, width="stretch")
+
+        grid_view()
