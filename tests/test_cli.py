@@ -1,0 +1,101 @@
+"""`python -m faceml`: datasets, prepare, train, runs; bad input exits 2 with one line."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from faceml.cli import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_cli(capsys, *args):
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_datasets_json_lists_every_adapter(capsys):
+    code, out, _ = run_cli(capsys, "datasets", "--json")
+    assert code == 0
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert {"synthetic", "utkface", "utkface-csv", "fairface", "celeba", "folder"} <= set(rows)
+    assert rows["synthetic"]["found"] is True
+    assert rows["utkface"]["labels"]["race"]["classes"][0] == "White"
+
+
+def test_prepare_prints_a_summary_and_fills_the_cache(capsys):
+    args = ["prepare", "synthetic", "--size", "16", "--color", "gray",
+            "--dataset-option", "n=300", "--json"]
+    code, out, _ = run_cli(capsys, *args)
+    assert code == 0
+    first = json.loads(out)
+    assert first["n"] == 300 and first["splits"] == {"train": 210, "val": 45, "test": 45}
+    assert first["cache_hit"] is False
+    code, out, _ = run_cli(capsys, *args)
+    assert json.loads(out)["cache_hit"] is True
+    code, out, _ = run_cli(capsys, "prepare", "synthetic", "--size", "16",
+                           "--dataset-option", "n=300")
+    assert code == 0 and "300 faces at 16x16 rgb" in out
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["prepare", "utkface", "--path", "/nonexistent/utk"], "does not exist"),
+    (["prepare", "nope"], "unknown dataset"),
+    (["prepare", "synthetic", "--size", "4"], "image size"),
+    (["prepare", "synthetic", "--color", "cmyk"], "invalid choice"),
+    (["train", "--heads", "eyewear", "--lr", "0"], "learning rate must be > 0"),
+    (["train", "--heads", "eyewear", "--batch-size", "0"], "batch size"),
+    (["train", "--heads", "eyewear", "--epochs", "0"], "epochs"),
+    (["train", "--heads", "race"], "has no label 'race'"),
+    (["train", "--heads", "eyewear", "--arch", "vgg16", "--color", "gray",
+      "--param", "weights=null"], "RGB"),
+    (["evaluate-nothing"], "invalid choice"),
+])
+def test_bad_input_exits_2_with_one_line(capsys, args, needle):
+    with pytest.raises(SystemExit) as e:
+        code = main(args)
+        raise SystemExit(code)
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and needle in err[0], err
+
+
+def test_empty_and_non_image_folders(capsys, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = run_cli(capsys, "prepare", "folder", "--path", str(empty))
+    assert code == 2 and "error:" in err
+    junk = tmp_path / "junk" / "a"
+    junk.mkdir(parents=True)
+    (junk / "x.txt").write_text("hello")
+    code, _, err = run_cli(capsys, "prepare", "folder", "--path", str(tmp_path / "junk"))
+    assert code == 2 and "error:" in err
+
+
+def test_train_json_then_cached_then_runs(capsys):
+    args = ["train", "--dataset", "synthetic", "--dataset-option", "n=160", "--size", "16",
+            "--color", "gray", "--arch", "small_cnn", "--heads", "eyewear,age", "--epochs", "1",
+            "--batch-size", "32", "--json"]
+    code, out, _ = run_cli(capsys, *args)
+    assert code == 0
+    res = json.loads(out)
+    assert res["status"] == "done" and res["cached"] is False
+    assert res["metrics"]["test"]["heads"]["eyewear"]["accuracy"] is not None
+    assert set(res["metrics"]["test"]["heads"]["age"]) == {"mae", "rmse"}
+    code, out, _ = run_cli(capsys, *args)
+    again = json.loads(out)
+    assert again["cached"] is True and again["run_id"] == res["run_id"]
+    code, out, _ = run_cli(capsys, "runs", "--json")
+    rows = json.loads(out)
+    assert [r["run_id"] for r in rows] == [res["run_id"]] and rows[0]["state"] == "done"
+
+
+def test_real_process_exit_code():
+    out = subprocess.run([sys.executable, "-m", "faceml", "prepare", "utkface", "--path",
+                          "/nonexistent"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1].startswith("error: utkface: path does not exist")
