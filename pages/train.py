@@ -10,11 +10,14 @@ from faceml.preprocessing import labels_for
 from faceml.runs import RunStore
 from faceml.training import AUGMENTATIONS, OPTIMIZERS, SCHEDULES, TrainConfig
 from ui.common import HOSTED, dataset_picker, user_errors
-from ui.runs import layer_table_for, run_panel, runs_table
+from ui.runs import layer_table_for, run_panel, runs_table, training_device
 
 HOSTED_EPOCH_CAP = 20
 
 st.title("Train")
+dev = training_device()
+st.caption(f"Training runs in a background worker on **{dev['device']}** "
+           f"(Keras backend: {dev['backend']}). One job trains at a time; others queue.")
 store = RunStore()
 ss = st.session_state
 

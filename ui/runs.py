@@ -17,6 +17,14 @@ STATE_ICON = {"queued": "⏳", "running": "🏃", "done": "✅", "failed": "❌"
               "damaged": "⚠️"}
 
 
+@st.cache_resource(show_spinner=False)
+def training_device() -> dict:
+    """Where the worker will train: the Keras backend and the GPU, if any (looked up once)."""
+    from faceml.training import device_info
+
+    return device_info()
+
+
 @st.cache_data(max_entries=32, show_spinner="Building the model…")
 def layer_table_for(cfg_json: str):
     """Layer table and parameter counts of a config's model (built without data)."""
