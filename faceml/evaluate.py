@@ -48,11 +48,13 @@ if TYPE_CHECKING:  # scikit-learn and scipy load on first use, not on ``--help``
 __all__ = [
     "EVAL_SPLITS",
     "add_cli",
+    "breakdown",
     "check_split",
     "dataset_available",
     "evaluate_model",
     "face_images",
     "group_columns",
+    "group_members",
     "interpret",
     "load_interpretation",
     "run_heads",
@@ -202,6 +204,39 @@ def group_columns(frame: pd.DataFrame, head: HeadSpec | str) -> list[str]:
         out.remove("age_years")
     first = [c for c in ("race", "gender", "age", "age_years") if c in out]
     return first + [c for c in out if c not in first]
+
+
+def breakdown(interp: Interpretation, head: HeadSpec | str, by: list[str], *,
+              threshold: float | None = None, n_resamples: int = 1000) -> pd.DataFrame:
+    """:meth:`Interpretation.group_breakdown` (ages in decades, 95% intervals)."""
+    return interp.group_breakdown(head, list(by), threshold=threshold, n_resamples=n_resamples)
+
+
+def group_members(interp: Interpretation, head: HeadSpec | str, by: list[str], values: dict, *,
+                  threshold: float | None = None) -> pd.DataFrame:
+    """The faces of one row of :func:`breakdown` (``values``: its ``by`` columns), worst
+    first (highest loss; mistakes and correct faces both)."""
+    from faceml.metrics import GROUP_PREFIX, age_groups
+
+    rows = interp.top_losses(head, only_wrong=False, threshold=threshold)
+    mask = np.ones(len(rows), dtype=bool)
+    for name in by:
+        col = next((c for c in (name, f"{GROUP_PREFIX}{name}", f"{name}_true")
+                    if c in rows.columns and c not in ("source", "split")), None)
+        if col is None:
+            raise FaceMLError(f"cannot group by {name!r}: the predictions have no such label")
+        v = rows[col]
+        want = values.get(name)
+        if pd.api.types.is_numeric_dtype(v) and not pd.api.types.is_bool_dtype(v):
+            keys = pd.Series(age_groups(v.to_numpy(dtype=np.float64)), index=v.index)
+        else:
+            keys = v
+        if want is None or (not isinstance(want, str) and pd.isna(want)):
+            mask &= keys.isna().to_numpy()
+        else:
+            mask &= (keys.astype(object).astype(str) == str(want)).to_numpy() \
+                & keys.notna().to_numpy()
+    return rows[mask]
 
 
 # --- models --------------------------------------------------------------------------------------

@@ -1,0 +1,67 @@
+"""Evaluate: how good is a run, where does it fail, and on whom — every number one click from
+the faces behind it."""
+
+import streamlit as st
+
+from faceml.runs import RunStore
+from ui import evaluate as ev
+from ui.common import user_errors
+
+st.title("Evaluate")
+st.caption("How good is a run, where does it fail, and on whom. Every number names the "
+           "dataset and split it is computed on; click a cell, a group or a point to see the "
+           "faces behind it.")
+
+rows = ev.evaluable_runs(RunStore())
+if not rows:
+    st.info("No trained runs yet. Train a model on the **Train** page; every run that has "
+            "finished (or saved its first epoch) can be evaluated here.")
+    try:
+        st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
+    except Exception:  # noqa: BLE001 - the link needs the app's navigation; the text suffices
+        pass
+    st.stop()
+
+c1, c2 = st.columns([4, 1])
+with c1:
+    run = ev.run_picker(rows)
+split = c2.radio("Split", ["test", "val"], horizontal=True, key="ev_split")
+
+with user_errors():
+    view = ev.cross_panel(run) or ev.run_view(run, split)
+ev.banner(view, run)
+
+c1, c2 = st.columns([1, 2])
+with c1:
+    head = ev.head_picker(view)
+with c2:
+    threshold = ev.threshold_slider(head)
+
+with user_errors():
+    if head.kind == "regression":
+        m = ev.head_metrics(view, head, None)
+        tabs = st.tabs(["Metrics", "Largest errors", "Groups", "Export"])
+        with tabs[0]:
+            ev.regression_section(view, head, m)
+        with tabs[1]:
+            ev.mistakes_section(view, head, None)
+        with tabs[2]:
+            ev.groups_section(view, head, None)
+        with tabs[3]:
+            ev.export_section(view, run, head, None)
+    else:
+        m = ev.head_metrics(view, head, threshold)
+        tabs = st.tabs(["Metrics", "Confusion matrix", "ROC & threshold", "Mistakes", "Groups",
+                        "Export"])
+        with tabs[0]:
+            ev.classification_section(view, head, m, threshold)
+        with tabs[1]:
+            ev.confusion_section(view, head, m, threshold)
+        with tabs[2]:
+            ev.roc_section(view, head, m, threshold)
+        with tabs[3]:
+            ev.mistakes_section(view, head, threshold)
+        with tabs[4]:
+            ev.groups_section(view, head, threshold)
+        with tabs[5]:
+            ev.export_section(view, run, head, threshold)

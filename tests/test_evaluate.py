@@ -1,0 +1,289 @@
+"""Evaluation: stored vs recomputed predictions, cross-dataset label mapping, galleries, the
+report and the ``evaluate`` command. One tiny model (UTKFace-format fixture, 16 px gray, one
+epoch) is trained once per session and shared with test_evaluate_page.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from faceml.data.mapping import FAIRFACE_RACES, UTKFACE_RACES
+from faceml.errors import DataError, FaceMLError
+from faceml.evaluate import (
+    evaluate_model,
+    face_images,
+    group_columns,
+    group_members,
+    interpret,
+    load_interpretation,
+    stored_predictions,
+)
+from faceml.preprocessing import PrepOptions
+from faceml.runs import Run, RunStore
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_utk_run(tmp_path_factory) -> Run:
+    """A finished run (gender, race, age) on a UTKFace-format fixture, trained once per test
+    session; its store and cache live under the session's base temp folder."""
+    from fixtures_formats import make_utkface
+
+    from faceml.training import TrainConfig, train_run
+
+    base = tmp_path_factory.getbasetemp() / "evaluate_shared"
+    data = base / "utk"
+    if not data.exists():
+        make_utkface(base / "utk.tmp", 240, size=24)
+        (base / "utk.tmp").rename(data)
+    cfg = TrainConfig(data=PrepOptions(dataset="utkface", path=str(data), size=16,
+                                       color="gray"),
+                      arch="small_cnn", heads=["gender", "race", "age"],
+                      head_weights={"age": 0.05}, epochs=1, batch_size=64)
+    store = RunStore(base / "runs")
+    run, _ = store.create(cfg.run_id(), cfg.canonical())
+    if run.status().get("state") != "done":
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("FACEML_CACHE_DIR", str(base / "cache"))
+            st = train_run(run)
+        assert st["state"] == "done", st
+    return run
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Run:
+    return shared_utk_run(tmp_path_factory)
+
+
+@pytest.fixture
+def runs_env(run, monkeypatch):
+    """Point the CLI's run store at the shared run."""
+    monkeypatch.setenv("FACEML_RUNS_DIR", str(run.dir.parent))
+    return run
+
+
+def cli(*args: str) -> int:
+    from faceml.cli import main
+
+    return main(list(args))
+
+
+# --- the library ---------------------------------------------------------------------------------
+
+def test_evaluating_the_model_again_gives_the_stored_numbers(run):
+    stored = load_interpretation(run, "test")
+    frame = evaluate_model(run, None, "test")
+    again = interpret(frame)
+    assert list(frame["source"]) == list(stored.frame_["source"])
+    a, b = again.summary(), stored.summary()
+    assert (a["dataset"], a["split"], a["n"]) == (b["dataset"], b["split"], b["n"]) \
+        == ("utkface", "test", stored.n_)
+    for head, vals in b["heads"].items():
+        for k, v in vals.items():
+            assert a["heads"][head][k] == pytest.approx(v, abs=1e-6), (head, k)
+    assert frame.attrs["notes"] == []
+    assert frame.attrs["data"]["size"] == 16 and frame.attrs["data"]["color"] == "gray"
+
+
+def test_stored_predictions_read_class_names_as_text_and_name_their_source(run):
+    frame = stored_predictions(run)
+    assert frame.attrs["dataset"] == "utkface" and frame.attrs["run"] == run.id
+    assert set(frame["race_true"].dropna()) <= set(UTKFACE_RACES)
+    with pytest.raises(FaceMLError, match="stored predictions for test, val only"):
+        load_interpretation(run, "train")
+    with pytest.raises(FaceMLError, match="unknown split 'bogus'"):
+        load_interpretation(run, "bogus")
+
+
+def test_cross_dataset_maps_fairface_races_into_the_models_five(run, tmp_path):
+    from fixtures_formats import make_fairface
+
+    ff = make_fairface(tmp_path / "ff", n=42, n_val=14)
+    frame = evaluate_model(run, PrepOptions(dataset="fairface", path=str(ff)), "all")
+    assert len(frame) == 56 and frame.attrs["dataset"] == "fairface"
+    # the model's own preprocessing, not the dataset options' defaults
+    assert (frame.attrs["data"]["size"], frame.attrs["data"]["color"]) == (16, "gray")
+    assert frame.attrs["cross_dataset"] is True
+    # race: 7 FairFace groups in the data, the model's 5 classes in the truth column
+    assert set(frame["group_race"]) == set(FAIRFACE_RACES)
+    assert set(frame["race_true"]) <= set(UTKFACE_RACES)
+    pairs = set(zip(frame["group_race"], frame["race_true"]))
+    assert ("East Asian", "Asian") in pairs and ("Southeast Asian", "Asian") in pairs
+    assert ("Latino_Hispanic", "Others") in pairs and ("Middle Eastern", "Others") in pairs
+    assert ("White", "White") in pairs
+    # age: FairFace bins become their representative years for the regression head
+    assert set(frame["age_true"]) <= {1.0, 6.0, 14.5, 24.5, 34.5, 44.5, 54.5, 64.5, 75.0}
+    notes = " ".join(frame.attrs["notes"])
+    assert "East Asian → Asian" in notes and "representative age" in notes
+    m = interpret(frame).summary()
+    assert set(m["heads"]) == {"gender", "race", "age"} and m["split"] == "all"
+
+
+def test_heads_the_dataset_lacks_are_skipped_with_a_note(run, tmp_path):
+    from fixtures_formats import make_folder
+
+    folder = make_folder(tmp_path / "folder", ("men", "women"), n=6)
+    frame = evaluate_model(run, PrepOptions(dataset="folder", path=str(folder)), "all")
+    assert [h["name"] for h in frame.attrs["heads"]] == ["gender"]
+    assert set(frame["gender_true"]) == {"Male", "Female"}
+    notes = frame.attrs["notes"]
+    assert any("no 'race' label" in n for n in notes) and any("no 'age' label" in n
+                                                               for n in notes)
+
+
+def test_a_class_with_no_mapping_is_named(tmp_path):
+    """A model with FairFace's 7 race groups cannot be scored on UTKFace's 'Asian'/'Others'."""
+    import keras
+    from fixtures_formats import make_utkface
+
+    from faceml import architectures
+    from faceml.heads import HeadSpec
+    from faceml.modelio import save_model
+
+    model = architectures.build("mlp", image_size=16, color="gray",
+                                heads=[HeadSpec("race", "multiclass", list(FAIRFACE_RACES))],
+                                metadata={"dataset": "fairface"})
+    path = tmp_path / "ff_race.keras"
+    save_model(model, path)
+    keras.backend.clear_session()
+    utk = make_utkface(tmp_path / "utk", 12)
+    with pytest.raises(DataError, match=r"race: no mapping for 'Asian', 'Others'"):
+        evaluate_model(path, PrepOptions(dataset="utkface", path=str(utk)), "all")
+    with pytest.raises(FaceMLError, match="does not say which dataset"):
+        evaluate_model(path, None, "all")
+
+
+def test_a_run_still_training_is_evaluated_at_its_last_checkpoint(run, tmp_path):
+    store = RunStore(tmp_path / "runs")
+    shutil.copytree(run.dir, store.root / "training")
+    busy = store.get("training")
+    (busy.dir / "best.keras").unlink()
+    busy.set_status(state="running", pid=os.getpid())
+    frame = evaluate_model(busy, None, "val")
+    assert any("still training" in n and "last checkpoint" in n for n in frame.attrs["notes"])
+    assert "last.keras" in frame.attrs["model"]
+
+
+def test_a_file_that_is_not_a_model_is_a_clear_error(tmp_path):
+    bogus = tmp_path / "notes.keras"
+    bogus.write_text("not a model")
+    with pytest.raises(FaceMLError, match="not a Keras model"):
+        evaluate_model(bogus)
+    with pytest.raises(FaceMLError, match="unknown split"):
+        evaluate_model(bogus, split="everything")
+
+
+def test_face_images_read_the_rows_asked_and_none_when_gone(run, tmp_path):
+    data = run.config["data"]
+    frame = stored_predictions(run)
+    sources = list(frame["source"][:3]) + ["no-such-face.jpg"]
+    imgs = face_images(data, sources, size=32, color="rgb")
+    assert [None if i is None else i.shape for i in imgs] == [(32, 32, 3)] * 3 + [None]
+    assert imgs[0].dtype == np.uint8
+    moved = dict(data, path=str(tmp_path / "gone"))
+    assert face_images(moved, sources[:2]) == [None, None]
+
+
+def test_group_columns_and_members(run):
+    interp = load_interpretation(run, "test")
+    assert group_columns(interp.frame_, "gender") == ["race", "age"]
+    assert group_columns(interp.frame_, "age") == ["race", "gender"]
+    table = interp.group_breakdown("gender", ["race"])
+    row = table.iloc[0]
+    members = group_members(interp, "gender", ["race"], {"race": row["race"]})
+    assert len(members) == row["n"]
+    assert set(members["group_race"]) == {row["race"]}
+    assert members["loss"].is_monotonic_decreasing
+
+
+# --- report and CSV ------------------------------------------------------------------------------
+
+def test_report_names_dataset_split_and_has_the_ethics_section(run):
+    from faceml.report import report_html, report_markdown
+
+    interp = load_interpretation(run, "val")
+    md = report_markdown(interp, config=run.config, title=f"run {run.id}")
+    assert "dataset **utkface**, split **val**" in md
+    assert "## Ethics and limits" in md and "no decisions about people" in md.lower()
+    assert "### race (multiclass) — utkface, val" in md
+    assert "| true \\ predicted | White | Black | Asian | Indian | Others |" in md
+    assert "## Per-group breakdown" in md and "### gender by race × age" in md
+    at_03 = report_markdown(interp, thresholds={"gender": 0.3})
+    assert "Decision threshold: P(Female) ≥ 0.30." in at_03
+    assert at_03.count("Decision threshold") == 1
+    html = report_html(interp, config=run.config, title=f"run {run.id}")
+    assert html.startswith("<!DOCTYPE html>") and "<h2>Ethics and limits</h2>" in html
+    assert "<strong>utkface</strong>" in html and "plotly" in html
+
+
+# --- the command ---------------------------------------------------------------------------------
+
+def test_cli_json_prints_the_summary_shape(runs_env, capsys):
+    assert cli("evaluate", runs_env.id, "--json") == 0
+    out = json.loads(capsys.readouterr().out)
+    assert list(out) == ["dataset", "split", "n", "heads"]
+    assert (out["dataset"], out["split"]) == ("utkface", "test")
+    assert list(out["heads"]) == ["gender", "race", "age"]
+    for h in ("gender", "race"):
+        assert list(out["heads"][h]) == ["accuracy", "balanced_accuracy", "f1_macro", "auc"]
+    assert list(out["heads"]["age"]) == ["mae", "rmse"]
+    assert out == load_interpretation(runs_env, "test").summary()
+
+
+def test_cli_writes_predictions_csv_and_reports(runs_env, tmp_path, capsys):
+    csv, md, html = tmp_path / "p.csv", tmp_path / "r.md", tmp_path / "r.html"
+    assert cli("evaluate", runs_env.id, "--split", "val", "--predictions", str(csv),
+               "--report", str(md)) == 0
+    assert "utkface · val" in capsys.readouterr().out
+    got = pd.read_csv(csv)
+    want = (["file", "gender_true", "gender_pred", "gender_prob_Male", "gender_prob_Female",
+             "race_true", "race_pred"] + [f"race_prob_{c}" for c in UTKFACE_RACES]
+            + ["age_true", "age_pred"])
+    assert list(got.columns) == want
+    assert len(got) == load_interpretation(runs_env, "val").n_
+    assert "Ethics and limits" in md.read_text()
+    # the model on another split (no stored predictions for train): evaluated now
+    assert cli("evaluate", runs_env.id, "--split", "train", "--report", str(html), "--json") == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["split"] == "train" and out["n"] > 100
+    assert "split <strong>train</strong>" in html.read_text()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["nope-run"], "no run 'nope-run'"),
+    (["RUN", "--split", "everything"], "unknown split 'everything'"),
+    (["RUN", "--dataset", "imagenet"], "unknown dataset 'imagenet'"),
+    (["RUN", "--report", "out.pdf"], "must end in .md or .html"),
+    ([], "give a run id or --model"),
+])
+def test_cli_bad_input_exits_2_with_one_line(runs_env, capsys, args, message):
+    args = [runs_env.id if a == "RUN" else a for a in args]
+    assert cli("evaluate", *args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_cli_a_file_that_is_not_a_model_exits_2(tmp_path, capsys):
+    bogus = tmp_path / "model.keras"
+    bogus.write_text("hello")
+    assert cli("evaluate", "--model", str(bogus)) == 2
+    assert "is not a Keras model" in capsys.readouterr().err
+
+
+def test_the_command_exits_2_without_loading_tensorflow(tmp_path):
+    code = ("import sys; from faceml.cli import main; rc = main(['evaluate', 'nope']); "
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules; "
+            "sys.exit(rc)")
+    env = {**os.environ, "FACEML_RUNS_DIR": str(tmp_path)}
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.strip().splitlines()[-1] == f"error: no run 'nope' in {tmp_path}"

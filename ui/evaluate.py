@@ -1,0 +1,613 @@
+"""Evaluate widgets: pick a run, and look at its numbers one click away from the faces.
+
+Everything the page shows comes from one :class:`View`: an
+:class:`~faceml.metrics.Interpretation` (the stored predictions of a run, its last checkpoint
+evaluated while it trains, or a cross-dataset evaluation) plus where its images live. Views are
+kept in a process-wide LRU (``st.cache_resource``) keyed by the files they were computed from,
+and each view memoises its derived tables (ROC curves, group breakdowns...), so a click on a
+matrix cell reruns the page without recomputing anything but that cell's faces.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from faceml import data as datasets
+from faceml import evaluate as ev
+from faceml import metrics
+from faceml import report as rep
+from faceml.errors import FaceMLError
+from faceml.heads import HeadSpec
+from faceml.runs import Run, RunDamaged, RunStore
+from ui.common import progress_callback
+
+STATE_ICON = {"queued": "⏳", "running": "🏃", "done": "✅", "failed": "❌", "stopped": "⏹"}
+PER_PAGE = 18
+COLS = 6
+DISPLAY_SIZE = 64
+
+
+# --- views -----------------------------------------------------------------------------------
+
+@dataclass
+class View:
+    """One evaluation on screen: its numbers, where its faces are, what to say about it."""
+
+    key: str
+    interp: metrics.Interpretation
+    data: dict  # PrepOptions (canonical dict) locating the images
+    kind: str  # "stored" | "checkpoint" | "cross"
+    notes: list[str] = field(default_factory=list)
+    model: str = ""
+    memo: ev._LRU = field(default_factory=lambda: ev._LRU(96))
+
+    @property
+    def dataset(self) -> str:
+        return self.interp.dataset
+
+    @property
+    def split(self) -> str:
+        return self.interp.split
+
+    @property
+    def where(self) -> str:
+        return f"{self.dataset} · {self.split} split · {self.interp.n_:,} faces"
+
+    def images_available(self) -> bool:
+        return ev.dataset_available(self.data)
+
+    def cached(self, key, fn):
+        """``fn()`` computed once per key for this view (bounded LRU, shared by sessions)."""
+        hit = self.memo.get(key)
+        if hit is None:
+            hit = (fn(),)
+            self.memo.put(key, hit)
+        return hit[0]
+
+
+@st.cache_resource(show_spinner=False)
+def _views() -> ev._LRU:
+    return ev._LRU(12)
+
+
+def _stamp(path) -> tuple:
+    try:
+        s = path.stat()
+        return (s.st_mtime_ns, s.st_size)
+    except OSError:
+        return (None, None)
+
+
+def _computed_view(key: str, text: str, compute, kind: str) -> View:
+    """A view from ``evaluate_model`` (run with a progress bar, outside any cached function)."""
+    store = _views()
+    hit = store.get(key)
+    if hit is not None:
+        return hit
+    cb, bar = progress_callback(text)
+    try:
+        with st.spinner(text):
+            frame = compute(cb)
+    finally:
+        bar.empty()
+    if kind == "cross" and not frame.attrs.get("cross_dataset"):
+        kind = "checkpoint"  # the run's own dataset: the same split as in training
+    view = View(key, ev.interpret(frame), dict(frame.attrs.get("data", {})), kind,
+                list(frame.attrs.get("notes", [])), str(frame.attrs.get("model", "")))
+    store.put(key, view)
+    return view
+
+
+def run_view(run: Run, split: str) -> View:
+    """The run's stored predictions on ``split``; its last checkpoint while it trains (or when
+    it stored none)."""
+    state = run.status().get("state", "queued")
+    pred = run.dir / "predictions.csv"
+    if state in ("running", "queued") or not pred.exists():
+        path = run.model_path("last") if run.has_model("last") else run.model_path("best")
+        key = json.dumps(["checkpoint", str(run.dir), _stamp(path), split])
+        return _computed_view(key, f"Evaluating run {run.id}'s last checkpoint",
+                              lambda cb: ev.evaluate_model(run, None, split, progress=cb),
+                              "checkpoint")
+    key = json.dumps(["stored", str(run.dir), _stamp(pred), split])
+    store = _views()
+    hit = store.get(key)
+    if hit is None:
+        interp = ev.load_interpretation(run, split)
+        hit = View(key, interp, dict(run.config.get("data", {})), "stored",
+                   model=f"run {run.id} (stored predictions of its best model)")
+        store.put(key, hit)
+    return hit
+
+
+def cross_view(run: Run, data: dict, split: str) -> View:
+    path = run.model_path("best") if run.has_model("best") else run.model_path("last")
+    key = json.dumps(["cross", str(run.dir), _stamp(path), data, split], sort_keys=True,
+                     default=str)
+    from faceml.preprocessing import PrepOptions
+
+    opts = PrepOptions.from_dict(data)
+    return _computed_view(key, f"Evaluating run {run.id} on {opts.dataset}",
+                          lambda cb: ev.evaluate_model(run, opts, split, progress=cb), "cross")
+
+
+# --- picking ---------------------------------------------------------------------------------
+
+def evaluable_runs(store: RunStore) -> list[dict]:
+    """Runs with something to evaluate (stored predictions, or a checkpoint while training),
+    newest first; VAEs and damaged runs left out."""
+    rows = []
+    for run in store.list():
+        try:
+            cfg = run.config
+            st_ = run.status()
+        except RunDamaged:
+            continue
+        if cfg.get("arch") == "vae" or not cfg.get("heads"):
+            continue
+        state = st_.get("state", "queued")
+        has_pred = (run.dir / "predictions.csv").exists()
+        has_model = run.has_model("last") or run.has_model("best")
+        if not has_pred and not has_model:
+            continue
+        rows.append({"run": run, "id": run.id, "state": state,
+                     "dataset": cfg.get("data", {}).get("dataset", ""),
+                     "arch": cfg.get("arch", ""), "heads": ", ".join(cfg.get("heads", [])),
+                     "created": st_.get("created") or 0})
+    return sorted(rows, key=lambda r: r["created"], reverse=True)
+
+
+def run_picker(rows: list[dict]) -> Run:
+    """A run chosen in a selectbox; the URL's ``?run=`` picks it on arrival and follows it."""
+    ids = [r["id"] for r in rows]
+    by_id = {r["id"]: r for r in rows}
+    ss = st.session_state
+    wanted = st.query_params.get("run")
+    if wanted and wanted in by_id and ss.get("_ev_url_run") != wanted:
+        ss["ev_run"] = wanted
+    elif ss.get("ev_run") not in by_id:
+        ss["ev_run"] = ids[0]
+    if wanted and wanted not in by_id:
+        st.warning(f"Run {wanted!r} has nothing to evaluate yet (no predictions and no "
+                   "checkpoint); showing another run.")
+
+    def label(i: str) -> str:
+        r = by_id[i]
+        return (f"{STATE_ICON.get(r['state'], '')} {i} · {r['dataset']} · {r['arch']} · "
+                f"{r['heads']} · {r['state']}")
+
+    run_id = st.selectbox("Run", ids, key="ev_run", format_func=label)
+    ss["_ev_url_run"] = run_id
+    if st.query_params.get("run") != run_id:
+        st.query_params["run"] = run_id
+    return by_id[run_id]["run"]
+
+
+def _reset_if_stale(key: str, options: list, default=None) -> None:
+    ss = st.session_state
+    if key in ss and ss[key] not in options:
+        ss[key] = default if default is not None else options[0]
+
+
+def head_picker(view: View) -> HeadSpec:
+    names = [h.name for h in view.interp.heads]
+    _reset_if_stale("ev_head", names)
+    name = st.selectbox("Head", names, key="ev_head",
+                        help="The label whose predictions are shown below")
+    return view.interp._head(name)
+
+
+def head_metrics(view: View, head: HeadSpec, threshold: float | None) -> dict:
+    """The head's metrics (at ``threshold`` for binary heads), computed once per view."""
+    if head.kind == "regression":
+        return view.interp.metrics_[head.name]
+    if threshold is None or abs(threshold - 0.5) < 1e-12:
+        return view.interp.classification_metrics(head)
+    return view.cached(("metrics", head.name, threshold),
+                       lambda: view.interp.classification_metrics(head, threshold))
+
+
+def threshold_slider(head: HeadSpec) -> float | None:
+    """Binary heads: the decision threshold on P(positive class)."""
+    if head.kind != "binary":
+        return None
+    pos = head.classes[1]
+    return float(st.slider(f"Decision threshold: predict **{pos}** when P({pos}) ≥", 0.0, 1.0,
+                           0.5, 0.01, key=f"ev_thr_{head.name}",
+                           help="Moves the operating point on the ROC curve; the confusion "
+                                "matrix, sensitivity, specificity and F1 follow"))
+
+
+def banner(view: View, run: Run) -> None:
+    """Which dataset and split every number below is computed on, and what to know."""
+    if view.kind == "stored":
+        src = "stored predictions of the run's best model"
+    else:
+        ckpt = "last" if "last.keras" in view.model else "best"
+        src = f"the run's {ckpt} checkpoint, evaluated now"
+        if view.kind == "cross":
+            src += " on another dataset (its labels mapped into the model's classes)"
+    st.info(f"Every number below is computed on **{view.dataset}**, **{view.split}** split, "
+            f"{view.interp.n_:,} faces — {src}.")
+    for n in view.notes:
+        if "still training" in n:
+            st.warning(n)
+        else:
+            st.caption(f"Note: {n}")
+    if not view.images_available():
+        path = view.data.get("path") or "its default location"
+        st.warning(f"The images are missing: {view.dataset} is no longer at {path}. The metrics "
+                   "come from the stored predictions; the galleries list file names only.")
+
+
+# --- faces -----------------------------------------------------------------------------------
+
+@st.cache_resource(show_spinner=False)
+def _png_store() -> ev._LRU:
+    return ev._LRU(4096)
+
+
+def _pixels(view: View, sources: list[str]) -> list[bytes | None]:
+    """PNG bytes of each face at display size (encoded once per face and process)."""
+    import io
+
+    from PIL import Image
+
+    size = max(int(view.data.get("size") or DISPLAY_SIZE), DISPLAY_SIZE)
+    tag = json.dumps(view.data, sort_keys=True, default=str)
+    store = _png_store()
+    out: dict[str, bytes | None] = {}
+    todo = []
+    for s in sources:
+        hit = store.get((tag, size, s))
+        if hit is None:
+            todo.append(s)
+        else:
+            out[s] = hit
+    if todo:
+        for s, img in zip(todo, ev.face_images(view.data, todo, size=size, color="rgb")):
+            if img is None:
+                out[s] = None  # not cached: the dataset may come back
+                continue
+            buf = io.BytesIO()
+            Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(buf, "PNG")
+            out[s] = buf.getvalue()
+            store.put((tag, size, s), out[s])
+    return [out[s] for s in sources]
+
+
+def _caption(row, head: HeadSpec) -> str:
+    h = head.name
+    t, p = row.get(f"{h}_true"), row.get(f"{h}_pred")
+    if head.kind == "regression":
+        return f"true {float(t):.0f} · pred {float(p):.1f}\n{row['source']}"
+    conf = row.get("confidence")
+    c = f" ({float(conf):.0%})" if conf is not None and not pd.isna(conf) else ""
+    return f"true {t} → pred {p}{c}\n{row['source']}"
+
+
+def gallery(view: View, rows: pd.DataFrame, head: HeadSpec, key: str, *,
+            empty: str = "No faces here.") -> pd.DataFrame:
+    """A paged grid of faces with true class, prediction, confidence and file name, and the
+    same rows as a table. Returns the rows shown."""
+    n = len(rows)
+    if n == 0:
+        st.caption(empty)
+        return rows.iloc[:0]
+    pages = (n + PER_PAGE - 1) // PER_PAGE
+    page = 1
+    if pages > 1:
+        c1, c2 = st.columns([1, 4])
+        _reset_if_stale(f"{key}_page", list(range(1, pages + 1)), 1)
+        page = int(c1.number_input(f"Page (of {pages})", 1, pages, key=f"{key}_page"))
+        c2.caption(f"{n:,} faces, {PER_PAGE} per page")
+    chunk = rows.iloc[(page - 1) * PER_PAGE: page * PER_PAGE]
+    imgs = _pixels(view, chunk["source"].astype(str).tolist())
+    if all(i is None for i in imgs):
+        st.warning("The images are missing for these faces (the dataset is not on disk any "
+                   "more, or the files moved); their file names are listed below.")
+    else:
+        cols = st.columns(COLS)
+        for j, (img, (_, row)) in enumerate(zip(imgs, chunk.iterrows())):
+            cap = _caption(row, head)
+            if img is None:
+                cols[j % COLS].caption(f"(image missing)\n{cap}")
+            else:
+                cols[j % COLS].image(img, caption=cap, width="stretch")
+    h = head.name
+    show = [c for c in ("source", f"{h}_true", f"{h}_pred", "confidence", "loss")
+            if c in chunk.columns]
+    st.dataframe(chunk[show].rename(columns={"source": "file"}), hide_index=True,
+                 key=f"{key}_table", width="stretch")
+    return chunk
+
+
+# --- confusion-matrix cells --------------------------------------------------------------------
+
+def cell_from_event(event: Any, classes: list[str]) -> tuple[str, str] | None:
+    """(true, predicted) of the clicked cell in a ``st.plotly_chart`` selection event."""
+    try:
+        points = event["selection"]["points"]
+    except (KeyError, TypeError, AttributeError):
+        return None
+    for p in points or []:
+        x, y = str(p.get("x")), str(p.get("y"))
+        if x in classes and y in classes:
+            return y, x
+    return None
+
+
+def cell_keys(head: HeadSpec) -> tuple[str, str]:
+    """Session-state keys of the selected cell's true and predicted class (a click sets them;
+    so do the two selectboxes under the matrix)."""
+    return f"ev_cell_true_{head.name}", f"ev_cell_pred_{head.name}"
+
+
+def _default_cell(cm: list[list[int]], classes: list[str]) -> tuple[str, str]:
+    a = np.asarray(cm)
+    off = a.copy()
+    np.fill_diagonal(off, -1)
+    i, j = np.unravel_index(int(np.argmax(off)), off.shape)
+    if off[i, j] <= 0:
+        i = j = int(np.argmax(np.diag(a)))
+    return classes[i], classes[j]
+
+
+def confusion_section(view: View, head: HeadSpec, m: dict, threshold: float | None) -> None:
+    classes = list(head.classes)
+    ss = st.session_state
+    norm = st.radio("Show", ["counts", "row-normalised"], horizontal=True, key="ev_norm",
+                    help="Row-normalised: each row as shares of its true class (recall on the "
+                         "diagonal)")
+    thr = f" at threshold {threshold:.2f}" if threshold is not None else ""
+    st.caption(f"Confusion matrix of **{head.name}** on {view.where}{thr}. Rows: true class; "
+               "columns: predicted class. Click a cell to see its faces.")
+    fig = view.cached(("cm_fig", head.name, threshold, norm), lambda: rep.confusion_figure(
+        m["confusion_matrix"], classes, normalize=norm != "counts", clickable=True))
+    event = st.plotly_chart(fig, key=f"ev_cm_{head.name}", on_select="rerun",
+                            selection_mode="points", width="stretch")
+    kt, kp = cell_keys(head)
+    clicked = cell_from_event(event, classes)
+    if clicked is not None and ss.get(f"_ev_clicked_{head.name}") != clicked:
+        ss[kt], ss[kp] = clicked  # a new click: it wins over the selectboxes
+    ss[f"_ev_clicked_{head.name}"] = clicked
+    if ss.get(kt) not in classes or ss.get(kp) not in classes:
+        ss[kt], ss[kp] = _default_cell(m["confusion_matrix"], classes)
+    c1, c2 = st.columns(2)
+    t = c1.selectbox("True class", classes, key=kt)
+    p = c2.selectbox("Predicted class", classes, key=kp)
+    members = view.interp.cell_members(head, t, p, threshold=threshold)
+    kind = "correct" if t == p else "mistakes"
+    st.markdown(f"**{len(members):,} faces** with true **{t}** predicted **{p}** ({kind}), most "
+                "confident first.")
+    gallery(view, members, head, key=f"ev_cell_{head.name}")
+
+
+# --- sections ----------------------------------------------------------------------------------
+
+def _metric_row(items: list[tuple[str, Any, str]]) -> None:
+    cols = st.columns(len(items))
+    for col, (label, value, help_) in zip(cols, items):
+        col.metric(label, "—" if value is None else (f"{value:.3f}" if isinstance(value, float)
+                                                     else f"{value:,}"), help=help_ or None)
+
+
+def classification_section(view: View, head: HeadSpec, m: dict, threshold: float | None) -> None:
+    thr = f", threshold {threshold:.2f}" if threshold is not None else ""
+    st.caption(f"**{head.name}** on {view.where}{thr}.")
+    items = [("Accuracy", m["accuracy"], ""),
+             ("Balanced accuracy", m["balanced_accuracy"], "mean recall over classes"),
+             ("F1 (macro)", m["f1_macro"], ""), ("F1 (weighted)", m["f1_weighted"], ""),
+             ("ROC AUC", m["auc"], m.get("auc_reason") or "one-vs-rest macro for >2 classes"),
+             ("Log loss", m["log_loss"], "mean −log p(true class)")]
+    if "within_one_bin_accuracy" in m:
+        items.append(("Within one bin", m["within_one_bin_accuracy"],
+                      "prediction at most one age bin away"))
+    _metric_row(items)
+    st.dataframe(rep.per_class_table(m), hide_index=True, width="stretch",
+                 key=f"ev_perclass_{head.name}")
+
+
+def regression_section(view: View, head: HeadSpec, m: dict) -> None:
+    st.caption(f"**{head.name}** (years) on {view.where}.")
+    _metric_row([("MAE (years)", m["mae"], "mean absolute error"),
+                 ("RMSE (years)", m["rmse"], "root mean squared error"), ("Faces", m["n"], "")])
+    by = pd.DataFrame(m.get("by_group") or [])
+    c1, c2 = st.columns(2)
+    if not by.empty:
+        shown = by[by["n"] > 0]
+        bar = view.cached(("maeby_fig", head.name), lambda: rep.bar_figure(
+            shown["group"], shown["mae"], axis="MAE (years)",
+            title=f"MAE per true {head.name} group"))
+        c1.plotly_chart(bar, key=f"ev_maeby_{head.name}", width="stretch")
+    fig = view.cached(("scatter_fig", head.name), lambda: rep.regression_figure(
+        view.interp.frame_, head.name, title="Predicted vs true"))
+    event = c2.plotly_chart(fig, key=f"ev_scatter_{head.name}", on_select="rerun",
+                            selection_mode=("points", "box", "lasso"), width="stretch")
+    picked = []
+    try:
+        picked = [p.get("customdata") for p in event["selection"]["points"]
+                  if p.get("customdata") is not None]
+    except (KeyError, TypeError, AttributeError):
+        picked = []
+    if picked:
+        rows = view.interp.top_losses(head, only_wrong=False)
+        rows = rows[rows["source"].astype(str).isin(set(map(str, picked)))]
+        st.markdown(f"**{len(rows):,} selected faces**, largest error first.")
+        gallery(view, rows, head, key=f"ev_scatter_faces_{head.name}")
+    else:
+        st.caption("Select points in the scatter (click, box or lasso) to see their faces.")
+    if not by.empty:
+        st.dataframe(by.rename(columns={"group": f"true {head.name}", "mae": "MAE (years)"}),
+                     hide_index=True, key=f"ev_maeby_table_{head.name}")
+
+
+def roc_section(view: View, head: HeadSpec, m: dict, threshold: float | None) -> None:
+    curves = view.cached(("roc", head.name), lambda: metrics.roc_curves(
+        view.interp.frame_, head, drop_intermediate=True))
+    if not curves:
+        st.info(m.get("auc_reason") or "No ROC curve: a class needs faces of both kinds.")
+        return
+    point = None
+    if threshold is not None:
+        tm = view.cached(("thr", head.name, threshold),
+                         lambda: view.interp.threshold_metrics(head, threshold))
+        point = (tm["fpr"], tm["tpr"])
+        st.caption(f"ROC of **{head.name}** (positive class {head.classes[1]}) on {view.where}; "
+                   f"the circle is threshold {threshold:.2f}.")
+        _metric_row([("Sensitivity", tm["sensitivity"], f"recall of {head.classes[1]}"),
+                     ("Specificity", tm["specificity"], f"recall of {head.classes[0]}"),
+                     ("Precision", tm["precision"], ""), ("F1", tm["f1"], ""),
+                     ("Accuracy", tm["accuracy"], "")])
+        cm = pd.DataFrame(tm["confusion_matrix"], index=[f"true {c}" for c in head.classes],
+                          columns=[f"pred {c}" for c in head.classes])
+        st.dataframe(cm, key=f"ev_thr_cm_{head.name}")
+    else:
+        st.caption(f"One-vs-rest ROC curves of **{head.name}** on {view.where}.")
+    fig = view.cached(("roc_fig", head.name, threshold),
+                      lambda: rep.roc_figure(curves, point=point))
+    st.plotly_chart(fig, key=f"ev_roc_{head.name}", width="stretch")
+
+
+def mistakes_section(view: View, head: HeadSpec, threshold: float | None) -> None:
+    h = head.name
+    if head.kind == "regression":
+        st.caption(f"Largest {h} errors on {view.where}, worst first.")
+        rows = view.cached(("losses", h), lambda: view.interp.top_losses(head))
+        gallery(view, rows, head, key=f"ev_mist_{h}")
+        return
+    anyc = ["(any)", *head.classes]
+    c1, c2 = st.columns(2)
+    for k in (f"ev_mist_true_{h}", f"ev_mist_pred_{h}"):
+        _reset_if_stale(k, anyc, "(any)")
+    t = c1.selectbox("True class", anyc, key=f"ev_mist_true_{h}")
+    p = c2.selectbox("Predicted class", anyc, key=f"ev_mist_pred_{h}")
+    rows = view.cached(("losses", h, threshold, t, p), lambda: view.interp.top_losses(
+        head, None if t == "(any)" else t, None if p == "(any)" else p, threshold=threshold))
+    st.caption(f"{len(rows):,} misclassified faces of **{h}** on {view.where}, most confident "
+               "mistakes first (loss = −log p(true class)).")
+    gallery(view, rows, head, key=f"ev_mist_{h}", empty="No mistakes with these filters.")
+
+
+def _group_label(row, by: list[str]) -> str:
+    return " · ".join(str(row[b]) for b in by)
+
+
+def groups_section(view: View, head: HeadSpec, threshold: float | None) -> None:
+    h = head.name
+    options = ev.group_columns(view.interp.frame_, head)
+    if not options:
+        st.info("These predictions hold no other labels to break the results down by.")
+        return
+    default = options[:3]  # race, gender and age first where present
+    key = f"ev_by_{h}"
+    ss = st.session_state
+    if key not in ss or any(c not in options for c in ss[key]):
+        ss[key] = [c for c in ss.get(key, default) if c in options]
+    by = st.multiselect("Break down by", options, key=key,
+                        help="Other labels of the same faces (ages in decades)")
+    if not by:
+        st.caption("Choose at least one label.")
+        return
+    table = view.cached(("groups", h, tuple(by), threshold), lambda: ev.breakdown(
+        view.interp, head, by, threshold=threshold))
+    metric = "mae" if head.kind == "regression" else "accuracy"
+    st.caption(f"**{h}** per group of {' × '.join(by)} on {view.where}; 95% intervals "
+               f"({'bootstrap' if metric == 'mae' else 'Wilson'}). Small groups have wide "
+               "intervals. Select a row to see its faces.")
+    labels = [_group_label(r, by) for _, r in table.iterrows()]
+    if 1 < len(table) <= 60:
+        fig = view.cached(("groups_fig", h, tuple(by), threshold), lambda: rep.bar_figure(
+            labels, table[metric], table[f"{metric}_ci_low"], table[f"{metric}_ci_high"],
+            axis="MAE (years)" if metric == "mae" else "accuracy"))
+        st.plotly_chart(fig, key=f"ev_groups_bar_{h}", width="stretch")
+    shown = table.copy()
+    for b in by:
+        shown[b] = shown[b].astype(str)
+    event = st.dataframe(shown, hide_index=True, on_select="rerun", selection_mode="single-row",
+                         key=f"ev_groups_{h}_{'_'.join(by)}", width="stretch")
+    rows = event.selection.rows if event and event.selection else []
+    if rows:
+        g = table.iloc[rows[0]]
+        members = ev.group_members(view.interp, head, by, {b: g[b] for b in by},
+                                   threshold=threshold)
+        st.markdown(f"**{len(members):,} faces** in group {_group_label(g, by)}, worst first.")
+        gallery(view, members, head, key=f"ev_group_faces_{h}")
+
+
+def export_section(view: View, run: Run, head: HeadSpec, threshold: float | None) -> None:
+    interp = view.interp
+    base = f"faceml-{run.id}-{view.dataset}-{view.split}"
+    thresholds = {head.name: threshold} if threshold is not None else None
+    kw = dict(config=run.config, notes=view.notes, title=f"run {run.id}",
+              thresholds=thresholds)
+    st.caption(f"Everything is computed on {view.where}. The report holds the configuration, "
+               "metrics per head, confusion matrices, the per-group tables and a section on "
+               "ethics and limits.")
+    c = st.columns(3)
+    c[0].download_button("Report (Markdown)", lambda: rep.report_markdown(interp, **kw),
+                         file_name=f"{base}.md", mime="text/markdown", key="ev_dl_md",
+                         on_click="ignore")
+    c[1].download_button("Report (HTML, with figures)", lambda: rep.report_html(interp, **kw),
+                         file_name=f"{base}.html", mime="text/html", key="ev_dl_html",
+                         on_click="ignore")
+    c[2].download_button("Predictions (CSV)",
+                         lambda: rep.predictions_csv(interp.frame_, interp.heads),
+                         file_name=f"{base}-predictions.csv", mime="text/csv",
+                         key="ev_dl_csv", on_click="ignore")
+
+
+# --- cross-dataset -------------------------------------------------------------------------------
+
+def cross_panel(run: Run) -> View | None:
+    """Evaluate the run's model on another dataset (labels mapped into its classes). Returns
+    that evaluation's view while one is chosen."""
+    ss = st.session_state
+    own = run.config.get("data", {})
+    chosen = ss.get("ev_cross")
+    if chosen and chosen.get("run") != run.id:
+        chosen = ss["ev_cross"] = None
+    with st.expander("Cross-dataset evaluation: this model on another dataset",
+                     expanded=bool(chosen)):
+        st.caption("The model keeps its own preprocessing (size and colour); the other "
+                   "dataset's labels are mapped into the model's classes (e.g. FairFace's 7 "
+                   "race groups into UTKFace's 5); heads the dataset lacks are skipped.")
+        names = datasets.names()
+        _reset_if_stale("ev_x_dataset", names)
+        c1, c2, c3 = st.columns([1, 2, 1])
+        name = c1.selectbox("Dataset", names, key="ev_x_dataset")
+        adapter = datasets.get(name)
+        opts: dict = {"dataset": name}
+        if adapter.needs_path:
+            default = adapter.resolve_path(None)
+            opts["path"] = c2.text_input("Path", value=str(default) if default else "",
+                                         key=f"ev_x_path_{name}") or None
+        else:
+            a, b = c2.columns(2)
+            opts["dataset_options"] = {
+                "n": int(a.number_input("Faces", 100, 20000, 1000, step=100, key="ev_x_n")),
+                "seed": int(b.number_input("Seed", 0, 10_000, 1, key="ev_x_seed"))}
+        split = c3.selectbox("Split", list(ev.EVAL_SPLITS), index=3, key="ev_x_split")
+        b1, b2 = st.columns([1, 4])
+        if b1.button("Evaluate", key="ev_x_go", type="primary"):
+            from faceml.preprocessing import PrepOptions
+
+            data = PrepOptions(**{**opts}).canonical()
+            data.update(size=own.get("size", 64), color=own.get("color", "rgb"))
+            chosen = ss["ev_cross"] = {"run": run.id, "data": data, "split": split}
+        if chosen and b2.button("Back to the run's own predictions", key="ev_x_back"):
+            chosen = ss["ev_cross"] = None
+    if not chosen:
+        return None
+    try:
+        return cross_view(run, chosen["data"], chosen["split"])
+    except FaceMLError as e:
+        st.error(str(e))
+        ss["ev_cross"] = None
+        return None
