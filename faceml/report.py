@@ -93,7 +93,8 @@ def confusion_figure(cm, classes: Sequence[str], *, normalize: bool = False,
         fig.add_trace(go.Scatter(
             x=xs, y=ys, mode="markers", showlegend=False, name="cells",
             marker=dict(symbol="square", size=max(18, min(60, 360 // max(k, 1))),
-                        color="rgba(0,0,0,0)"),
+                        color="rgba(0,0,0,0)", line=dict(width=0)),
+            selected=dict(marker=dict(opacity=1)), unselected=dict(marker=dict(opacity=1)),
             customdata=counts.ravel(),
             hovertemplate="true %{y} → predicted %{x}<br>%{customdata:,} faces — click to "
                           "see them<extra></extra>"))

@@ -42,7 +42,7 @@ def shared_utk_run(tmp_path_factory) -> Run:
     base = tmp_path_factory.getbasetemp() / "evaluate_shared"
     data = base / "utk"
     if not data.exists():
-        make_utkface(base / "utk.tmp", 240, size=24)
+        make_utkface(base / "utk.tmp", 200, size=24)
         (base / "utk.tmp").rename(data)
     cfg = TrainConfig(data=PrepOptions(dataset="utkface", path=str(data), size=16,
                                        color="gray"),

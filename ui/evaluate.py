@@ -309,6 +309,10 @@ def gallery(view: View, rows: pd.DataFrame, head: HeadSpec, key: str, *,
         c2.caption(f"{n:,} faces, {PER_PAGE} per page")
     chunk = rows.iloc[(page - 1) * PER_PAGE: page * PER_PAGE]
     imgs = _pixels(view, chunk["source"].astype(str).tolist())
+    size, color = int(view.data.get("size") or 0), view.data.get("color", "rgb")
+    if any(i is not None for i in imgs) and (size < DISPLAY_SIZE or color != "rgb"):
+        st.caption(f"Faces shown at {max(size, DISPLAY_SIZE)} px in colour to be seen; the "
+                   f"model saw them at {size}×{size} {color}.")
     if all(i is None for i in imgs):
         st.warning("The images are missing for these faces (the dataset is not on disk any "
                    "more, or the files moved); their file names are listed below.")
@@ -319,7 +323,7 @@ def gallery(view: View, rows: pd.DataFrame, head: HeadSpec, key: str, *,
             if img is None:
                 cols[j % COLS].caption(f"(image missing)\n{cap}")
             else:
-                cols[j % COLS].image(img, caption=cap, width="stretch")
+                cols[j % COLS].image(img, caption=cap, width="stretch", output_format="PNG")
     h = head.name
     show = [c for c in ("source", f"{h}_true", f"{h}_pred", "confidence", "loss")
             if c in chunk.columns]
@@ -522,7 +526,7 @@ def groups_section(view: View, head: HeadSpec, threshold: float | None) -> None:
                f"({'bootstrap' if metric == 'mae' else 'Wilson'}). Small groups have wide "
                "intervals. Select a row to see its faces.")
     labels = [_group_label(r, by) for _, r in table.iterrows()]
-    if 1 < len(table) <= 60:
+    if 1 < len(table) <= 40:
         fig = view.cached(("groups_fig", h, tuple(by), threshold), lambda: rep.bar_figure(
             labels, table[metric], table[f"{metric}_ci_low"], table[f"{metric}_ci_high"],
             axis="MAE (years)" if metric == "mae" else "accuracy"))
