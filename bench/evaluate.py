@@ -92,7 +92,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=5000)
     a = ap.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="faceml-bench-eval-"))
+    tmp = Path(tempfile.mkdtemp(prefix=f"faceml-bench-eval-{os.getpid()}-"))
     os.environ["FACEML_RUNS_DIR"] = str(tmp / "runs")
     os.environ["FACEML_CACHE_DIR"] = str(tmp / "cache")
     warmup = make_run(tmp / "runs", 300, seed=1, n_val=100)
@@ -158,3 +158,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    import shutil
+
+    for d in Path(tempfile.gettempdir()).glob(f"faceml-bench-eval-{os.getpid()}-*"):
+        shutil.rmtree(d, ignore_errors=True)
