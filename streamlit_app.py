@@ -7,6 +7,7 @@ st.set_page_config(page_title="FaceML Studio", page_icon=":material/face:", layo
 pages = [
     st.Page("pages/data.py", title="Data", icon=":material/dataset:", default=True),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
     st.Page("pages/compare.py", title="Compare & sweep", icon=":material/compare:"),
 ]
 st.navigation(pages).run()
