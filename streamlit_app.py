@@ -9,5 +9,6 @@ pages = [
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
     st.Page("pages/compare.py", title="Compare & sweep", icon=":material/compare:"),
+    st.Page("pages/vae.py", title="VAE studio", icon=":material/blur_on:"),
 ]
 st.navigation(pages).run()
