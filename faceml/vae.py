@@ -245,7 +245,8 @@ def build_vae(image_size: int, color: str, latent_dim: int = 10, filters=(32, 64
     g = keras.layers.Dense(r * r * filters[-1], activation="relu", name="dec_project")(g)
     g = keras.layers.Reshape((r, r, filters[-1]), name="dec_reshape")(g)
     for i, f in enumerate(reversed(filters)):
-        g = keras.layers.Conv2DTranspose(f, 3, strides=2, padding="same", activation="relu",
+        # kernel 4 = a multiple of the stride: no checkerboard pattern in generated faces
+        g = keras.layers.Conv2DTranspose(f, 4, strides=2, padding="same", activation="relu",
                                          name=f"dec_deconv{i}")(g)
     out = keras.layers.Conv2D(channels, 3, padding="same", activation="sigmoid",
                               name="dec_out", dtype="float32")(g)
