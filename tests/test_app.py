@@ -95,7 +95,7 @@ def test_train_page_launches_a_background_run_and_shows_it():
     assert at.query_params["run"] == [run.id] or at.query_params["run"] == run.id
     assert any(run.id in m.value for m in at.markdown)
     st = jobs.wait(run, timeout=180)
-    assert st["state"] == "done", st
+    assert st["state"] == "done", st.get("reason")
     # launching the same configuration again shows the cached run, no new one
     at.button(key="launch").click().run()
     assert len(store.list()) == 1
@@ -109,3 +109,14 @@ def test_train_page_launches_a_background_run_and_shows_it():
 def test_every_page_renders(page):
     at = app(page)
     assert not at.exception, at.exception
+
+
+def test_dataset_choices_survive_a_page_switch():
+    at = app()
+    at.selectbox(key="dataset").set_value("utkface").run()
+    at.text_input(key="path_utkface").set_value("/somewhere/else").run()
+    at.switch_page("pages/compare.py").run()
+    at.switch_page("pages/data.py").run()
+    assert at.selectbox(key="dataset").value == "utkface"
+    assert at.text_input(key="path_utkface").value == "/somewhere/else"
+    assert not at.exception

@@ -78,47 +78,64 @@ def load_prepared(opts: PrepOptions):
     return prep
 
 
-def dataset_picker(prefix: str = "data") -> PrepOptions:
-    """Dataset, path (remembered for the session) and preprocessing options."""
+def keep(key: str, default):
+    """Give widget ``key`` its remembered value before it is drawn.
+
+    Streamlit forgets a widget's state when a page without it runs; a plain copy under
+    ``_keep_<key>`` survives page switches, so choices hold for the whole session."""
     ss = st.session_state
+    if key not in ss:
+        ss[key] = ss.get(f"_keep_{key}", default)
+    return key
+
+
+def kept(key: str, value):
+    st.session_state[f"_keep_{key}"] = value
+    return value
+
+
+def dataset_picker() -> PrepOptions:
+    """Dataset, path and preprocessing options, remembered for the session across pages."""
     names = datasets.names()
-    if HOSTED:
-        allowed = [n for n in names if n == "synthetic" or datasets.get(n).found(None)]
-        names = allowed
-    ss.setdefault("dataset", "synthetic")
-    if ss["dataset"] not in names:
-        ss["dataset"] = names[0]
+    if HOSTED:  # only the built-in dataset and those configured on the server's disk
+        names = [n for n in names if n == "synthetic" or datasets.get(n).found(None)]
+    if st.session_state.get("dataset", st.session_state.get("_keep_dataset")) not in names:
+        st.session_state.pop("dataset", None)
+        st.session_state["_keep_dataset"] = "synthetic"
     c1, c2 = st.columns([1, 2])
-    name = c1.selectbox("Dataset", names, key="dataset",
-                        format_func=lambda n: f"{n} — {datasets.get(n).title}")
+    name = kept("dataset", c1.selectbox(
+        "Dataset", names, key=keep("dataset", "synthetic"),
+        format_func=lambda n: f"{n} — {datasets.get(n).title}"))
     adapter = datasets.get(name)
     ds_opts: dict = {}
     path = None
     if adapter.needs_path:
         default = adapter.resolve_path(None)
         pk = f"path_{name}"
-        ss.setdefault(pk, str(default) if default else "")
-        path = c2.text_input("Path", key=pk, disabled=HOSTED,
-                             help="A folder or file on this machine (remembered for the session)")
+        path = kept(pk, c2.text_input(
+            "Path", key=keep(pk, str(default) if default else ""), disabled=HOSTED,
+            help="A folder or file on this machine (remembered for the session)"))
     else:
         a, b = c2.columns(2)
-        ds_opts["n"] = int(a.number_input("Faces", 200, 20000, step=200, key="syn_n",
-                                          value=ss.get("syn_n", 3000)))
-        ds_opts["label_noise"] = float(b.slider("Label noise", 0.0, 0.5, step=0.05,
-                                                key="syn_noise", value=ss.get("syn_noise", 0.0)))
+        ds_opts["n"] = int(kept("syn_n", a.number_input("Faces", 200, 20000, step=200,
+                                                        key=keep("syn_n", 3000))))
+        ds_opts["label_noise"] = float(kept("syn_noise", b.slider(
+            "Label noise", 0.0, 0.5, step=0.05, key=keep("syn_noise", 0.0))))
     c = st.columns(5)
-    size = c[0].selectbox("Image size", [32, 48, 64, 96, 128, 160, 224], key="size",
-                          index=2)
-    color = c[1].radio("Colour", ["rgb", "gray"], key="color", horizontal=True)
-    fraction = c[2].select_slider("Sample", [0.05, 0.1, 0.25, 0.5, 1.0], key="fraction",
-                                  value=ss.get("fraction", 1.0),
-                                  format_func=lambda f: f"{f:.0%}")
-    age = c[3].selectbox("Age as", list(AGE_MODES), key="age_mode",
-                         help="years = regression; or bins with a named scheme")
-    seed = int(c[4].number_input("Split seed", 0, 10_000, key="data_seed", value=0))
+    size = kept("size", c[0].selectbox("Image size", [32, 48, 64, 96, 128, 160, 224],
+                                       key=keep("size", 64)))
+    color = kept("color", c[1].radio("Colour", ["rgb", "gray"], key=keep("color", "rgb"),
+                                     horizontal=True))
+    fraction = kept("fraction", c[2].select_slider(
+        "Sample", [0.05, 0.1, 0.25, 0.5, 1.0], key=keep("fraction", 1.0),
+        format_func=lambda f: f"{f:.0%}"))
+    age = kept("age_mode", c[3].selectbox("Age as", list(AGE_MODES), key=keep("age_mode", "years"),
+                                          help="years = regression; or bins with a named scheme"))
+    seed = int(kept("data_seed", c[4].number_input("Split seed", 0, 10_000,
+                                                   key=keep("data_seed", 0))))
     edges = None
     if age == "custom":
-        txt = st.text_input("Custom age edges", "18,40,65", key="age_edges")
+        txt = kept("age_edges", st.text_input("Custom age edges", key=keep("age_edges", "18,40,65")))
         try:
             edges = [int(v) for v in txt.split(",") if v.strip()]
         except ValueError:

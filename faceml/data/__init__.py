@@ -36,8 +36,11 @@ def _load_builtin() -> None:
 
 
 def names() -> list[str]:
+    """Built-in adapters first in a fixed order (synthetic, the default, first), then others."""
     _load_builtin()
-    return list(_REGISTRY)
+    builtin = [n for n in ("synthetic", "utkface", "utkface-csv", "fairface", "celeba", "folder")
+               if n in _REGISTRY]
+    return builtin + sorted(n for n in _REGISTRY if n not in builtin)
 
 
 def get(name: str) -> DatasetAdapter:
