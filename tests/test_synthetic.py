@@ -216,7 +216,7 @@ def _conv_features(x: np.ndarray, filters: int = 32, k: int = 5, pool: int = 4) 
 def test_labels_are_learnable_but_not_trivially(adapter):
     """1,500 faces at 32 px gray; a linear model on fixed random conv features, 70/30 split.
 
-    Measured (seed 1): eyewear ~0.83 vs 0.69 majority, expression ~0.63 vs 0.35, age R² ~0.6.
+    Measured (seed 1): eyewear 0.82 vs 0.69 majority, expression 0.61 vs 0.35, age R² 0.60.
     The thresholds leave a margin; they fail if a label stops showing in the pixels."""
     from sklearn.linear_model import Ridge, RidgeClassifier
     from sklearn.metrics import r2_score
@@ -228,7 +228,7 @@ def test_labels_are_learnable_but_not_trivially(adapter):
     train = np.arange(n) < int(0.7 * n)
     test = ~train
     f = s.frame
-    margins = {"eyewear": 0.07, "expression": 0.15}
+    margins = {"eyewear": 0.06, "expression": 0.15}
     for label, margin in margins.items():
         y = f[label].to_numpy()
         acc = (RidgeClassifier(alpha=1000).fit(feats[train], y[train]).predict(feats[test])
