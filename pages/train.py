@@ -9,10 +9,8 @@ from faceml.errors import FaceMLError
 from faceml.preprocessing import labels_for
 from faceml.runs import RunStore
 from faceml.training import AUGMENTATIONS, OPTIMIZERS, SCHEDULES, TrainConfig
-from ui.common import HOSTED, dataset_picker, user_errors
+from ui.common import HOSTED_EPOCH_CAP, dataset_picker, hosted, user_errors
 from ui.runs import layer_table_for, run_panel, runs_table, training_device
-
-HOSTED_EPOCH_CAP = 20
 
 st.title("Train")
 dev = training_device()
@@ -88,7 +86,7 @@ lr = c[1].number_input("Learning rate", value=1e-3, format="%.5f", step=1e-4, ke
 schedule = c[2].selectbox("Schedule", SCHEDULES, key="schedule")
 batch = int(c[3].number_input("Batch size", value=64, step=16, key="batch"))
 c = st.columns(4)
-max_epochs = HOSTED_EPOCH_CAP if HOSTED else 1000
+max_epochs = HOSTED_EPOCH_CAP if hosted() else 1000
 epochs = int(c[0].number_input("Epochs", value=5, step=1, max_value=max_epochs, key="epochs"))
 patience = int(c[1].number_input("Early stopping patience (0 = off)", 0, 100, 0, key="patience"))
 seed = int(c[2].number_input("Seed", 0, 10_000, 0, key="seed"))
@@ -125,7 +123,7 @@ if b1.button("Launch", type="primary", disabled=not valid, key="launch"):
     st.query_params["run"] = run.id
     if not new:
         st.info(f"This configuration already ran: showing its cached run {run.id}.")
-if existing and b2.button("Train again", disabled=not valid, key="again",
+if existing and not hosted() and b2.button("Train again", disabled=not valid, key="again",
                           help="Start a new run of the same configuration"):
     with user_errors():
         run, _ = jobs.submit(cfg, store, again=True)
@@ -138,7 +136,7 @@ current = ss.get("run_id") or st.query_params.get("run")
 if current and store.exists(current):
     ss["run_id"] = current
     st.query_params["run"] = current
-    run_panel(store.get(current), HOSTED)
+    run_panel(store.get(current), hosted())
 
 st.subheader("All runs")
 picked = runs_table(store, key="train_runs")

@@ -120,3 +120,16 @@ def test_dataset_choices_survive_a_page_switch():
     assert at.selectbox(key="dataset").value == "utkface"
     assert at.text_input(key="path_utkface").value == "/somewhere/else"
     assert not at.exception
+
+
+def test_hosted_mode_limits(monkeypatch, tmp_path):
+    monkeypatch.setenv("FACEML_HOSTED", "1")
+    monkeypatch.setenv("FACEML_SHARED_DATA", str(tmp_path))  # no real dataset on this "server"
+    at = app()
+    assert at.selectbox(key="dataset").options == ["synthetic — Synthetic faces (built in)"]
+    assert at.number_input(key="syn_n").max == 5000
+    at.switch_page("pages/train.py").run()
+    assert not at.exception
+    assert at.number_input(key="epochs").max == 20
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception

@@ -14,7 +14,13 @@ from faceml import data as datasets
 from faceml.errors import FaceMLError
 from faceml.preprocessing import AGE_MODES, PrepOptions, prepare
 
-HOSTED = os.environ.get("FACEML_HOSTED", "") not in ("", "0", "false")
+HOSTED_EPOCH_CAP = 20
+HOSTED_MAX_FACES = 5000
+
+
+def hosted() -> bool:
+    """Demo mode for a hosted copy shared with a class (``FACEML_HOSTED=1``)."""
+    return os.environ.get("FACEML_HOSTED", "") not in ("", "0", "false")
 
 
 @contextmanager
@@ -97,7 +103,7 @@ def kept(key: str, value):
 def dataset_picker() -> PrepOptions:
     """Dataset, path and preprocessing options, remembered for the session across pages."""
     names = datasets.names()
-    if HOSTED:  # only the built-in dataset and those configured on the server's disk
+    if hosted():  # only the built-in dataset and those configured on the server's disk
         names = [n for n in names if n == "synthetic" or datasets.get(n).found(None)]
     if st.session_state.get("dataset", st.session_state.get("_keep_dataset")) not in names:
         st.session_state.pop("dataset", None)
@@ -113,12 +119,13 @@ def dataset_picker() -> PrepOptions:
         default = adapter.resolve_path(None)
         pk = f"path_{name}"
         path = kept(pk, c2.text_input(
-            "Path", key=keep(pk, str(default) if default else ""), disabled=HOSTED,
+            "Path", key=keep(pk, str(default) if default else ""), disabled=hosted(),
             help="A folder or file on this machine (remembered for the session)"))
     else:
         a, b = c2.columns(2)
-        ds_opts["n"] = int(kept("syn_n", a.number_input("Faces", 200, 20000, step=200,
-                                                        key=keep("syn_n", 3000))))
+        ds_opts["n"] = int(kept("syn_n", a.number_input(
+            "Faces", 200, HOSTED_MAX_FACES if hosted() else 20000, step=200,
+            key=keep("syn_n", 3000))))
         ds_opts["label_noise"] = float(kept("syn_noise", b.slider(
             "Label noise", 0.0, 0.5, step=0.05, key=keep("syn_noise", 0.0))))
     c = st.columns(5)
