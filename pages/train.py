@@ -9,7 +9,7 @@ from faceml.errors import FaceMLError
 from faceml.preprocessing import labels_for
 from faceml.runs import RunStore
 from faceml.training import AUGMENTATIONS, OPTIMIZERS, SCHEDULES, TrainConfig
-from ui.common import HOSTED_EPOCH_CAP, dataset_picker, hosted, user_errors
+from ui.common import HOSTED_EPOCH_CAP, dataset_picker, hosted, keep, kept, user_errors
 from ui.runs import layer_table_for, run_panel, runs_table, training_device
 
 st.title("Train")
@@ -27,8 +27,7 @@ with user_errors():
 st.subheader("Model")
 arch_names = architectures.names() + ["vae"]
 c1, c2 = st.columns([1, 2])
-arch = c1.selectbox("Architecture", arch_names, key="arch",
-                    index=arch_names.index("default_cnn") if "default_cnn" in arch_names else 0)
+arch = kept("arch", c1.selectbox("Architecture", arch_names, key=keep("arch", "default_cnn")))
 params: dict = {}
 if arch == "vae":
     c2.caption("Convolutional variational auto-encoder: learns a latent space of faces "
@@ -64,8 +63,11 @@ else:
             st.error(f"The builder parameters are not valid JSON: {e}")
             st.stop()
     default_heads = [n for n in labels if n != "age"][:1] or list(labels)[:1]
-    heads = st.multiselect("Predict", list(labels), default=default_heads, key=f"heads_{opts.dataset}",
-                           help="One head per label; several make a multi-task model")
+    hk = f"heads_{opts.dataset}"
+    if any(h not in labels for h in st.session_state.get(hk, [])):
+        st.session_state.pop(hk)
+    heads = kept(hk, st.multiselect("Predict", list(labels), key=keep(hk, default_heads),
+                                    help="One head per label; several make a multi-task model"))
     weights = {}
     if len(heads) > 1:
         cols = st.columns(len(heads))
@@ -81,17 +83,22 @@ else:
 
 st.subheader("Hyperparameters")
 c = st.columns(4)
-optimizer = c[0].selectbox("Optimizer", OPTIMIZERS, key="optimizer")
-lr = c[1].number_input("Learning rate", value=1e-3, format="%.5f", step=1e-4, key="lr")
-schedule = c[2].selectbox("Schedule", SCHEDULES, key="schedule")
-batch = int(c[3].number_input("Batch size", value=64, step=16, key="batch"))
+optimizer = kept("optimizer", c[0].selectbox("Optimizer", OPTIMIZERS, key=keep("optimizer", "adam")))
+lr = kept("lr", c[1].number_input("Learning rate", format="%.5f", step=1e-4, key=keep("lr", 1e-3)))
+schedule = kept("schedule", c[2].selectbox("Schedule", SCHEDULES, key=keep("schedule", "constant")))
+batch = int(kept("batch", c[3].number_input("Batch size", step=16, key=keep("batch", 64))))
 c = st.columns(4)
 max_epochs = HOSTED_EPOCH_CAP if hosted() else 1000
-epochs = int(c[0].number_input("Epochs", value=5, step=1, max_value=max_epochs, key="epochs"))
-patience = int(c[1].number_input("Early stopping patience (0 = off)", 0, 100, 0, key="patience"))
-seed = int(c[2].number_input("Seed", 0, 10_000, 0, key="seed"))
-mixed = c[3].checkbox("Mixed precision (GPU only)", key="mixed")
-aug = st.multiselect("Augmentation (training only)", AUGMENTATIONS, key="aug")
+if st.session_state.get("epochs", 0) > max_epochs:
+    st.session_state["epochs"] = max_epochs
+epochs = int(kept("epochs", c[0].number_input("Epochs", step=1, max_value=max_epochs,
+                                              key=keep("epochs", 5))))
+patience = int(kept("patience", c[1].number_input("Early stopping patience (0 = off)", 0, 100,
+                                                  key=keep("patience", 0))))
+seed = int(kept("seed", c[2].number_input("Seed", 0, 10_000, key=keep("seed", 0))))
+mixed = kept("mixed", c[3].checkbox("Mixed precision (GPU only)", key=keep("mixed", False)))
+aug = kept("aug", st.multiselect("Augmentation (training only)", AUGMENTATIONS,
+                                 key=keep("aug", [])))
 
 cfg = TrainConfig(data=opts, arch=arch, arch_params=params, heads=heads,
                   head_weights=weights if arch != "vae" else {},
