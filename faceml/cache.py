@@ -13,6 +13,8 @@ import json
 import os
 import shutil
 import tempfile
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +39,31 @@ def _array(col: pd.Series) -> np.ndarray:
 
 def _column(a: np.ndarray):
     return a.astype(object) if a.dtype.kind == "U" else a
+
+
+class MemoryLRU:
+    """A small thread-safe in-memory LRU (pages of one Streamlit process share these)."""
+
+    def __init__(self, size: int = 4):
+        self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, key):
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+        return None
+
+    def put(self, key, value) -> None:
+        with self.lock:
+            self.items[key] = value
+            self.items.move_to_end(key)
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.items.clear()
 
 
 class ArrayCache:

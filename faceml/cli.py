@@ -50,19 +50,28 @@ def _print_json(obj) -> None:
     print(json.dumps(obj, indent=None, default=str))
 
 
+def parse_kv(items: list[str] | None, flag: str) -> dict:
+    """``["n=300", "name=x"]`` → ``{"n": 300, "name": "x"}`` (values read as JSON when they are)."""
+    out = {}
+    for kv in items or []:
+        if "=" not in kv:
+            raise FaceMLError(f"{flag} takes KEY=VALUE, not {kv!r}")
+        k, v = kv.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except ValueError:
+            out[k] = v
+    return out
+
+
 def _data_options(a) -> dict:
     from faceml.preprocessing import PrepOptions
 
-    ds_opts = {}
-    for kv in a.dataset_option or []:
-        if "=" not in kv:
-            raise FaceMLError(f"--dataset-option takes KEY=VALUE, not {kv!r}")
-        k, v = kv.split("=", 1)
-        try:
-            ds_opts[k] = json.loads(v)
-        except ValueError:
-            ds_opts[k] = v
-    edges = [int(e) for e in a.age_edges.split(",")] if a.age_edges else None
+    ds_opts = parse_kv(a.dataset_option, "--dataset-option")
+    try:
+        edges = [int(e) for e in a.age_edges.split(",")] if a.age_edges else None
+    except ValueError:
+        raise FaceMLError(f"--age-edges takes whole numbers like 18,40,65, not {a.age_edges!r}") from None
     return PrepOptions(dataset=a.dataset, path=a.path, dataset_options=ds_opts, size=a.size,
                        color=a.color, fraction=a.fraction, seed=a.data_seed, age=a.age,
                        age_edges=edges)
@@ -137,15 +146,7 @@ def cmd_prepare(a) -> int:
 def _train_config(a):
     from faceml.training import TrainConfig
 
-    params = {}
-    for kv in a.param or []:
-        if "=" not in kv:
-            raise FaceMLError(f"--param takes KEY=VALUE, not {kv!r}")
-        k, v = kv.split("=", 1)
-        try:
-            params[k] = json.loads(v)
-        except ValueError:
-            params[k] = v
+    params = parse_kv(a.param, "--param")
     weights = {}
     for kv in (a.head_weights.split(",") if a.head_weights else []):
         k, _, v = kv.partition("=")

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
-from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from faceml import data as datasets
+from faceml.cache import MemoryLRU
 from faceml.data.base import Progress
 from faceml.errors import ConfigError, DataError, FaceMLError
 from faceml.heads import HeadSpec
@@ -72,31 +71,6 @@ def check_split(split: str, allowed: tuple[str, ...] = EVAL_SPLITS) -> str:
     return split
 
 
-class _LRU:
-    """A small thread-safe LRU (Streamlit sessions share this module)."""
-
-    def __init__(self, size: int):
-        self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
-
-    def get(self, key):
-        with self.lock:
-            if key in self.items:
-                self.items.move_to_end(key)
-                return self.items[key]
-        return None
-
-    def put(self, key, value) -> None:
-        with self.lock:
-            self.items[key] = value
-            self.items.move_to_end(key)
-            while len(self.items) > self.size:
-                self.items.popitem(last=False)
-
-    def clear(self) -> None:
-        with self.lock:
-            self.items.clear()
-
-
 # --- runs and their stored predictions ----------------------------------------------------------
 
 def _as_run(run: Run | str, store: RunStore | None = None) -> Run:
@@ -120,7 +94,7 @@ def run_heads(run: Run, frame: pd.DataFrame | None = None) -> list[HeadSpec]:
     return []
 
 
-_FRAMES = _LRU(8)
+_FRAMES = MemoryLRU(8)
 
 
 def stored_predictions(run: Run | str) -> pd.DataFrame | None:
@@ -241,7 +215,7 @@ def group_members(interp: Interpretation, head: HeadSpec | str, by: list[str], v
 
 # --- models --------------------------------------------------------------------------------------
 
-_MODELS = _LRU(2)
+_MODELS = MemoryLRU(2)
 
 
 def _load_file(path: Path):
@@ -467,8 +441,8 @@ def evaluate_model(model_or_run, dataset_options: PrepOptions | dict | None = No
 
 # --- faces ---------------------------------------------------------------------------------------
 
-_SCANS = _LRU(4)
-_IMAGES = _LRU(2048)
+_SCANS = MemoryLRU(4)
+_IMAGES = MemoryLRU(2048)
 
 
 def dataset_available(dataset_options: PrepOptions | dict) -> bool:
@@ -554,19 +528,6 @@ def face_images(dataset_options: PrepOptions | dict, sources, *, size: int | Non
 
 # --- command line --------------------------------------------------------------------------------
 
-def _kv(items: list[str] | None) -> dict:
-    out = {}
-    for kv in items or []:
-        if "=" not in kv:
-            raise FaceMLError(f"--dataset-option takes KEY=VALUE, not {kv!r}")
-        k, v = kv.split("=", 1)
-        try:
-            out[k] = json.loads(v)
-        except ValueError:
-            out[k] = v
-    return out
-
-
 def _cli_options(a) -> PrepOptions | None:
     from faceml.preprocessing import PrepOptions
 
@@ -575,7 +536,10 @@ def _cli_options(a) -> PrepOptions | None:
             raise FaceMLError("--path and --dataset-option need --dataset")
         return None
     datasets.get(a.dataset)  # unknown dataset: a DataError naming the known ones
-    opts = PrepOptions(dataset=a.dataset, path=a.path, dataset_options=_kv(a.dataset_option),
+    from faceml.cli import parse_kv
+
+    opts = PrepOptions(dataset=a.dataset, path=a.path,
+                       dataset_options=parse_kv(a.dataset_option, "--dataset-option"),
                        fraction=a.fraction, seed=a.data_seed)
     opts.validate()
     return opts

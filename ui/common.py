@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import threading
-from collections import OrderedDict
 from contextlib import contextmanager
 
 import streamlit as st
 
 from faceml import data as datasets
+from faceml.cache import MemoryLRU
 from faceml.errors import FaceMLError
 from faceml.preprocessing import AGE_MODES, PrepOptions, prepare
 
@@ -42,29 +41,10 @@ def progress_callback(text: str):
     return cb, bar
 
 
-class _LRU:
-    """Prepared datasets kept in the process, shared by every session (read-only)."""
-
-    def __init__(self, size: int = 4):
-        self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
-
-    def get(self, key):
-        with self.lock:
-            if key in self.items:
-                self.items.move_to_end(key)
-                return self.items[key]
-        return None
-
-    def put(self, key, value) -> None:
-        with self.lock:
-            self.items[key] = value
-            while len(self.items) > self.size:
-                self.items.popitem(last=False)
-
-
 @st.cache_resource(show_spinner=False)
-def _prepared_store() -> _LRU:
-    return _LRU()
+def _prepared_store() -> MemoryLRU:
+    """Prepared datasets kept in the process, shared by every session (read-only)."""
+    return MemoryLRU(4)
 
 
 def load_prepared(opts: PrepOptions):
