@@ -22,6 +22,7 @@ from faceml import data as datasets
 from faceml import evaluate as ev
 from faceml import metrics
 from faceml import report as rep
+from faceml.cache import MemoryLRU
 from faceml.errors import FaceMLError
 from faceml.heads import HeadSpec
 from faceml.runs import Run, RunDamaged, RunStore
@@ -45,7 +46,7 @@ class View:
     kind: str  # "stored" | "checkpoint" | "cross"
     notes: list[str] = field(default_factory=list)
     model: str = ""
-    memo: ev._LRU = field(default_factory=lambda: ev._LRU(96))
+    memo: MemoryLRU = field(default_factory=lambda: MemoryLRU(96))
 
     @property
     def dataset(self) -> str:
@@ -72,8 +73,8 @@ class View:
 
 
 @st.cache_resource(show_spinner=False)
-def _views() -> ev._LRU:
-    return ev._LRU(12)
+def _views() -> MemoryLRU:
+    return MemoryLRU(12)
 
 
 def _stamp(path) -> tuple:
@@ -249,8 +250,8 @@ def banner(view: View, run: Run) -> None:
 # --- faces -----------------------------------------------------------------------------------
 
 @st.cache_resource(show_spinner=False)
-def _png_store() -> ev._LRU:
-    return ev._LRU(4096)
+def _png_store() -> MemoryLRU:
+    return MemoryLRU(4096)
 
 
 def _pixels(view: View, sources: list[str]) -> list[bytes | None]:
