@@ -142,3 +142,18 @@ def test_a_damaged_run_does_not_break_the_others():
     assert "config.json is damaged" in table.loc["bad", "reason"]
     assert table.loc["good", "state"] == "queued"
     assert table.loc["good", "epochs_done"] == 1
+
+
+def test_out_of_memory_fails_the_run_with_the_reason(monkeypatch):
+    import keras
+
+    def boom(*a, **k):
+        raise MemoryError("Unable to allocate 32.0 GiB for an array")
+
+    monkeypatch.setattr(keras.Model, "fit", boom)
+    store = RunStore()
+    cfg = tiny(seed=11)
+    run, _ = store.create(cfg.run_id(), cfg.canonical())
+    st = train_run(run)
+    assert st["state"] == "failed"
+    assert st["reason"].startswith("out of memory") and "smaller batch size" in st["reason"]
