@@ -10,5 +10,6 @@ pages = [
     st.Page("pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
     st.Page("pages/compare.py", title="Compare & sweep", icon=":material/compare:"),
     st.Page("pages/vae.py", title="VAE studio", icon=":material/blur_on:"),
+    st.Page("pages/predict.py", title="Predict", icon=":material/photo_camera:"),
 ]
 st.navigation(pages).run()

@@ -2,8 +2,9 @@
 
     python -m faceml bundle RUN_ID --name utkface-multitask
 
-writes ``models/NAME.keras`` (weights and preprocessing, no optimizer state) and
-``models/NAME.md`` — the card: data and split, preprocessing, the exact command that trained
+writes ``models/NAME.keras`` (weights and preprocessing, no optimizer state),
+``models/NAME.predictions.csv`` (its validation answers, for the Predict page's age intervals
+and rare-group warnings) and ``models/NAME.md`` — the card: data and split, preprocessing, the exact command that trained
 it, metrics overall and per group on the test split, intended use, limits and ethics.
 """
 
@@ -168,6 +169,9 @@ def bundle(run, name: str, out_dir: Path | None = None) -> tuple[Path, Path]:
     save_model(model, mpath)
     card = out / f"{name}.md"
     card.write_text(model_card(run, name))
+    preds = run.predictions()
+    if preds is not None:  # validation answers: the Predict page's age intervals and rare groups
+        preds[preds["split"] == "val"].to_csv(out / f"{name}.predictions.csv", index=False)
     return mpath, card
 
 

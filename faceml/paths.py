@@ -24,5 +24,5 @@ def shared_data_dir() -> Path:
 
 
 def models_dir() -> Path:
-    """Bundled pretrained models."""
-    return PROJECT_ROOT / "models"
+    """Bundled pretrained models (``FACEML_MODELS_DIR``, default ``models/`` in the project)."""
+    return Path(os.environ.get("FACEML_MODELS_DIR", PROJECT_ROOT / "models"))

@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import sys
 import threading
 import warnings
@@ -482,14 +481,8 @@ def predict_all(img: Image.Image, predictors: dict[str, Predictor],
 
 # --- models on disk -------------------------------------------------------------------------------
 
-def models_dir() -> Path:
-    """Bundled models: ``FACEML_MODELS_DIR`` when set, else the project's ``models/``."""
-    env = os.environ.get("FACEML_MODELS_DIR")
-    return Path(env) if env else paths.models_dir()
-
-
 def bundled_models() -> list[Path]:
-    d = models_dir()
+    d = paths.models_dir()
     return sorted(p for p in d.glob("*.keras") if p.is_file()) if d.is_dir() else []
 
 
@@ -511,7 +504,7 @@ def load_predictor(model: str | Path | None = None, run: str | None = None) -> P
         return Predictor.from_file(model)
     path = default_model()
     if path is None:
-        raise FaceMLError(f"no bundled model in {models_dir()}: pass --model FILE.keras or "
+        raise FaceMLError(f"no bundled model in {paths.models_dir()}: pass --model FILE.keras or "
                           "--run RUN_ID (see: python -m faceml runs)")
     return Predictor.from_file(path)
 
