@@ -57,14 +57,18 @@ if c1.button("Reshuffle"):
 rng = np.random.default_rng(st.session_state.get("sample_seed", 0))
 idx = rng.choice(n, size=min(k, n), replace=False)
 label_cols = [c for c in prep.labels]
-captions = [" · ".join(str(prep.frame.iloc[i][c]) for c in label_cols) for i in idx]
+def _show(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+captions = [" · ".join(_show(prep.frame.iloc[i][c]) for c in label_cols) for i in idx]
 imgs = [prep.x[i][..., 0] if prep.x.shape[-1] == 1 else prep.x[i] for i in idx]
 with c2:
     cols = st.columns(8)
     for j, (img, cap, i) in enumerate(zip(imgs, captions, idx)):
         cols[j % 8].image(img, caption=cap, width="stretch",
                           clamp=True, output_format="PNG")
-    st.caption("Captions: " + " · ".join(label_cols) + ". Hover a face for its file name below.")
+    st.caption("Captions: " + " · ".join(label_cols) + ". File names are listed below.")
 with st.expander("Sources of the faces shown"):
     st.dataframe(prep.frame.iloc[idx][["source", *label_cols, "split"]], hide_index=True)
 
