@@ -62,7 +62,7 @@ def train_command(cfg: dict) -> str:
 
 
 def _fmt(v) -> str:
-    if v is None:
+    if v is None or (isinstance(v, float) and v != v):  # None or NaN: not applicable
         return "—"
     if isinstance(v, float):
         return f"{v:.3f}"
@@ -171,7 +171,10 @@ def bundle(run, name: str, out_dir: Path | None = None) -> tuple[Path, Path]:
     card.write_text(model_card(run, name))
     preds = run.predictions()
     if preds is not None:  # validation answers: the Predict page's age intervals and rare groups
-        preds[preds["split"] == "val"].to_csv(out / f"{name}.predictions.csv", index=False)
+        keep = ["split"] + [c for h in run.config["heads"] for c in (f"{h}_true", f"{h}_pred")]
+        # only labels and answers: no file names, no other columns of the dataset
+        preds.loc[preds["split"] == "val", keep].to_csv(out / f"{name}.predictions.csv",
+                                                          index=False)
     return mpath, card
 
 
