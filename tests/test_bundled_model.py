@@ -1,0 +1,49 @@
+"""The bundled model: loads with safe_mode=True and answers the same on a fixed face."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from faceml import paths
+from faceml.detect import FaceDetector
+from faceml.modelio import load_model
+from faceml.predict import Predictor, predict_faces
+
+BUNDLED = paths.PROJECT_ROOT / "models" / "utkface-multitask.keras"
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    if not BUNDLED.exists():
+        pytest.skip("no bundled model")
+    return Predictor(load_model(BUNDLED), "utkface-multitask")  # safe_mode=True inside
+
+
+def test_bundled_model_card_and_size():
+    assert BUNDLED.stat().st_size <= 10_000_000
+    card = BUNDLED.with_suffix(".md").read_text()
+    for section in ("## Data and split", "## Preprocessing", "## How it was made",
+                    "## Metrics on the test split", "## Per group", "## Intended use",
+                    "## Limits and ethics"):
+        assert section in card
+    assert "python -m faceml train --dataset utkface" in card
+
+
+def test_bundled_model_is_stable_on_a_fixed_face(predictor):
+    from skimage import data
+
+    img = Image.fromarray(data.astronaut())
+    runs = [predict_faces(img, predictor, FaceDetector()) for _ in range(2)]
+    assert [len(r) for r in runs] == [1, 1]
+    a, b = runs[0][0], runs[1][0]
+    assert np.array_equal(a.crop, b.crop) and a.crop.shape == (64, 64, 3)
+    for h in ("gender", "race"):
+        assert a.heads[h].probs == b.heads[h].probs
+        assert sum(a.heads[h].probs.values()) == pytest.approx(1.0)
+    # pinned answers of the committed model on this face (recorded when it was bundled)
+    assert a.heads["gender"].probs["Female"] == pytest.approx(0.5251, abs=2e-3)
+    assert a.heads["race"].label == "White"
+    assert a.heads["race"].probs["White"] == pytest.approx(0.9644, abs=2e-3)
+    assert a.heads["age"].years == pytest.approx(26.69, abs=0.1)
+    lo, hi = a.heads["age"].interval
+    assert lo < a.heads["age"].years < hi
