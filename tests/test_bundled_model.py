@@ -6,8 +6,7 @@ from PIL import Image
 
 from faceml import paths
 from faceml.detect import FaceDetector
-from faceml.modelio import load_model
-from faceml.predict import Predictor, predict_faces
+from faceml.predict import load_predictor, predict_faces
 
 BUNDLED = paths.PROJECT_ROOT / "models" / "utkface-multitask.keras"
 
@@ -16,7 +15,7 @@ BUNDLED = paths.PROJECT_ROOT / "models" / "utkface-multitask.keras"
 def predictor():
     if not BUNDLED.exists():
         pytest.skip("no bundled model")
-    return Predictor(load_model(BUNDLED), "utkface-multitask")  # safe_mode=True inside
+    return load_predictor(BUNDLED)  # faceml.modelio.load_model: safe_mode=True
 
 
 def test_bundled_model_card_and_size():
