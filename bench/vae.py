@@ -30,6 +30,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import median_ms  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -47,17 +49,6 @@ def mosaic(rows: list[np.ndarray], scale: int = 3, gap: int = 2) -> np.ndarray:
             y, x = gap + i * (s + gap), gap + j * (s + gap)
             out[y:y + s, x:x + s] = img
     return np.kron(out, np.ones((scale, scale, 1), np.uint8))
-
-
-def median_ms(fn, n: int, warmup: int = 5) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return float(np.median(times))
 
 
 def main() -> None:
@@ -121,8 +112,8 @@ def main() -> None:
     model = run.load_model()
     _, dec = vae.vae_parts(model)
     z = np.random.default_rng(0).standard_normal((1, vae.latent_dim(model))).astype("float32")
-    decode_ms = median_ms(lambda: vae.decode(model, z), a.decodes)
-    predict_ms = median_ms(lambda: dec.predict(z, verbose=0), a.decodes)
+    decode_ms = median_ms(lambda: vae.decode(model, z), a.decodes, warmup=5)
+    predict_ms = median_ms(lambda: dec.predict(z, verbose=0), a.decodes, warmup=5)
 
     if a.png:
         from PIL import Image

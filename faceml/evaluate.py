@@ -111,14 +111,11 @@ def stored_predictions(run: Run | str) -> pd.DataFrame | None:
     hit = _FRAMES.get(key)
     if hit is not None:
         return hit
+    from faceml.metrics import read_predictions
+
     heads = run_heads(run)
-    text = {"source": str, "split": str}
-    for h in heads:
-        if h.kind != "regression":
-            text[f"{h.name}_true"] = str
-            text[f"{h.name}_pred"] = str
     try:
-        frame = pd.read_csv(p, dtype=text)
+        frame = read_predictions(p, heads)
     except (OSError, ValueError, pd.errors.ParserError) as e:
         raise RunDamaged(f"run {run.id}: predictions.csv is damaged ({e})") from None
     cfg = run.config

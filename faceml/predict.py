@@ -247,15 +247,10 @@ def reference_for_run(run: Run) -> Reference | None:
 def _reference_for_file(path: Path, meta: dict, heads: list[HeadSpec]) -> Reference | None:
     side = path.with_suffix(".predictions.csv")
     if side.is_file():
-        import pandas as pd
+        from faceml.metrics import read_predictions
 
-        text = {"source": str, "split": str}
-        for h in heads:
-            if h.kind != "regression":
-                text[f"{h.name}_true"] = str
-                text[f"{h.name}_pred"] = str
         try:
-            return Reference.from_frame(pd.read_csv(side, dtype=text), heads, side.name)
+            return Reference.from_frame(read_predictions(side, heads), heads, side.name)
         except (OSError, ValueError):
             return None
     run_id = meta.get("run_config")
