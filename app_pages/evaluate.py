@@ -17,7 +17,7 @@ if not rows:
     st.info("No trained runs yet. Train a model on the **Train** page; every run that has "
             "finished (or saved its first epoch) can be evaluated here.")
     try:
-        st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
+        st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
     except Exception:  # noqa: BLE001 - the link needs the app's navigation; the text suffices
         pass
     st.stop()

@@ -64,7 +64,7 @@ def test_data_page_reports_skipped_files(tmp_path):
 
 
 def test_train_page_bad_hyperparameters_are_errors():
-    at = app("pages/train.py")
+    at = app("app_pages/train.py")
     assert not at.exception, at.exception
     at.number_input(key="lr").set_value(0.0).run()
     assert any("learning rate must be > 0" in e for e in errors(at))
@@ -82,7 +82,7 @@ def test_train_page_bad_hyperparameters_are_errors():
 
 
 def test_train_page_launches_a_background_run_and_shows_it():
-    at = app("pages/train.py")
+    at = app("app_pages/train.py")
     at.selectbox(key="arch").set_value("small_cnn").run()
     at.number_input(key="epochs").set_value(1).run()
     assert not errors(at), errors(at)
@@ -105,7 +105,7 @@ def test_train_page_launches_a_background_run_and_shows_it():
     assert len(at.get("plotly_chart")) >= 1
 
 
-@pytest.mark.parametrize("page", ["pages/data.py", "pages/train.py"])
+@pytest.mark.parametrize("page", ["app_pages/data.py", "app_pages/train.py"])
 def test_every_page_renders(page):
     at = app(page)
     assert not at.exception, at.exception
@@ -115,8 +115,8 @@ def test_dataset_choices_survive_a_page_switch():
     at = app()
     at.selectbox(key="dataset").set_value("utkface").run()
     at.text_input(key="path_utkface").set_value("/somewhere/else").run()
-    at.switch_page("pages/compare.py").run()
-    at.switch_page("pages/data.py").run()
+    at.switch_page("app_pages/compare.py").run()
+    at.switch_page("app_pages/data.py").run()
     assert at.selectbox(key="dataset").value == "utkface"
     assert at.text_input(key="path_utkface").value == "/somewhere/else"
     assert not at.exception
@@ -130,8 +130,8 @@ def test_hosted_mode_limits(monkeypatch, tmp_path):
     assert "synthetic" in shown
     assert not {"utkface", "utkface-csv", "fairface", "celeba", "folder"} & set(shown)
     assert at.number_input(key="syn_n").max == 5000
-    at.switch_page("pages/train.py").run()
+    at.switch_page("app_pages/train.py").run()
     assert not at.exception
     assert at.number_input(key="epochs").max == 20
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("app_pages/compare.py").run()
     assert not at.exception

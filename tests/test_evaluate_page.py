@@ -22,7 +22,7 @@ from test_evaluate import shared_utk_run  # noqa: E402
 
 from ui.evaluate import PER_PAGE, cell_from_event, cell_keys  # noqa: E402
 
-PAGE = "../pages/evaluate.py"
+PAGE = "../app_pages/evaluate.py"
 
 
 @pytest.fixture(scope="module")

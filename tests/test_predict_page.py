@@ -34,7 +34,7 @@ def env(trained, monkeypatch, tmp_path):
 
 
 def page() -> AppTest:
-    at = AppTest.from_file("../pages/predict.py", default_timeout=TIMEOUT)
+    at = AppTest.from_file("../app_pages/predict.py", default_timeout=TIMEOUT)
     at.run()
     return at
 

@@ -72,12 +72,12 @@ def test_sweep_reuses_cached_runs_and_summarises_the_grid():
     assert set(mt["split"]) == {"test"} and set(mt["dataset"]) == {"synthetic"}
 
     # the page renders both tabs on these runs
-    at = AppTest.from_file("../pages/compare.py", default_timeout=120).run()
+    at = AppTest.from_file("../app_pages/compare.py", default_timeout=120).run()
     assert not at.exception, at.exception
     assert len(at.get("plotly_chart")) >= 1
 
 
 def test_compare_page_without_runs():
-    at = AppTest.from_file("../pages/compare.py", default_timeout=60).run()
+    at = AppTest.from_file("../app_pages/compare.py", default_timeout=60).run()
     assert not at.exception
     assert "No runs yet" in at.info[0].value

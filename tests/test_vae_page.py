@@ -56,7 +56,7 @@ def runs(trained, monkeypatch):
 
 
 def page(run: str | None = None) -> AppTest:
-    at = AppTest.from_file("../pages/vae.py", default_timeout=TIMEOUT)
+    at = AppTest.from_file("../app_pages/vae.py", default_timeout=TIMEOUT)
     if run:
         at.query_params["run"] = run
     at.run()

@@ -1,4 +1,4 @@
-"""Shared Streamlit widgets and cached resources (the only Streamlit code outside pages/)."""
+"""Shared Streamlit widgets and cached resources (the only Streamlit code outside app_pages/)."""
 
 from __future__ import annotations
 

@@ -141,6 +141,12 @@ def run_panel(run: Run, hosted: bool = False, every: float = 2.0) -> None:
     @st.fragment(run_every=every)
     def live():
         _panel_body(run, hosted)
+        try:
+            finished = run.status().get("state") not in ("queued", "running")
+        except RunDamaged:
+            finished = True
+        if finished:
+            st.rerun()  # the whole page: the runs table and buttons catch up; the timer stops
 
     try:
         active = run.status().get("state") in ("queued", "running")

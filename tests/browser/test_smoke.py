@@ -42,11 +42,6 @@ def test_every_navigation_page_opens(page, app_server, request):
     assert not problems, "\n".join(problems) + "\n" + app_server.logs()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "app bug: with the page files in a folder named pages/, a freshly started server that is "
-    "first asked for a page's own URL (e.g. a shared /train?run=… link) runs that file as a "
-    "legacy multipage page: no st.navigation, no set_page_config (narrow layout), the raw file "
-    "names in the sidebar. Renaming pages/ (e.g. to app_pages/) fixes it; then drop this marker."))
 def test_deep_link_on_a_fresh_server_shows_the_app_navigation(page, app_server, tmp_path, request):
     page.goto(app_server)
     wait_idle(page)
