@@ -104,7 +104,7 @@ def main() -> None:
 
     logging.getLogger("streamlit").setLevel(logging.ERROR)  # bare-mode chatter on stderr
 
-    page = str(ROOT / "pages" / "evaluate.py")
+    page = str(ROOT / "app_pages" / "evaluate.py")
 
     def session(run_id: str) -> AppTest:
         at = AppTest.from_file(page, default_timeout=120)
