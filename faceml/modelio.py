@@ -47,15 +47,28 @@ def load_model(path: str | Path, compile: bool = False):
         raise FaceMLError(f"{p.name} could not be loaded as a model: {e}") from None
 
 
-def save_model(model, path: str | Path) -> None:
-    """Save to ``path`` through a temporary file, so a crash never leaves a broken model."""
-    p = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.stem}-", suffix=".keras", dir=p.parent)
+def _write_atomic(dest: str | Path, write) -> None:
+    """``write(tmp_path)`` to a temporary ``.keras`` beside ``dest``, then rename it into place,
+    so a crash never leaves a half-written model."""
+    d = Path(dest)
+    fd, tmp = tempfile.mkstemp(prefix=f".{d.stem}-", suffix=".keras", dir=d.parent)
     os.close(fd)
     try:
-        model.save(tmp)
+        write(tmp)
         os.chmod(tmp, 0o644)  # mkstemp makes it private; a model file is meant to be shared
-        os.replace(tmp, p)
+        os.replace(tmp, d)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def save_model(model, path: str | Path) -> None:
+    """Save to ``path`` atomically."""
+    _write_atomic(path, model.save)
+
+
+def copy_atomic(src: str | Path, dest: str | Path) -> None:
+    """Copy a model file atomically (the best checkpoint is a copy of the last one)."""
+    import shutil
+
+    _write_atomic(dest, lambda tmp: shutil.copyfile(src, tmp))

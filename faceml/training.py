@@ -229,7 +229,7 @@ def _engine_callback(run, cfg: TrainConfig, start_epoch: int):
     """Per-epoch history + checkpoints (atomic), Stop within one batch, NaN detection, status."""
     import keras
 
-    from faceml.modelio import save_model
+    from faceml.modelio import copy_atomic, save_model
 
     class Engine(keras.callbacks.Callback):
         # Its batch hook only checks for a STOP file and writes a throttled status: safe to run
@@ -277,9 +277,9 @@ def _engine_callback(run, cfg: TrainConfig, start_epoch: int):
                    **logs}
             save_model(self.model, run.model_path("last"))
             val = logs.get("val_loss", logs.get("loss", math.inf))
-            if val < self.best:
+            if val < self.best:  # the same weights: copy the file instead of saving twice
                 self.best = val
-                save_model(self.model, run.model_path("best"))
+                copy_atomic(run.model_path("last"), run.model_path("best"))
             row["time"] = time.time()  # wall clock after saving: throughput incl. checkpoints
             run.append_history(row)
 
