@@ -215,7 +215,7 @@ def cmd_runs(a) -> int:
 def cmd_worker(a) -> int:
     from faceml.jobs import work
 
-    work(idle_exit=a.idle_exit)
+    work(idle_exit=a.idle_exit, wait=a.wait)
     return 0
 
 
@@ -273,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("worker", help="train queued runs (started by the app)")
     s.add_argument("--idle-exit", type=float, default=2.0)
+    s.add_argument("--wait", type=float, default=0.0, help="seconds to wait for the lock")
     s.set_defaults(fn=cmd_worker)
 
     for mod in COMMAND_MODULES:  # each adds its subcommand: module.add_cli(sub)

@@ -85,31 +85,50 @@ def stop(run: Run) -> None:
         run.request_stop()
 
 
+def _holder_alive(store: RunStore) -> bool:
+    """Whether the worker that holds the lock is alive (a killed one may still be exiting
+    and hold the lock for a moment after its run already shows as crashed)."""
+    from faceml.runs import pid_alive
+
+    try:
+        return pid_alive(int((store.root / ".worker.pid").read_text()))
+    except (OSError, ValueError):
+        return True  # a worker that has not written its pid yet is starting up
+
+
 def ensure_worker(store: RunStore | None = None) -> int | None:
-    """Start a detached worker unless one is running; returns its pid (None if one was)."""
+    """Start a detached worker unless a live one is running; returns its pid (None if one was).
+
+    A new worker waits up to a minute for the lock, so one started while a killed worker is
+    still exiting takes over instead of leaving the queue unattended."""
     store = store or RunStore()
-    if worker_running(store):
+    if worker_running(store) and _holder_alive(store):
         return None
     log = open(store.root / "worker.log", "ab")
     env = {**os.environ, "FACEML_RUNS_DIR": str(store.root)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "faceml", "worker"], cwd=str(paths.PROJECT_ROOT), env=env,
+        [sys.executable, "-m", "faceml", "worker", "--wait", "60"], cwd=str(paths.PROJECT_ROOT),
+        env=env,
         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True)  # outlives the app's process and its session
     log.close()
     return proc.pid
 
 
-def work(store: RunStore | None = None, once: bool = False, idle_exit: float = 2.0) -> int:
-    """The worker loop: hold the lock, train queued runs oldest first. Returns runs trained."""
-    from faceml.training import train_run
-
+def work(store: RunStore | None = None, once: bool = False, idle_exit: float = 2.0,
+         wait: float = 0.0) -> int:
+    """The worker loop: hold the lock (waiting up to ``wait`` s for it), train queued runs
+    oldest first. Returns the number of runs trained."""
     store = store or RunStore()
     lock = _lock(store)
     try:
-        lock.acquire(timeout=0)
+        lock.acquire(timeout=wait)
     except Timeout:
         return 0
+    from faceml.runs import write_text_atomic
+    from faceml.training import train_run
+
+    write_text_atomic(store.root / ".worker.pid", str(os.getpid()))
     n = 0
     try:
         idle_since = time.monotonic()

@@ -232,10 +232,6 @@ def _engine_callback(run, cfg: TrainConfig, start_epoch: int):
     from faceml.modelio import copy_atomic, save_model
 
     class Engine(keras.callbacks.Callback):
-        # Its batch hook only checks for a STOP file and writes a throttled status: safe to run
-        # on Keras's callback thread, so training does not wait for it after every batch.
-        async_safe = True
-
         def __init__(self):
             super().__init__()
             self.best = math.inf
