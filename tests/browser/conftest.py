@@ -143,6 +143,25 @@ def serve_app(base: Path):
         _kill(_workers_of(runs_dir))
 
 
+@contextmanager
+def served_run(app_server, monkeypatch, cfg):
+    """Train ``cfg`` in-process into the served app's run store; the run is removed afterwards
+    so the session's shared store is left as it was (the Evaluate page rewrites its URL to
+    ``?run=<id>`` once a run exists, which other tests do not expect)."""
+    from faceml.runs import RunStore
+    from faceml.training import train_run
+
+    monkeypatch.setenv("FACEML_RUNS_DIR", str(app_server.runs_dir))
+    monkeypatch.setenv("FACEML_CACHE_DIR", str(app_server.runs_dir.parent / "cache"))
+    run, _ = RunStore(app_server.runs_dir).create(cfg.run_id(), cfg.canonical())
+    if run.status().get("state") != "done":
+        train_run(run)
+    try:
+        yield run
+    finally:
+        shutil.rmtree(run.dir, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def app_server(tmp_path_factory):
     """Base URL (an AppServer str) of the app served for the whole session."""

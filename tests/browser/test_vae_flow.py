@@ -2,12 +2,11 @@
 slider -> the decoded face changes."""
 
 import re
-import shutil
 import time
 
 import pytest
 
-from .conftest import assert_no_exception, wait_idle, wait_rendered
+from .conftest import assert_no_exception, served_run, wait_idle, wait_rendered
 
 expect = pytest.importorskip(
     "playwright.sync_api", reason="playwright is not importable; pip install -r requirements-dev.txt"
@@ -20,23 +19,14 @@ pytestmark = pytest.mark.browser
 def vae_run(app_server, monkeypatch):
     """A tiny finished VAE in the server's run store (trained here, in-process)."""
     from faceml.preprocessing import PrepOptions
-    from faceml.runs import RunStore
-    from faceml.training import TrainConfig, train_run
+    from faceml.training import TrainConfig
 
-    monkeypatch.setenv("FACEML_RUNS_DIR", str(app_server.runs_dir))
-    monkeypatch.setenv("FACEML_CACHE_DIR", str(app_server.runs_dir.parent / "cache"))
     cfg = TrainConfig(data=PrepOptions(dataset="synthetic", dataset_options={"n": 300}, size=16,
                                        color="gray"),
                       arch="vae", arch_params={"latent_dim": 4}, heads=[], epochs=2,
                       batch_size=32)
-    store = RunStore(app_server.runs_dir)
-    run, _ = store.create(cfg.run_id(), cfg.canonical())
-    if run.status().get("state") != "done":
-        train_run(run)
-    yield run
-    # leave the session's shared store as it was: other browser tests expect no runs there
-    # (the Evaluate page rewrites its URL to ?run=<id> once a run exists)
-    shutil.rmtree(run.dir, ignore_errors=True)
+    with served_run(app_server, monkeypatch, cfg) as run:
+        yield run
 
 
 def test_slider_changes_decoded_face(page, app_server, vae_run, shot):
