@@ -167,6 +167,25 @@ def check_color(color: str) -> int:
     raise DataError(f"colour must be 'gray' or 'rgb', not {color!r}")
 
 
+def read_label_csv(dataset: str, csv: Path, columns, **read_csv) -> pd.DataFrame:
+    """A dataset's CSV file, with a clear :class:`DataError` when it is empty, unreadable or
+    lacks one of ``columns`` (column names are stripped of spaces)."""
+    try:
+        df = pd.read_csv(csv, **read_csv)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{dataset}: {csv} is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
+        raise DataError(f"{dataset}: {csv} is not a readable CSV file ({e})") from None
+    except OSError as e:
+        raise DataError(f"{dataset}: cannot read {csv} ({e.strerror or e})") from None
+    df.columns = [str(c).strip() for c in df.columns]
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise DataError(f"{dataset}: {csv.name} lacks the column(s) {', '.join(missing)} "
+                        f"(expected {', '.join(columns)}; it has {', '.join(df.columns)})")
+    return df
+
+
 def empty_frame(label_names: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame({"source": pd.Series(dtype=str),
                          **{n: pd.Series(dtype=object) for n in label_names}})

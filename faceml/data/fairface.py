@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from faceml.data import register
-from faceml.data.base import BadItem, DatasetAdapter, LabelSpec, Progress, Scan
+from faceml.data.base import BadItem, DatasetAdapter, LabelSpec, Progress, Scan, read_label_csv
 from faceml.data.imageio import read_files
 from faceml.data.mapping import FAIRFACE_AGE_BINS, FAIRFACE_RACES, GENDERS
 from faceml.errors import DataError
@@ -33,20 +33,7 @@ COLUMNS = ("file", "age", "gender", "race")
 
 
 def _read_labels(csv: Path) -> pd.DataFrame:
-    try:
-        df = pd.read_csv(csv, dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"fairface: {csv} is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
-        raise DataError(f"fairface: {csv} is not a readable CSV file ({e})") from None
-    except OSError as e:
-        raise DataError(f"fairface: cannot read {csv} ({e.strerror or e})") from None
-    df.columns = [str(c).strip() for c in df.columns]
-    missing = [c for c in COLUMNS if c not in df.columns]
-    if missing:
-        raise DataError(f"fairface: {csv.name} lacks the column(s) {', '.join(missing)} "
-                        f"(expected {', '.join(COLUMNS)}; it has {', '.join(df.columns)})")
-    return df
+    return read_label_csv("fairface", csv, COLUMNS, dtype=str, keep_default_na=False)
 
 
 def _stat_dirs(root: Path, files: pd.Series) -> dict[str, tuple[str, int, int]]:

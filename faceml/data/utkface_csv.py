@@ -23,7 +23,15 @@ import pandas as pd
 from PIL import Image
 
 from faceml.data import register
-from faceml.data.base import BadItem, DatasetAdapter, LabelSpec, Progress, Scan, check_color
+from faceml.data.base import (
+    BadItem,
+    DatasetAdapter,
+    LabelSpec,
+    Progress,
+    Scan,
+    check_color,
+    read_label_csv,
+)
 from faceml.data.imageio import to_pixels
 from faceml.data.mapping import GENDERS, UTKFACE_RACES
 from faceml.data.utkface import MAX_AGE, utk_label_specs
@@ -57,20 +65,7 @@ def _parse_pixels(text) -> np.ndarray | str:
 
 
 def _read_table(csv: Path) -> pd.DataFrame:
-    try:
-        df = pd.read_csv(csv, dtype={"img_name": str, "pixels": str})
-    except pd.errors.EmptyDataError:
-        raise DataError(f"utkface-csv: {csv} is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
-        raise DataError(f"utkface-csv: {csv} is not a readable CSV file ({e})") from None
-    except OSError as e:
-        raise DataError(f"utkface-csv: cannot read {csv} ({e.strerror or e})") from None
-    df.columns = [str(c).strip() for c in df.columns]
-    missing = [c for c in COLUMNS if c not in df.columns]
-    if missing:
-        raise DataError(f"utkface-csv: {csv.name} lacks the column(s) {', '.join(missing)} "
-                        f"(expected {', '.join(COLUMNS)}; it has {', '.join(df.columns)})")
-    return df
+    return read_label_csv("utkface-csv", csv, COLUMNS, dtype={"img_name": str, "pixels": str})
 
 
 def _parse_all(df: pd.DataFrame) -> tuple[np.ndarray, dict[int, str]]:
