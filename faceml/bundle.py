@@ -96,15 +96,45 @@ where it fails. Predictions on your own photo are a curiosity, not a fact about 
 """
 
 
-def model_card(run, name: str) -> str:
-    """The card's Markdown for a finished run."""
-    from faceml.metrics import group_breakdown
+def rescore_test(run, path: str):
+    """The run's best model on its own test split, read from another copy of the same data.
+
+    The run may have trained on a shrunk copy (``python -m faceml shrink``); its card's test
+    numbers then come from the original images at ``path``. The split is seeded on names and
+    labels, so it is the same faces: that is checked, not assumed.
+    """
+    from dataclasses import replace
+
+    from faceml.evaluate import evaluate_model
+    from faceml.preprocessing import PrepOptions
+
+    opts = replace(PrepOptions.from_dict(run.config["data"]), path=str(path))
+    frame = evaluate_model(run, opts, split="test")
+    preds = run.predictions()
+    own = set(preds.loc[preds["split"] == "test", "source"]) if preds is not None else set()
+    if own != set(frame["source"]):
+        raise FaceMLError(f"the test split read from {path} is not the run's own test split "
+                          f"({len(set(frame['source']) ^ own)} faces differ): is it a copy of "
+                          f"{run.config['data'].get('path')}?")
+    frame["split"] = "test"
+    return frame
+
+
+def model_card(run, name: str, test_frame=None, test_path: str | None = None) -> str:
+    """The card's Markdown for a finished run (``test_frame``: its test split re-scored from
+    ``test_path`` by :func:`rescore_test`)."""
+    from faceml.evaluate import run_heads
+    from faceml.metrics import Interpretation, group_breakdown
 
     cfg = run.config
     st = run.status()
     hist = run.history()
     m = run.metrics()
     d = cfg["data"]
+    own_test = m.get("test") or {}
+    if test_frame is not None:
+        m = {**m, "test": Interpretation(test_frame, run_heads(run), dataset=d["dataset"],
+                                         split="test").summary()}
     lines = [f"# Model card: {name}", "",
              f"Trained by FaceML's own CLI (run `{run.id}`), {len(hist)} epochs on "
              f"{st.get('device', {}).get('device', '?')} ({st.get('device', {}).get('backend', '?')}),"
@@ -120,8 +150,13 @@ def model_card(run, name: str) -> str:
              "centre-cropped to a square and resized bilinearly (`faceml.data.imageio.to_pixels`).",
              "- Per-channel mean/std scaling fitted on the training split only "
              "(`FacePreprocessing` layer), so the `.keras` file takes raw pixels.", "",
-             "## How it was made", "```bash", train_command(cfg),
-             f"python -m faceml bundle {run.id} --name {name}", "```", "",
+             "## How it was made", "```bash",
+             *([f"python -m faceml shrink --path {shlex.quote(test_path)} --size {d['size']} "
+                f"--color {d['color']} --quality 90 --out {shlex.quote(str(d['path']))}"]
+               if test_path else []),
+             train_command(cfg),
+             f"python -m faceml bundle {run.id} --name {name}"
+             + (f" --test-path {shlex.quote(test_path)}" if test_path else ""), "```", "",
              f"Architecture `{cfg['arch']}`; heads {', '.join(cfg['heads'])}; optimizer "
              f"{cfg['optimizer']} at {cfg['lr']:g} ({cfg['schedule']}), batch {cfg['batch_size']}, "
              f"augmentation {', '.join(cfg.get('augmentation') or []) or 'none'}.", "",
@@ -135,7 +170,14 @@ def model_card(run, name: str) -> str:
 
         lines += [f"Dataset `{test.get('dataset')}`, split `{test.get('split')}`, "
                   f"n = {test.get('n')}.", "", _md_table(pd.DataFrame(rows)), ""]
-    preds = run.predictions()
+    if test_frame is not None:
+        own = ", ".join(f"{h} {_fmt(v.get('accuracy') if v.get('accuracy') is not None else v.get('mae'))}"
+                        for h, v in (own_test.get("heads") or {}).items())
+        lines += [f"The model trained on a copy of the images already at {d['size']} px "
+                  f"(JPEG quality 90, `{d['path']}`); these test numbers are from the original "
+                  f"images in `{test_path}` (the same {test.get('n')} test faces). On the copy "
+                  f"itself: {own}.", ""]
+    preds = run.predictions() if test_frame is None else test_frame
     if preds is not None:
         test_preds = preds[preds["split"] == "test"]
         lines += ["## Per group (test split, 95 % intervals)", ""]
@@ -153,8 +195,10 @@ def model_card(run, name: str) -> str:
     return "\n".join(lines)
 
 
-def bundle(run, name: str, out_dir: Path | None = None) -> tuple[Path, Path]:
-    """Copy a finished run's best model (without optimizer state) and write its card."""
+def bundle(run, name: str, out_dir: Path | None = None,
+           test_path: str | None = None) -> tuple[Path, Path]:
+    """Copy a finished run's best model (without optimizer state) and write its card
+    (``test_path``: score the test split on the original images, see :func:`rescore_test`)."""
     from faceml.modelio import save_model
 
     if not NAME_RE.match(name):
@@ -164,11 +208,12 @@ def bundle(run, name: str, out_dir: Path | None = None) -> tuple[Path, Path]:
         raise FaceMLError(f"run {run.id} is {st.get('state')}; only finished runs are bundled")
     out = Path(out_dir) if out_dir is not None else paths.models_dir()
     out.mkdir(parents=True, exist_ok=True)
+    test_frame = rescore_test(run, test_path) if test_path else None
     model = run.load_model("best")  # compile=False: weights and preprocessing only
     mpath = out / f"{name}.keras"
     save_model(model, mpath)
     card = out / f"{name}.md"
-    card.write_text(model_card(run, name))
+    card.write_text(model_card(run, name, test_frame, test_path))
     preds = run.predictions()
     if preds is not None:  # validation answers: the Predict page's age intervals and rare groups
         keep = ["split"] + [c for h in run.config["heads"] for c in (f"{h}_true", f"{h}_pred")]
@@ -183,13 +228,16 @@ def add_cli(sub) -> None:
     s.add_argument("run_id")
     s.add_argument("--name", required=True)
     s.add_argument("--out", default=None, help="folder (default: the project's models/)")
+    s.add_argument("--test-path", default=None, metavar="FOLDER",
+                   help="score the test split on these original images (the run trained on a "
+                        "`shrink` copy of them)")
     s.set_defaults(fn=_cmd)
 
 
 def _cmd(a) -> int:
     from faceml.runs import RunStore
 
-    mpath, card = bundle(RunStore().get(a.run_id), a.name, a.out)
+    mpath, card = bundle(RunStore().get(a.run_id), a.name, a.out, a.test_path)
     size = mpath.stat().st_size / 1e6
     print(f"{mpath} ({size:.1f} MB)\n{card}")
     return 0

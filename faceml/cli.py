@@ -19,7 +19,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # Modules that contribute a subcommand through ``add_cli(subparsers)``; each keeps its
 # module-level imports light (no Keras) so ``--help`` stays fast.
-COMMAND_MODULES: list[str] = ["faceml.evaluate", "faceml.bundle", "faceml.predict"]
+COMMAND_MODULES: list[str] = ["faceml.evaluate", "faceml.bundle", "faceml.predict",
+                              "faceml.data.shrink"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -40,6 +40,7 @@ PRESETS = [
     "utk_cnn4",
     "gender_baseline",
     "default_cnn",
+    "deep_cnn",
     "vgg16",
     "mobilenetv3small",
     "efficientnetb0",
@@ -59,6 +60,7 @@ PINNED = {
     "utk_cnn4": (1_568_321, 1_568_321),  # 128 rgb
     "gender_baseline": (864_081, 864_081),  # 64 rgb
     "default_cnn": (456_385, 455_425),  # 64 rgb; 960 BatchNorm moving statistics
+    "deep_cnn": (1_241_185, 1_239_265),  # 64 rgb; 1,920 BatchNorm moving statistics
     "vgg16": (14_846_273, 131_585),  # frozen 14,714,688-parameter backbone
     "mobilenetv3small": (1_087_089, 147_969),  # 96 rgb, frozen backbone
     "efficientnetb0": (4_377_764, 328_193),  # frozen backbone

@@ -2,6 +2,8 @@
 
 import shlex
 
+import numpy as np
+
 import pytest
 
 from faceml.bundle import bundle, train_command
@@ -53,3 +55,40 @@ def test_bundle_writes_a_safe_model_and_a_card(tmp_path):
     assert all(line.startswith("val,") for line in val[1:])
     with pytest.raises(FaceMLError, match="model name"):
         bundle(run, "../evil", tmp_path / "models")
+
+
+def test_a_run_trained_on_a_shrunk_copy_is_scored_on_the_originals(tmp_path):
+    from fixtures_formats import make_utkface
+
+    from faceml.data.shrink import shrink
+    from faceml.preprocessing import prepare
+
+    orig = make_utkface(tmp_path / "utk", 60, size=40)
+    (orig / "61_1_2017.jpg.chip.jpg").write_bytes((orig / next(orig.iterdir()).name).read_bytes())
+    r = shrink(orig, tmp_path / "small", 16, quality=90)
+    assert r["written"] == 60 and [n for n, _ in r["skipped"]] == ["61_1_2017.jpg.chip.jpg"]
+    assert sorted(p.name for p in (tmp_path / "small").iterdir()) == sorted(
+        p.name for p in orig.iterdir() if p.name != "61_1_2017.jpg.chip.jpg")
+    with pytest.raises(FaceMLError, match="another folder"):
+        shrink(orig, orig, 16)
+    # the copy holds the training pipeline's own pixels, up to JPEG rounding; same split
+    a = prepare(PrepOptions(dataset="utkface", path=str(orig), size=16, stratify="gender"))
+    b = prepare(PrepOptions(dataset="utkface", path=str(tmp_path / "small"), size=16,
+                            stratify="gender"))
+    assert list(a.frame["source"]) == list(b.frame["source"])
+    assert list(a.frame["split"]) == list(b.frame["split"])
+    diff = np.abs(a.x.astype(int) - b.x.astype(int))
+    assert diff.mean() < 8  # 4.9 measured on these 16 px cartoons; 1.8 on real faces at 64 px
+
+    cfg = TrainConfig(data=PrepOptions(dataset="utkface", path=str(tmp_path / "small"),
+                                       size=16, stratify="gender"),
+                      arch="small_cnn", heads=["gender", "age"], epochs=1, batch_size=16)
+    run, _ = RunStore().create(cfg.run_id(), cfg.canonical())
+    assert train_run(run)["state"] == "done"
+    _, card = bundle(run, "tiny", tmp_path / "models", test_path=str(orig))
+    text = card.read_text()
+    assert f"python -m faceml shrink --path {orig}" in text
+    assert f"--test-path {orig}" in text and f"the original images in `{orig}`" in text
+    assert "**gender by race**" in text
+    with pytest.raises(FaceMLError, match="not the run's own test split"):
+        bundle(run, "tiny", tmp_path / "models", test_path=str(make_utkface(tmp_path / "o", 70)))

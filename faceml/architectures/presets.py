@@ -216,6 +216,37 @@ def default_cnn(x, *, image_size, color, heads, dense_units, dropout):
     return L.Dropout(dropout, name="fc1_drop")(x)
 
 
+def _deep_params(p: dict) -> dict:
+    p["base_filters"] = _count(p["base_filters"], "base_filters")
+    return _dense_params(p)
+
+
+@register(
+    "deep_cnn",
+    title="Deep CNN",
+    default_size=64,
+    default_color="rgb",
+    defaults={"base_filters": 32, "dense_units": 256, "dropout": 0.5},
+    validate=_deep_params,
+    description="VGG-style, trained from scratch: four stages of two Conv 3×3 same + BatchNorm "
+    "+ relu, then max-pool 2 (base_filters × 1/2/4/8), global average pooling, Dense 256 + "
+    "Dropout 0.5. The bundled UTKFace model.",
+    plan=lambda s, p: [st for b in (1, 2, 3, 4) for st in (conv_step(b, 3, "same"),
+                                                           conv_step(b, 3, "same"), pool_step(b))],
+)
+def deep_cnn(x, *, image_size, color, heads, base_filters, dense_units, dropout):
+    for b in (1, 2, 3, 4):
+        filters = base_filters * 2 ** (b - 1)
+        for c in ("a", "b"):
+            x = L.Conv2D(filters, 3, padding="same", use_bias=False, name=f"block{b}_conv{c}")(x)
+            x = L.BatchNormalization(name=f"block{b}_bn{c}")(x)
+            x = L.Activation("relu", name=f"block{b}_relu{c}")(x)
+        x = L.MaxPooling2D(2, name=f"block{b}_pool")(x)
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    x = L.Dense(dense_units, activation="relu", name="fc1")(x)
+    return L.Dropout(dropout, name="fc1_drop")(x)
+
+
 # ---------------------------------------------------------------------------------------------
 # ImageNet transfer learning (keras.applications)
 # ---------------------------------------------------------------------------------------------
