@@ -25,10 +25,10 @@ train() {
     >"/tmp/faceml-logs/$name.json" 2>"/tmp/faceml-logs/$name.err" &
   pids+=($!)
 }
-train a --arch deep_cnn --lr 0.002 --batch-size 64 --epochs 40
-train b --arch deep_cnn --lr 0.003 --batch-size 128 --epochs 50
-train c --arch deep_cnn --param base_filters=40 --lr 0.003 --batch-size 128 --epochs 50
-train d --arch default_cnn --lr 0.002 --batch-size 64 --epochs 60
+train a --arch deep_cnn --lr 0.003 --batch-size 128 --epochs 30
+train b --arch deep_cnn --lr 0.003 --batch-size 128 --epochs 45
+train c --arch deep_cnn --param base_filters=40 --lr 0.003 --batch-size 128 --epochs 35
+train d --arch default_cnn --lr 0.003 --batch-size 128 --epochs 50
 ( sleep "$DEADLINE"; for d in "$FACEML_RUNS_DIR"/*/; do touch "$d/STOP"; done ) &
 sleeper=$!
 wait "${pids[@]}"
