@@ -40,7 +40,11 @@ def main(runs_dir: str, out: str) -> None:
             summary = {"run": d.name, "arch": cfg["arch"], "params": cfg.get("arch_params"),
                        "lr": cfg["lr"], "batch": cfg["batch_size"], "epochs": cfg["epochs"],
                        "state": status.get("state"), "reason": status.get("reason", ""),
-                       "device": status.get("device")}
+                       "device": (status.get("device") or {}).get("device")}
+            hist = json.loads((d / "history.json").read_text()) if (d / "history.json").exists() else []
+            secs = sorted(r["seconds"] for r in hist)
+            summary["epochs_done"] = len(hist)
+            summary["sec_per_epoch_median"] = round(secs[len(secs) // 2], 2) if secs else None
             for split in ("val", "test"):
                 heads = (metrics.get(split) or {}).get("heads") or {}
                 summary[split] = {h: round(v.get("accuracy") or v.get("mae") or 0, 4)
