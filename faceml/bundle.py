@@ -1,6 +1,7 @@
-"""Bundle a finished run as a pretrained model in ``models/`` with its model card.
+"""Bundle a finished run (or the average of several) as a pretrained model in ``models/``.
 
-    python -m faceml bundle RUN_ID --name utkface-multitask
+    python -m faceml bundle RUN_ID --name my-model
+    python -m faceml bundle RUN_A RUN_B --mirror --name utkface-multitask --test-path ORIGINALS
 
 writes ``models/NAME.keras`` (weights and preprocessing, no optimizer state),
 ``models/NAME.predictions.csv`` (its validation answers, for the Predict page's age intervals
@@ -96,55 +97,91 @@ where it fails. Predictions on your own photo are a curiosity, not a fact about 
 """
 
 
-def rescore_test(run, path: str):
-    """The run's best model on its own test split, read from another copy of the same data.
-
-    The run may have trained on a shrunk copy (``python -m faceml shrink``); its card's test
-    numbers then come from the original images at ``path``. The split is seeded on names and
-    labels, so it is the same faces: that is checked, not assumed.
-    """
+def rescore(model, run, split: str, path: str | None = None):
+    """``model``'s predictions frame on ``run``'s own ``split``, read from ``path`` (another
+    copy of the same data: the original of a ``python -m faceml shrink`` copy) or from the
+    run's own data. The split is seeded on names and labels, so it is the same faces: that is
+    checked against the run's stored predictions, not assumed."""
     from dataclasses import replace
 
     from faceml.evaluate import evaluate_model
     from faceml.preprocessing import PrepOptions
 
-    opts = replace(PrepOptions.from_dict(run.config["data"]), path=str(path))
-    frame = evaluate_model(run, opts, split="test")
+    opts = PrepOptions.from_dict(run.config["data"])
+    if path:
+        opts = replace(opts, path=str(path))
+    frame = evaluate_model(model, opts, split=split)
     preds = run.predictions()
-    own = set(preds.loc[preds["split"] == "test", "source"]) if preds is not None else set()
+    own = set(preds.loc[preds["split"] == split, "source"]) if preds is not None else set()
     if own != set(frame["source"]):
-        raise FaceMLError(f"the test split read from {path} is not the run's own test split "
-                          f"({len(set(frame['source']) ^ own)} faces differ): is it a copy of "
-                          f"{run.config['data'].get('path')}?")
-    frame["split"] = "test"
+        raise FaceMLError(f"the {split} split read from {path or opts.path} is not run "
+                          f"{run.id}'s own {split} split ({len(set(frame['source']) ^ own)} faces "
+                          f"differ): is it a copy of {run.config['data'].get('path')}?")
+    frame["split"] = split
     return frame
 
 
-def model_card(run, name: str, test_frame=None, test_path: str | None = None) -> str:
-    """The card's Markdown for a finished run (``test_frame``: its test split re-scored from
-    ``test_path`` by :func:`rescore_test`)."""
+def _check_members(runs) -> None:
+    for r in runs:
+        st = r.status()
+        if st.get("state") != "done":
+            raise FaceMLError(f"run {r.id} is {st.get('state')}; only finished runs are bundled")
+    keys = ("dataset", "path", "size", "color", "seed", "split", "fraction", "age", "age_edges")
+    first = {k: runs[0].config["data"].get(k) for k in keys}
+    for r in runs[1:]:
+        if {k: r.config["data"].get(k) for k in keys} != first or r.config["heads"] != runs[0].config["heads"]:
+            raise FaceMLError(f"runs {runs[0].id} and {r.id} were trained on different data or "
+                              "heads: an ensemble needs the same data, split and heads")
+
+
+def _trained_line(run) -> str:
+    st, hist, cfg = run.status(), run.history(), run.config
+    dev = st.get("device", {})
+    per = f", about {hist['seconds'].median():.1f} s per epoch" if len(hist) else ""
+    return (f"- run `{run.id}`: `{cfg['arch']}`"
+            + (f" ({', '.join(f'{k}={v}' for k, v in sorted(cfg['arch_params'].items()))})"
+               if cfg.get("arch_params") else "")
+            + f", {len(hist)} epochs on {dev.get('device', '?')} ({dev.get('backend', '?')}){per}; "
+            f"optimizer {cfg['optimizer']} at {cfg['lr']:g} ({cfg['schedule']}), batch "
+            f"{cfg['batch_size']}, augmentation {', '.join(cfg.get('augmentation') or []) or 'none'}")
+
+
+def model_card(runs, name: str, frames: dict | None = None, test_path: str | None = None,
+               mirror: bool = False) -> str:
+    """The card's Markdown. ``runs``: one finished run, or the members of an ensemble;
+    ``frames``: ``{"val": …, "test": …}`` predictions of the bundled model made by
+    :func:`rescore` (needed for an ensemble, a mirrored model or ``test_path``); otherwise the
+    run's stored predictions are used."""
     from faceml.evaluate import run_heads
     from faceml.metrics import Interpretation, group_breakdown
 
+    runs = [runs] if not isinstance(runs, list | tuple) else list(runs)
+    run = runs[0]
     cfg = run.config
     st = run.status()
-    hist = run.history()
-    m = run.metrics()
     d = cfg["data"]
-    own_test = m.get("test") or {}
-    if test_frame is not None:
-        m = {**m, "test": Interpretation(test_frame, run_heads(run), dataset=d["dataset"],
-                                         split="test").summary()}
+    ids = " ".join(r.id for r in runs)
+    if frames is not None:
+        test = Interpretation(frames["test"], run_heads(run), dataset=d["dataset"],
+                              split="test").summary()
+        preds = frames["test"]
+    else:
+        test = run.metrics().get("test") or {}
+        preds = run.predictions()
+    kind = (f"the average of {len(runs)} models" if len(runs) > 1 else "one model") + (
+        ", each also shown the mirrored face (test-time augmentation)" if mirror else "")
     lines = [f"# Model card: {name}", "",
-             f"Trained by FaceML's own CLI (run `{run.id}`), {len(hist)} epochs on "
-             f"{st.get('device', {}).get('device', '?')} ({st.get('device', {}).get('backend', '?')}),"
-             f" about {hist['seconds'].mean():.0f} s per epoch." if len(hist) else "", "",
+             f"Trained by FaceML's own CLI; the bundled model is {kind}:",
+             *[_trained_line(r) for r in runs], "",
              "## Data and split",
              f"- Dataset: `{d['dataset']}`" + (f" from `{d['path']}`" if d.get("path") else ""),
              f"- Split: stratified and seeded (seed {d['seed']}), "
              f"{' / '.join(f'{v:.0%}' for v in d['split'])} train / val / test; "
              f"{st.get('n_train', '?')} training and {st.get('n_val', '?')} validation faces.",
-             "- Malformed file names in the folder are reported and skipped.", "",
+             "- Malformed file names in the folder are reported and skipped.",
+             *(["- Members and test-time augmentation were chosen on the validation split; the "
+                "test split was used once, for the numbers below."] if frames is not None else []),
+             "",
              "## Preprocessing (carried inside the model)",
              f"- Input: raw 0–255 pixels, {d['size']}×{d['size']} {d['color'].upper()}, face crop "
              "centre-cropped to a square and resized bilinearly (`faceml.data.imageio.to_pixels`).",
@@ -154,30 +191,21 @@ def model_card(run, name: str, test_frame=None, test_path: str | None = None) ->
              *([f"python -m faceml shrink --path {shlex.quote(test_path)} --size {d['size']} "
                 f"--color {d['color']} --quality 90 --out {shlex.quote(str(d['path']))}"]
                if test_path else []),
-             train_command(cfg),
-             f"python -m faceml bundle {run.id} --name {name}"
+             *[train_command(r.config) for r in runs],
+             f"python -m faceml bundle {ids} --name {name}" + (" --mirror" if mirror else "")
              + (f" --test-path {shlex.quote(test_path)}" if test_path else ""), "```", "",
-             f"Architecture `{cfg['arch']}`; heads {', '.join(cfg['heads'])}; optimizer "
-             f"{cfg['optimizer']} at {cfg['lr']:g} ({cfg['schedule']}), batch {cfg['batch_size']}, "
-             f"augmentation {', '.join(cfg.get('augmentation') or []) or 'none'}.", "",
+             f"Heads {', '.join(cfg['heads'])}.", "",
              "## Metrics on the test split"]
-    test = (m.get("test") or {})
-    rows = []
-    for head, vals in (test.get("heads") or {}).items():
-        rows.append({"head": head, **vals})
+    rows = [{"head": head, **vals} for head, vals in (test.get("heads") or {}).items()]
     if rows:
         import pandas as pd
 
         lines += [f"Dataset `{test.get('dataset')}`, split `{test.get('split')}`, "
                   f"n = {test.get('n')}.", "", _md_table(pd.DataFrame(rows)), ""]
-    if test_frame is not None:
-        own = ", ".join(f"{h} {_fmt(v.get('accuracy') if v.get('accuracy') is not None else v.get('mae'))}"
-                        for h, v in (own_test.get("heads") or {}).items())
-        lines += [f"The model trained on a copy of the images already at {d['size']} px "
-                  f"(JPEG quality 90, `{d['path']}`); these test numbers are from the original "
-                  f"images in `{test_path}` (the same {test.get('n')} test faces). On the copy "
-                  f"itself: {own}.", ""]
-    preds = run.predictions() if test_frame is None else test_frame
+    if test_path:
+        lines += [f"The models trained on a copy of the images already at {d['size']} px "
+                  f"(JPEG quality 90, `{d['path']}`); these numbers are from the original "
+                  f"images in `{test_path}` (the same {test.get('n')} test faces).", ""]
     if preds is not None:
         test_preds = preds[preds["split"] == "test"]
         lines += ["## Per group (test split, 95 % intervals)", ""]
@@ -186,8 +214,6 @@ def model_card(run, name: str, test_frame=None, test_path: str | None = None) ->
                       (f"group_{g}" in test_preds or f"{g}_true" in test_preds)]
             by = others + (["age_years"] if "group_age_years" in test_preds and head != "age"
                            else [])
-            if not by:
-                continue
             for col in by:
                 gb = group_breakdown(test_preds, head, [col], seed=0)
                 lines += [f"**{head} by {col.replace('_years', '')}**", "", _md_table(gb), ""]
@@ -195,28 +221,40 @@ def model_card(run, name: str, test_frame=None, test_path: str | None = None) ->
     return "\n".join(lines)
 
 
-def bundle(run, name: str, out_dir: Path | None = None,
-           test_path: str | None = None) -> tuple[Path, Path]:
-    """Copy a finished run's best model (without optimizer state) and write its card
-    (``test_path``: score the test split on the original images, see :func:`rescore_test`)."""
+def bundle(runs, name: str, out_dir: Path | None = None, test_path: str | None = None,
+           mirror: bool = False) -> tuple[Path, Path]:
+    """Write ``models/NAME.keras`` (no optimizer state), its card and its validation answers.
+
+    ``runs``: a finished run, or several (their best models are averaged, see
+    :mod:`faceml.ensemble`); ``mirror``: also average each model's answer on the mirrored face;
+    ``test_path``: score on these original images (the runs trained on a ``shrink`` copy)."""
     from faceml.modelio import save_model
 
+    runs = [runs] if not isinstance(runs, list | tuple) else list(runs)
     if not NAME_RE.match(name):
         raise FaceMLError(f"model name must be lowercase letters, digits, '-' or '_': {name!r}")
-    st = run.status()
-    if st.get("state") != "done":
-        raise FaceMLError(f"run {run.id} is {st.get('state')}; only finished runs are bundled")
+    if len({r.id for r in runs}) != len(runs):
+        raise FaceMLError("each run can be in an ensemble once")
+    _check_members(runs)
     out = Path(out_dir) if out_dir is not None else paths.models_dir()
     out.mkdir(parents=True, exist_ok=True)
-    test_frame = rescore_test(run, test_path) if test_path else None
-    model = run.load_model("best")  # compile=False: weights and preprocessing only
+    models = [r.load_model("best") for r in runs]  # compile=False: weights and preprocessing
+    if len(runs) > 1 or mirror:
+        from faceml.ensemble import build_ensemble
+
+        model = build_ensemble(models, mirror=mirror, name=f"faceml_{name.replace('-', '_')}")
+    else:
+        model = models[0]
+    frames = None
+    if len(runs) > 1 or mirror or test_path:
+        frames = {split: rescore(model, runs[0], split, test_path) for split in ("val", "test")}
     mpath = out / f"{name}.keras"
     save_model(model, mpath)
     card = out / f"{name}.md"
-    card.write_text(model_card(run, name, test_frame, test_path))
-    preds = run.predictions()
+    card.write_text(model_card(runs, name, frames, test_path, mirror))
+    preds = frames["val"] if frames is not None else runs[0].predictions()
     if preds is not None:  # validation answers: the Predict page's age intervals and rare groups
-        keep = ["split"] + [c for h in run.config["heads"] for c in (f"{h}_true", f"{h}_pred")]
+        keep = ["split"] + [c for h in runs[0].config["heads"] for c in (f"{h}_true", f"{h}_pred")]
         # only labels and answers: no file names, no other columns of the dataset
         preds.loc[preds["split"] == "val", keep].to_csv(out / f"{name}.predictions.csv",
                                                           index=False)
@@ -224,8 +262,12 @@ def bundle(run, name: str, out_dir: Path | None = None,
 
 
 def add_cli(sub) -> None:
-    s = sub.add_parser("bundle", help="copy a finished run into models/ with a model card")
-    s.add_argument("run_id")
+    s = sub.add_parser("bundle", help="copy a finished run (or the average of several) into "
+                       "models/ with a model card")
+    s.add_argument("run_ids", nargs="+", metavar="RUN_ID",
+                   help="one run, or several to average (an ensemble)")
+    s.add_argument("--mirror", action="store_true",
+                   help="also average each model's answer on the mirrored face")
     s.add_argument("--name", required=True)
     s.add_argument("--out", default=None, help="folder (default: the project's models/)")
     s.add_argument("--test-path", default=None, metavar="FOLDER",
@@ -237,7 +279,9 @@ def add_cli(sub) -> None:
 def _cmd(a) -> int:
     from faceml.runs import RunStore
 
-    mpath, card = bundle(RunStore().get(a.run_id), a.name, a.out, a.test_path)
+    store = RunStore()
+    mpath, card = bundle([store.get(r) for r in a.run_ids], a.name, a.out, a.test_path,
+                         a.mirror)
     size = mpath.stat().st_size / 1e6
     print(f"{mpath} ({size:.1f} MB)\n{card}")
     return 0

@@ -56,3 +56,15 @@ def find_preprocessing(model: keras.Model) -> FacePreprocessing:
             except LookupError:
                 pass
     raise LookupError("this model has no FacePreprocessing layer: it was not made by FaceML")
+
+
+@keras.saving.register_keras_serializable(package="faceml")
+class HorizontalFlip(keras.layers.Layer):
+    """The mirrored image, always (``RandomFlip`` does nothing at inference): test-time
+    augmentation in an ensemble (:mod:`faceml.ensemble`)."""
+
+    def call(self, inputs):
+        return ops.flip(inputs, axis=-2)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape

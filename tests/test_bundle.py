@@ -90,5 +90,53 @@ def test_a_run_trained_on_a_shrunk_copy_is_scored_on_the_originals(tmp_path):
     assert f"python -m faceml shrink --path {orig}" in text
     assert f"--test-path {orig}" in text and f"the original images in `{orig}`" in text
     assert "**gender by race**" in text
-    with pytest.raises(FaceMLError, match="not the run's own test split"):
+    with pytest.raises(FaceMLError, match="'s own val split"):
         bundle(run, "tiny", tmp_path / "models", test_path=str(make_utkface(tmp_path / "o", 70)))
+
+
+def test_an_ensemble_of_runs_averages_them_and_its_card_names_every_command(tmp_path):
+    from fixtures_formats import make_utkface
+
+    from faceml.ensemble import build_ensemble
+
+    data = PrepOptions(dataset="utkface", path=str(make_utkface(tmp_path / "utk", 60)), size=16,
+                       stratify="gender")
+    runs = []
+    for arch in ("small_cnn", "default_cnn"):
+        cfg = TrainConfig(data=data, arch=arch, heads=["gender", "race", "age"], epochs=1,
+                          batch_size=16)
+        run, _ = RunStore().create(cfg.run_id(), cfg.canonical())
+        assert train_run(run)["state"] == "done"
+        runs.append(run)
+    mpath, card = bundle(runs, "duo", tmp_path / "models", mirror=True)
+    model = load_model(mpath)  # safe_mode=True: only registered layers
+    x = np.random.default_rng(0).integers(0, 256, (5, 16, 16, 3), dtype=np.uint8)
+    got = model.predict(x, verbose=0)
+    parts = [r.load_model("best").predict(v, verbose=0) for r in runs for v in (x, x[:, :, ::-1])]
+    for head in ("gender", "race", "age"):
+        want = np.mean([p[head] for p in parts], axis=0)
+        np.testing.assert_allclose(got[head], want, rtol=1e-5, atol=1e-4)
+    text = card.read_text()
+    for r in runs:
+        assert train_command(r.config) in text and f"run `{r.id}`" in text
+    assert f"python -m faceml bundle {runs[0].id} {runs[1].id} --name duo --mirror" in text
+    assert "the average of 2 models" in text and "**race by gender**" in text
+    val = (tmp_path / "models" / "duo.predictions.csv").read_text().splitlines()
+    assert len(val) - 1 == int((runs[0].predictions()["split"] == "val").sum())
+
+    other = TrainConfig(data=PrepOptions(dataset="utkface", path=data.path, size=16, seed=1,
+                                         stratify="gender"),
+                        arch="small_cnn", heads=["gender", "race", "age"], epochs=1, batch_size=16)
+    run3, _ = RunStore().create(other.run_id(), other.canonical())
+    assert train_run(run3)["state"] == "done"
+    with pytest.raises(FaceMLError, match="different data or heads"):
+        bundle([runs[0], run3], "bad", tmp_path / "models")
+    with pytest.raises(FaceMLError, match="once"):
+        bundle([runs[0], runs[0]], "bad", tmp_path / "models")
+    gray = TrainConfig(data=PrepOptions(dataset="utkface", path=data.path, size=16, color="gray",
+                                        stratify="gender"),
+                       arch="small_cnn", heads=["gender"], epochs=1, batch_size=16)
+    run4, _ = RunStore().create(gray.run_id(), gray.canonical())
+    assert train_run(run4)["state"] == "done"
+    with pytest.raises(FaceMLError, match="same input"):
+        build_ensemble([runs[0].load_model("best"), run4.load_model("best")])

@@ -1,0 +1,56 @@
+"""One FaceML model that averages several trained ones (and, optionally, each one's answer on
+the mirrored face: test-time augmentation).
+
+    model = build_ensemble([run_a.load_model("best"), run_b.load_model("best")], mirror=True)
+
+Probabilities are averaged per class and ages in years. The members must take the same input
+(size, colour) and predict the same heads with the same classes; the ensemble keeps their
+:class:`~faceml.layers.FacePreprocessing` layers, so it is a FaceML model like any other: it
+loads with ``safe_mode=True`` and the Predict page, evaluation and the CLI use it unchanged.
+Made by ``python -m faceml bundle RUN RUN… --mirror``, choosing members on validation.
+"""
+
+from __future__ import annotations
+
+from faceml.errors import FaceMLError
+
+
+def _signature(model) -> tuple:
+    from faceml.layers import find_preprocessing
+
+    pre = find_preprocessing(model)
+    heads = tuple((h["name"], h["kind"], tuple(h.get("classes") or ()))
+                  for h in (pre.metadata or {}).get("heads", []))
+    return pre.image_size, pre.color, heads
+
+
+def build_ensemble(models: list, mirror: bool = False, name: str = "faceml_ensemble"):
+    """A model whose every output is the mean of the members' (on the face and its mirror).
+
+    The members are used as they are (renamed ``member1_…``, …), not copied."""
+    import keras
+
+    from faceml.layers import HorizontalFlip
+
+    if not models:
+        raise FaceMLError("an ensemble needs at least one model")
+    sig = _signature(models[0])
+    for m in models[1:]:
+        if _signature(m) != sig:
+            raise FaceMLError("ensemble members must take the same input and predict the same "
+                              f"heads: {models[0].name} {sig[:2]} vs {m.name} {_signature(m)[:2]}")
+    for i, m in enumerate(models, 1):  # nested models need distinct names to be saved
+        m.name = f"member{i}_{m.name}"
+    pixels = keras.Input(models[0].inputs[0].shape[1:], name="pixels")
+    views = [pixels, HorizontalFlip(name="mirror")(pixels)] if mirror else [pixels]
+    answers: dict[str, list] = {}
+    for m in models:
+        for v in views:
+            out = m(v)
+            if not isinstance(out, dict):
+                out = dict(zip(m.output_names, out if isinstance(out, list | tuple) else [out]))
+            for head, t in out.items():
+                answers.setdefault(head, []).append(t)
+    outputs = {h: keras.layers.Average(name=h)(ts) if len(ts) > 1 else ts[0]
+               for h, ts in answers.items()}
+    return keras.Model(pixels, outputs, name=name)
