@@ -140,3 +140,12 @@ def test_an_ensemble_of_runs_averages_them_and_its_card_names_every_command(tmp_
     assert train_run(run4)["state"] == "done"
     with pytest.raises(FaceMLError, match="same input"):
         build_ensemble([runs[0].load_model("best"), run4.load_model("best")])
+
+
+def test_shrink_cli_refuses_other_datasets_with_one_line(tmp_path, capsys):
+    from faceml.cli import main
+
+    assert main(["shrink", "--dataset", "synthetic", "--path", str(tmp_path), "--out",
+                 str(tmp_path / "o")]) == 2
+    assert "shrink works on utkface" in capsys.readouterr().err
+    assert main(["shrink", "--path", str(tmp_path / "absent"), "--out", str(tmp_path / "o")]) == 2

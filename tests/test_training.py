@@ -10,9 +10,9 @@ from faceml import data as datasets
 from faceml import jobs
 from faceml.data.base import DatasetAdapter, LabelSpec, Scan
 from faceml.errors import ConfigError
-from faceml.preprocessing import PrepOptions
+from faceml.preprocessing import PrepOptions, prepare
 from faceml.runs import RunStore
-from faceml.training import TrainConfig, train_run
+from faceml.training import TrainConfig, build_model, train_run
 
 
 def tiny(**kw) -> TrainConfig:
@@ -157,3 +157,24 @@ def test_out_of_memory_fails_the_run_with_the_reason(monkeypatch):
     st = train_run(run)
     assert st["state"] == "failed"
     assert st["reason"].startswith("out of memory") and "smaller batch size" in st["reason"]
+
+
+def test_rotation_and_zoom_models_are_jit_compiled_under_jax(monkeypatch):
+    """Keras marks RandomRotation/RandomZoom non-jittable (for TF's XLA); under JAX that made a
+    whole training step run op by op (70 s an epoch on an H200), so the engine allows jit."""
+    import keras
+
+    from faceml.training import allow_jax_jit
+
+    cfg = TrainConfig(data=PrepOptions(dataset="synthetic", dataset_options={"n": 60}, size=16),
+                      arch="small_cnn", heads=["age"], augmentation=["flip", "rotation", "zoom"])
+    prep = prepare(cfg.data)
+    heads = prep.heads(cfg.heads)
+    model = build_model(cfg, prep, heads)
+    augment = [la for la in model.layers if la.name.startswith("augment_")]
+    assert len(augment) == 3 and not all(la.supports_jit for la in augment)
+    allow_jax_jit(model)  # this test runs on TensorFlow: nothing changes
+    assert not all(la.supports_jit for la in augment)
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    allow_jax_jit(model)
+    assert all(la.supports_jit for la in model.layers)
