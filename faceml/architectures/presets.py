@@ -207,10 +207,20 @@ def gender_baseline(x, *, image_size, color, heads):
 )
 def default_cnn(x, *, image_size, color, heads, dense_units, dropout):
     for b, filters in enumerate((32, 64, 128, 256), 1):
-        x = L.Conv2D(filters, 3, padding="same", name=f"block{b}_conv")(x)
-        x = L.BatchNormalization(name=f"block{b}_bn")(x)
-        x = L.Activation("relu", name=f"block{b}_relu")(x)
+        x = _conv_bn_relu(x, filters, f"block{b}", "")
         x = L.MaxPooling2D(2, name=f"block{b}_pool")(x)
+    return _pooled_dense(x, dense_units, dropout)
+
+
+def _conv_bn_relu(x, filters: int, block: str, tag: str, use_bias: bool = True):
+    """Conv 3×3 same + BatchNorm + relu, named ``{block}_conv{tag}``, ``_bn{tag}``, ``_relu{tag}``."""
+    x = L.Conv2D(filters, 3, padding="same", use_bias=use_bias, name=f"{block}_conv{tag}")(x)
+    x = L.BatchNormalization(name=f"{block}_bn{tag}")(x)
+    return L.Activation("relu", name=f"{block}_relu{tag}")(x)
+
+
+def _pooled_dense(x, dense_units: int, dropout: float):
+    """Global average pooling, then Dense + relu + Dropout (``gap``, ``fc1``, ``fc1_drop``)."""
     x = L.GlobalAveragePooling2D(name="gap")(x)
     x = L.Dense(dense_units, activation="relu", name="fc1")(x)
     return L.Dropout(dropout, name="fc1_drop")(x)
@@ -237,14 +247,10 @@ def _deep_params(p: dict) -> dict:
 def deep_cnn(x, *, image_size, color, heads, base_filters, dense_units, dropout):
     for b in (1, 2, 3, 4):
         filters = base_filters * 2 ** (b - 1)
-        for c in ("a", "b"):
-            x = L.Conv2D(filters, 3, padding="same", use_bias=False, name=f"block{b}_conv{c}")(x)
-            x = L.BatchNormalization(name=f"block{b}_bn{c}")(x)
-            x = L.Activation("relu", name=f"block{b}_relu{c}")(x)
+        for c in ("a", "b"):  # no conv bias: the BatchNorm after it has its own
+            x = _conv_bn_relu(x, filters, f"block{b}", c, use_bias=False)
         x = L.MaxPooling2D(2, name=f"block{b}_pool")(x)
-    x = L.GlobalAveragePooling2D(name="gap")(x)
-    x = L.Dense(dense_units, activation="relu", name="fc1")(x)
-    return L.Dropout(dropout, name="fc1_drop")(x)
+    return _pooled_dense(x, dense_units, dropout)
 
 
 # ---------------------------------------------------------------------------------------------
