@@ -126,10 +126,9 @@ def _check_members(runs) -> None:
         st = r.status()
         if st.get("state") != "done":
             raise FaceMLError(f"run {r.id} is {st.get('state')}; only finished runs are bundled")
-    keys = ("dataset", "path", "size", "color", "seed", "split", "fraction", "age", "age_edges")
-    first = {k: runs[0].config["data"].get(k) for k in keys}
-    for r in runs[1:]:
-        if {k: r.config["data"].get(k) for k in keys} != first or r.config["heads"] != runs[0].config["heads"]:
+    first = runs[0].config
+    for r in runs[1:]:  # the whole data config decides the split (stratify and options too)
+        if r.config["data"] != first["data"] or r.config["heads"] != first["heads"]:
             raise FaceMLError(f"runs {runs[0].id} and {r.id} were trained on different data or "
                               "heads: an ensemble needs the same data, split and heads")
 
@@ -146,16 +145,15 @@ def _trained_line(run) -> str:
             f"{cfg['batch_size']}, augmentation {', '.join(cfg.get('augmentation') or []) or 'none'}")
 
 
-def model_card(runs, name: str, frames: dict | None = None, test_path: str | None = None,
+def model_card(runs: list, name: str, frames: dict | None = None, test_path: str | None = None,
                mirror: bool = False) -> str:
-    """The card's Markdown. ``runs``: one finished run, or the members of an ensemble;
+    """The card's Markdown. ``runs``: the bundled run(s), one or the members of an ensemble;
     ``frames``: ``{"val": …, "test": …}`` predictions of the bundled model made by
     :func:`rescore` (needed for an ensemble, a mirrored model or ``test_path``); otherwise the
     run's stored predictions are used."""
     from faceml.evaluate import run_heads
     from faceml.metrics import Interpretation, group_breakdown
 
-    runs = [runs] if not isinstance(runs, list | tuple) else list(runs)
     run = runs[0]
     cfg = run.config
     st = run.status()

@@ -46,10 +46,7 @@ def build_ensemble(models: list, mirror: bool = False, name: str = "faceml_ensem
     answers: dict[str, list] = {}
     for m in models:
         for v in views:
-            out = m(v)
-            if not isinstance(out, dict):
-                out = dict(zip(m.output_names, out if isinstance(out, list | tuple) else [out]))
-            for head, t in out.items():
+            for head, t in m(v).items():  # FaceML models answer a dict: head name → output
                 answers.setdefault(head, []).append(t)
     outputs = {h: keras.layers.Average(name=h)(ts) if len(ts) > 1 else ts[0]
                for h, ts in answers.items()}
