@@ -6,7 +6,7 @@ import streamlit as st
 from faceml import sweeps
 from faceml.runs import RunStore
 from faceml.training import TrainConfig
-from ui.common import hosted, user_errors
+from ui.common import policy, user_errors, visitor
 
 st.title("Compare & sweep")
 store = RunStore()
@@ -63,11 +63,11 @@ with tab_sweep:
     b = c2.selectbox("Columns", params, index=params.index("batch_size"), key="sweep_b")
     vb = c2.text_input("Column values", "32, 64, 128" if b == "batch_size" else "",
                        key="sweep_vb")
-    if st.button("Launch sweep", type="primary", disabled=hosted(), key="sweep_launch",
-                 help="Disabled in the hosted demo" if hosted() else None):
+    if st.button("Launch sweep", type="primary", disabled=not policy().sweeps,
+                 key="sweep_launch", help=None if policy().sweeps else "Off in the hosted demo"):
         with user_errors():
             sw = sweeps.launch(base, a, sweeps.parse_values(a, va), b,
-                               sweeps.parse_values(b, vb), store)
+                               sweeps.parse_values(b, vb), store, visitor=visitor())
         st.session_state["sweep_id"] = sw["id"]
         reused = sum(c["reused"] for c in sw["cells"])
         st.success(f"Sweep {sw['id']}: {len(sw['cells'])} runs queued ({reused} reused).")

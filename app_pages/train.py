@@ -9,7 +9,7 @@ from faceml.errors import FaceMLError
 from faceml.preprocessing import labels_for
 from faceml.runs import RunStore
 from faceml.training import AUGMENTATIONS, OPTIMIZERS, SCHEDULES, TrainConfig
-from ui.common import HOSTED_EPOCH_CAP, dataset_picker, hosted, keep, kept, user_errors
+from ui.common import dataset_picker, error_text, keep, kept, policy, user_errors, visitor
 from ui.runs import layer_table_for, run_panel, runs_table, training_device
 
 st.title("Train")
@@ -18,6 +18,12 @@ st.caption(f"Training runs in a background worker on **{dev['device']}** "
            f"(Keras backend: {dev['backend']}). One job trains at a time; others queue.")
 store = RunStore()
 ss = st.session_state
+pol = policy()
+if pol.hosted:
+    st.caption(f"Hosted demo: at most {pol.caps.epochs} epochs and "
+               f"{pol.caps.params:,} parameters a model, {pol.caps.faces:,} faces, "
+               f"{pol.caps.jobs_per_visitor} run(s) queued or training per visitor; you can "
+               "stop only the runs you launched.")
 
 with st.expander("Data", expanded=False):
     opts = dataset_picker()
@@ -88,7 +94,7 @@ lr = kept("lr", c[1].number_input("Learning rate", format="%.5f", step=1e-4, key
 schedule = kept("schedule", c[2].selectbox("Schedule", SCHEDULES, key=keep("schedule", "constant")))
 batch = int(kept("batch", c[3].number_input("Batch size", step=16, key=keep("batch", 64))))
 c = st.columns(4)
-max_epochs = HOSTED_EPOCH_CAP if hosted() else 1000
+max_epochs = pol.caps.epochs if pol.hosted else 1000
 if st.session_state.get("epochs", 0) > max_epochs:
     st.session_state["epochs"] = max_epochs
 epochs = int(kept("epochs", c[0].number_input("Epochs", step=1, max_value=max_epochs,
@@ -108,32 +114,36 @@ cfg = TrainConfig(data=opts, arch=arch, arch_params=params, heads=heads,
                   early_stopping=patience, augmentation=aug, seed=seed, mixed_precision=mixed)
 try:
     cfg.validate()
+    size = layer_table_for(json.dumps(cfg.canonical(), sort_keys=True))  # no weights built
     valid = True
 except FaceMLError as e:
-    st.error(str(e))
+    st.error(error_text(e))
+    valid = False
+if valid and pol.hosted and size.total > pol.caps.params:
+    st.error(f"This model has {size.total:,} parameters; this server trains models of at most "
+             f"{pol.caps.params:,}. Use fewer or narrower layers.")
     valid = False
 
 if valid:
-    with st.expander("Layers and parameters", expanded=False), user_errors():
-        table, total, trainable = layer_table_for(json.dumps(cfg.canonical(), sort_keys=True))
-        st.caption(f"Total parameters: **{total:,}** · trainable: **{trainable:,}** · "
-                   f"non-trainable: {total - trainable:,}")
-        st.dataframe(table, hide_index=True, width="stretch")
+    with st.expander("Layers and parameters", expanded=False):
+        st.caption(f"Total parameters: **{size.total:,}** · trainable: **{size.trainable:,}** · "
+                   f"non-trainable: {size.total - size.trainable:,}")
+        st.dataframe(size.table, hide_index=True, width="stretch")
 
 run_id = cfg.run_id()
 existing = store.exists(run_id)
 b1, b2, b3 = st.columns([1, 1, 3])
 if b1.button("Launch", type="primary", disabled=not valid, key="launch"):
     with user_errors():
-        run, new = jobs.submit(cfg, store)
+        run, new = jobs.submit(cfg, store, visitor=visitor())
     ss["run_id"] = run.id
     st.query_params["run"] = run.id
     if not new:
         st.info(f"This configuration already ran: showing its cached run {run.id}.")
-if existing and not hosted() and b2.button("Train again", disabled=not valid, key="again",
-                          help="Start a new run of the same configuration"):
+if existing and pol.train_again and b2.button("Train again", disabled=not valid, key="again",
+                                              help="Start a new run of the same configuration"):
     with user_errors():
-        run, _ = jobs.submit(cfg, store, again=True)
+        run, _ = jobs.submit(cfg, store, again=True, visitor=visitor())
     ss["run_id"] = run.id
     st.query_params["run"] = run.id
 if existing and not ss.get("run_id"):
@@ -143,7 +153,7 @@ current = ss.get("run_id") or st.query_params.get("run")
 if current and store.exists(current):
     ss["run_id"] = current
     st.query_params["run"] = current
-    run_panel(store.get(current), hosted())
+    run_panel(store.get(current), visitor())
 
 st.subheader("All runs")
 picked = runs_table(store, key="train_runs")

@@ -95,10 +95,10 @@ def _add_data_args(p, positional: bool) -> None:
 
 
 def cmd_datasets(a) -> int:
-    from faceml import data
+    from faceml import data, hosting
 
     rows = []
-    for name in data.names():
+    for name in hosting.current().dataset_names():  # hosted: the operator's allow-list
         ad = data.get(name)
         p = ad.resolve_path(None)
         rows.append({"name": name, "title": ad.title, "needs_path": ad.needs_path,
@@ -165,13 +165,14 @@ def _train_config(a):
 
 
 def cmd_train(a) -> int:
-    from faceml import jobs
+    from faceml import hosting, jobs
     from faceml.runs import RunStore
     from faceml.training import train_run
 
     cfg = _train_config(a)
     store = RunStore()
-    run, new = jobs.submit(cfg, store, again=a.again, start_worker=False)
+    run, new = jobs.submit(cfg, store, again=a.again, start_worker=False,
+                           visitor=hosting.OPERATOR)
     state = run.status().get("state")
     if not new and state in ("stopped", "failed") and a.resume:
         jobs.resume(run, store) if a.background else run.set_status(state="queued")
@@ -221,10 +222,10 @@ def cmd_worker(a) -> int:
 
 
 def cmd_stop(a) -> int:
-    from faceml import jobs
+    from faceml import hosting, jobs
     from faceml.runs import RunStore
 
-    jobs.stop(RunStore().get(a.run_id))
+    jobs.stop(RunStore().get(a.run_id), hosting.OPERATOR)
     return 0
 
 

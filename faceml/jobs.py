@@ -17,11 +17,9 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from faceml import paths
+from faceml import hosting, paths
 from faceml.errors import FaceMLError
 from faceml.runs import Run, RunStore
-
-HOSTED_ENV = "FACEML_HOSTED"
 
 
 def _lock(store: RunStore) -> FileLock:
@@ -41,15 +39,33 @@ def worker_running(store: RunStore | None = None) -> bool:
 
 
 def submit(config, store: RunStore | None = None, again: bool = False,
-           start_worker: bool = True) -> tuple[Run, bool]:
+           start_worker: bool = True, visitor: str | None = None) -> tuple[Run, bool]:
     """Queue a TrainConfig. Returns ``(run, new)``; an existing run of the same config is
-    returned as it is (its cached history), unless ``again`` asks for a fresh repeat."""
+    returned as it is (its cached history), unless ``again`` asks for a fresh repeat.
+
+    ``visitor`` is who launches it (a session's token; :data:`faceml.hosting.OPERATOR` for the
+    server's own tools). The hosting policy checks the caps first; when hosted, launching a
+    configuration whose run was stopped or crashed queues that run again (it continues from
+    its last saved epoch), so a stopped configuration is never a dead end."""
     store = store or RunStore()
     config.validate()
+    policy = hosting.current()
     if again:
         config.repeat = 1 + max([r.config.get("repeat", 0) for r in store.list()
                                  if _same_but_repeat(r, config)] + [config.repeat])
+    existing = store.exists(config.run_id())
+    if existing and policy.hosted:
+        run = store.get(config.run_id())
+        if run.status().get("state") not in ("stopped", "failed"):
+            return run, False  # cached (or already queued): nothing to check or queue
+    policy.check_train(config, store, visitor)
+    owner = {"owner": hosting.owner_tag(visitor)} if visitor else {}
+    if existing and policy.hosted:
+        resume(run, store, start_worker=start_worker, **owner)
+        return run, True
     run, new = store.create(config.run_id(), config.canonical())
+    if new and owner:
+        run.set_status(**owner)
     if new and start_worker:
         ensure_worker(store)
     return run, new
@@ -66,18 +82,23 @@ def _same_but_repeat(run: Run, config) -> bool:
     return a == b
 
 
-def resume(run: Run, store: RunStore | None = None) -> None:
+def resume(run: Run, store: RunStore | None = None, start_worker: bool = True,
+           **fields) -> None:
     """Queue a stopped or crashed run again; it continues after its last saved epoch."""
     st = run.status()
     if st.get("state") not in ("stopped", "failed"):
         raise FaceMLError(f"run {run.id} is {st.get('state')}; only stopped or failed runs resume")
     run.clear_stop()
-    run.set_status(state="queued", queued_at=time.time(), reason="", pid=None)
-    ensure_worker(store or RunStore(run.dir.parent))
+    run.set_status(state="queued", queued_at=time.time(), reason="", pid=None, **fields)
+    if start_worker:
+        ensure_worker(store or RunStore(run.dir.parent))
 
 
-def stop(run: Run) -> None:
-    """Ask a queued or running run to stop (within one batch); a queued one stops at once."""
+def stop(run: Run, visitor: str | None = None) -> None:
+    """Ask a queued or running run to stop (within one batch); a queued one stops at once.
+
+    When hosted, only the visitor who launched it (or the operator) may stop it."""
+    hosting.current().check_stop(run, visitor)
     st = run.status()
     if st.get("state") == "queued":
         run.set_status(state="stopped", reason="stopped before it started")

@@ -21,9 +21,10 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils.class_weight import compute_sample_weight
 
 from faceml import data as datasets
+from faceml import hosting
 from faceml.cache import ArrayCache, make_key
 from faceml.data.base import SPLITS, BadItem, LabelSpec, Progress, check_color
-from faceml.errors import ConfigError, DataError
+from faceml.errors import ConfigError, DataError, FaceMLError
 from faceml.heads import HeadSpec
 
 def channel_stats(x: np.ndarray, batch: int = 4096) -> tuple[list[float], list[float]]:
@@ -290,10 +291,22 @@ def _split(frame: pd.DataFrame, opts: PrepOptions, strat_label: str | None,
 def prepare(opts: PrepOptions, progress: Progress | None = None,
             cache: ArrayCache | None = None) -> Prepared:
     """Scan, sample, decode (through the on-disk cache), bin ages and split."""
+    policy = hosting.current()
+    try:
+        return _prepare(opts, policy, progress, cache)
+    except FaceMLError as e:  # hosted: a message never names a server path
+        if not policy.hosted:
+            raise
+        raise type(e)(policy.redact(str(e))) from None
+
+
+def _prepare(opts: PrepOptions, policy: hosting.HostingPolicy, progress: Progress | None,
+             cache: ArrayCache | None) -> Prepared:
     t0 = time.perf_counter()
     opts.validate()
+    path = policy.dataset_path(opts.dataset, opts.path)  # hosted: the allow-list only
     adapter = datasets.get(opts.dataset)
-    scan = adapter.scan(opts.path, **opts.dataset_options)
+    scan = adapter.scan(path, **opts.dataset_options)
     labels = dict(scan.labels)
     frame = scan.frame.reset_index(drop=True)
     if frame.empty:
@@ -306,18 +319,21 @@ def prepare(opts: PrepOptions, progress: Progress | None = None,
     if strat is not None and not labels[strat].is_categorical:
         strat = None
 
-    # sample a fraction (stratified, seeded) before decoding anything
-    if opts.fraction < 1.0:
-        keep = max(2, int(round(len(frame) * opts.fraction)))
-        if keep < len(frame):
-            y = _strata(frame, strat, 2, [])
-            try:
-                idx, _ = train_test_split(np.arange(len(frame)), train_size=keep,
-                                          random_state=opts.seed, stratify=y)
-            except ValueError:
-                idx, _ = train_test_split(np.arange(len(frame)), train_size=keep,
-                                          random_state=opts.seed)
-            frame = frame.iloc[np.sort(idx)].reset_index(drop=True)
+    # sample a fraction (stratified, seeded) before decoding anything; a hosted server caps it
+    keep = max(2, int(round(len(frame) * opts.fraction)))
+    if policy.check_faces(keep) < keep:
+        warnings.append(f"this server uses at most {policy.caps.faces:,} faces: a stratified, "
+                        f"seeded sample of {policy.caps.faces:,} of the {keep:,} asked for")
+        keep = policy.caps.faces
+    if keep < len(frame):
+        y = _strata(frame, strat, 2, [])
+        try:
+            idx, _ = train_test_split(np.arange(len(frame)), train_size=keep,
+                                      random_state=opts.seed, stratify=y)
+        except ValueError:
+            idx, _ = train_test_split(np.arange(len(frame)), train_size=keep,
+                                      random_state=opts.seed)
+        frame = frame.iloc[np.sort(idx)].reset_index(drop=True)
 
     cache = cache or ArrayCache()
     key = make_key(opts.dataset, scan.fingerprint(frame), opts.size, opts.color)

@@ -63,15 +63,19 @@ def sweep_id(base: TrainConfig, a: str, values_a: list, b: str, values_b: list) 
 
 
 def launch(base: TrainConfig, a: str, values_a: list, b: str, values_b: list,
-           store: RunStore | None = None, start_worker: bool = True) -> dict:
+           store: RunStore | None = None, start_worker: bool = True,
+           visitor: str | None = None) -> dict:
     """Queue every cell (reusing cached runs) and record the sweep so a page can find it."""
-    from faceml import jobs
+    from faceml import hosting, jobs
 
+    if not hosting.current().sweeps:
+        raise hosting.PolicyError("sweeps are off on this hosted server: launch single runs "
+                                  "from the Train page")
     store = store or RunStore()
     cfgs = grid(base, a, values_a, b, values_b)
     cells = []
     for c in cfgs:
-        run, new = jobs.submit(c, store, start_worker=False)
+        run, new = jobs.submit(c, store, start_worker=False, visitor=visitor)
         cells.append({a: getattr(c, a), b: getattr(c, b), "run_id": run.id, "reused": not new})
     if start_worker:
         jobs.ensure_worker(store)

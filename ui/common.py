@@ -3,23 +3,39 @@
 from __future__ import annotations
 
 import json
-import os
+import secrets
 from contextlib import contextmanager
 
 import streamlit as st
 
 from faceml import data as datasets
+from faceml import hosting
 from faceml.cache import MemoryLRU
 from faceml.errors import FaceMLError
 from faceml.preprocessing import AGE_MODES, PrepOptions, prepare
 
-HOSTED_EPOCH_CAP = 20
-HOSTED_MAX_FACES = 5000
+
+def policy() -> hosting.HostingPolicy:
+    """The server's hosting policy (``FACEML_HOSTED``, the operator's config)."""
+    return hosting.current()
 
 
 def hosted() -> bool:
     """Demo mode for a hosted copy shared with a class (``FACEML_HOSTED=1``)."""
-    return os.environ.get("FACEML_HOSTED", "") not in ("", "0", "false")
+    return policy().hosted
+
+
+def visitor() -> str:
+    """This browser session's opaque token: the runs it launches are its own."""
+    ss = st.session_state
+    if "_visitor" not in ss:
+        ss["_visitor"] = secrets.token_urlsafe(18)
+    return ss["_visitor"]
+
+
+def error_text(e: Exception) -> str:
+    """A user error's message, with any server path taken out when hosted."""
+    return policy().redact(str(e))
 
 
 @contextmanager
@@ -28,7 +44,7 @@ def user_errors():
     try:
         yield
     except FaceMLError as e:
-        st.error(str(e))
+        st.error(error_text(e))
         st.stop()
 
 
@@ -82,9 +98,8 @@ def kept(key: str, value):
 
 def dataset_picker() -> PrepOptions:
     """Dataset, path and preprocessing options, remembered for the session across pages."""
-    names = datasets.names()
-    if hosted():  # only the built-in dataset and those configured on the server's disk
-        names = [n for n in names if n == "synthetic" or datasets.get(n).found(None)]
+    pol = policy()
+    names = pol.dataset_names()  # hosted: the operator's allow-list, where it is on disk
     if st.session_state.get("dataset", st.session_state.get("_keep_dataset")) not in names:
         st.session_state.pop("dataset", None)
         st.session_state["_keep_dataset"] = "synthetic"
@@ -95,17 +110,21 @@ def dataset_picker() -> PrepOptions:
     adapter = datasets.get(name)
     ds_opts: dict = {}
     path = None
-    if adapter.needs_path:
+    if adapter.needs_path and pol.typed_paths:
         default = adapter.resolve_path(None)
         pk = f"path_{name}"
         path = kept(pk, c2.text_input(
-            "Path", key=keep(pk, str(default) if default else ""), disabled=hosted(),
+            "Path", key=keep(pk, str(default) if default else ""),
             help="A folder or file on this machine (remembered for the session)"))
+    elif adapter.needs_path:
+        c2.caption("Read from where the server's operator put it.")
     else:
         a, b = c2.columns(2)
+        most = pol.caps.faces if pol.hosted else 20000
+        if st.session_state.get("syn_n", 0) > most:
+            st.session_state["syn_n"] = most
         ds_opts["n"] = int(kept("syn_n", a.number_input(
-            "Faces", 200, HOSTED_MAX_FACES if hosted() else 20000, step=200,
-            key=keep("syn_n", 3000))))
+            "Faces", min(200, most), most, step=200, key=keep("syn_n", min(3000, most)))))
         ds_opts["label_noise"] = float(kept("syn_noise", b.slider(
             "Label noise", 0.0, 0.5, step=0.05, key=keep("syn_noise", 0.0))))
     c = st.columns(5)

@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from faceml import jobs
+from faceml import hosting, jobs
 from faceml.errors import FaceMLError
 from faceml.runs import Run, RunDamaged, RunStore
 from faceml.training import TrainConfig
@@ -25,34 +25,13 @@ def training_device() -> dict:
     return device_info()
 
 
-@st.cache_data(max_entries=32, show_spinner="Building the model…")
+@st.cache_data(max_entries=32, show_spinner=False)
 def layer_table_for(cfg_json: str):
-    """Layer table and parameter counts of a config's model (built without data)."""
-    import keras
+    """Layer table and parameter counts of a config's model: built without weights, so any
+    size a visitor types costs no memory (:mod:`faceml.sizing`)."""
+    from faceml.sizing import model_size
 
-    from faceml import architectures
-    from faceml.preprocessing import labels_for
-    from faceml.training import placeholder_head
-
-    cfg = TrainConfig.from_dict(json.loads(cfg_json))
-    if cfg.is_vae:
-        from faceml import vae
-
-        model = vae.build_vae(cfg.data.size, cfg.data.color, **cfg.arch_params)
-    else:
-        labels = labels_for(cfg.data)
-        heads = [placeholder_head(labels[h]) for h in cfg.heads]
-        params = dict(cfg.arch_params)
-        if "weights" in params:
-            params["weights"] = None  # shapes and counts only: no download needed
-        model = architectures.build(cfg.arch, image_size=cfg.data.size, color=cfg.data.color,
-                                    heads=heads, **params)
-    from faceml.architectures import layer_table, param_counts
-
-    table = layer_table(model)
-    total, trainable = param_counts(model)
-    keras.backend.clear_session()
-    return table, total, trainable
+    return model_size(TrainConfig.from_dict(json.loads(cfg_json)))
 
 
 def history_figure(hist: pd.DataFrame, metric: str, title: str) -> go.Figure | None:
@@ -71,7 +50,7 @@ def history_figure(hist: pd.DataFrame, metric: str, title: str) -> go.Figure | N
     return fig
 
 
-def _panel_body(run: Run, hosted: bool) -> None:
+def _panel_body(run: Run, visitor: str) -> None:
     try:
         st_ = run.status()
         cfg = run.config
@@ -112,10 +91,18 @@ def _panel_body(run: Run, hosted: bool) -> None:
             if fig is not None:
                 col.plotly_chart(fig, width="stretch", key=f"curve_{metric}_{run.id}")
     c1, c2, _ = st.columns([1, 1, 4])
-    if state in ("queued", "running") and c1.button("Stop", key=f"stop_{run.id}"):
-        jobs.stop(run)
-        st.toast("Stopping after the current batch; what was trained is kept.")
-    if state in ("stopped", "failed") and not hosted and c2.button("Resume", key=f"resume_{run.id}"):
+    pol = hosting.current()
+    if state in ("queued", "running") and not pol.may_stop(run, visitor):
+        c1.caption("Launched by another visitor: only they can stop it.")
+    elif state in ("queued", "running") and c1.button("Stop", key=f"stop_{run.id}"):
+        try:
+            jobs.stop(run, visitor)
+            st.toast("Stopping after the current batch; what was trained is kept.")
+        except FaceMLError as e:
+            st.error(pol.redact(str(e)))
+    if state in ("stopped", "failed") and pol.hosted:
+        st.caption("Launch this configuration again to continue it from its last saved epoch.")
+    elif state in ("stopped", "failed") and c2.button("Resume", key=f"resume_{run.id}"):
         try:
             jobs.resume(run)
             st.toast("Resumed from the last saved epoch.")
@@ -135,12 +122,12 @@ def _panel_body(run: Run, hosted: bool) -> None:
             st.dataframe(pd.DataFrame(rows), hide_index=True)
 
 
-def run_panel(run: Run, hosted: bool = False, every: float = 2.0) -> None:
+def run_panel(run: Run, visitor: str, every: float = 2.0) -> None:
     """A live view of one run: refreshes itself while the run is queued or running."""
 
     @st.fragment(run_every=every)
     def live():
-        _panel_body(run, hosted)
+        _panel_body(run, visitor)
         try:
             finished = run.status().get("state") not in ("queued", "running")
         except RunDamaged:
@@ -155,7 +142,7 @@ def run_panel(run: Run, hosted: bool = False, every: float = 2.0) -> None:
     if active:
         live()
     else:
-        _panel_body(run, hosted)
+        _panel_body(run, visitor)
 
 
 def runs_table(store: RunStore, key: str) -> str | None:

@@ -117,7 +117,16 @@ class DatasetAdapter:
         raise NotImplementedError
 
     def resolve_path(self, path: str | Path | None) -> Path | None:
-        """The path to use: the one given, else the default under the shared data folder."""
+        """The path to use: the one given, else the default under the shared data folder.
+
+        On a hosted server only the operator's allow-list is read: any other dataset or a
+        typed path raises :class:`faceml.hosting.PolicyError`, whoever asks."""
+        from faceml import hosting
+
+        return self.location(hosting.current().dataset_path(self.name, path))
+
+    def location(self, path: str | Path | None) -> Path | None:
+        """Where ``path`` (or, for None, the default location) is; no policy applied."""
         from faceml.paths import shared_data_dir
 
         if path not in (None, ""):

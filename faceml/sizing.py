@@ -1,0 +1,51 @@
+"""A configuration's model size and layer table, without allocating its weights.
+
+The model is built inside a Keras ``StatelessScope`` that defers every variable's
+initialisation: the layers, shapes and parameter counts are real, but no weight is ever
+allocated, so a 550-billion-parameter model from a visitor's JSON costs milliseconds and no
+memory. This is what the Train page's layer table and the hosted parameter cap use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    total: int
+    trainable: int
+    table: pd.DataFrame
+
+
+def model_size(cfg) -> ModelSize:
+    """Layer table and parameter counts of a :class:`~faceml.training.TrainConfig`'s model
+    (validated first: a bad configuration raises its ConfigError)."""
+    import keras
+
+    from faceml import architectures
+    from faceml.preprocessing import labels_for
+    from faceml.training import placeholder_head
+
+    cfg.validate()
+    try:
+        with keras.StatelessScope(initialize_variables=False):
+            if cfg.is_vae:
+                from faceml import vae
+
+                model = vae.build_vae(cfg.data.size, cfg.data.color, **cfg.arch_params)
+            else:
+                labels = labels_for(cfg.data)
+                heads = [placeholder_head(labels[h]) for h in cfg.heads]
+                params = dict(cfg.arch_params)
+                if "weights" in params:
+                    params["weights"] = None  # shapes and counts only: nothing to download
+                model = architectures.build(cfg.arch, image_size=cfg.data.size,
+                                            color=cfg.data.color, heads=heads, **params)
+            total, trainable = architectures.param_counts(model)
+            table = architectures.layer_table(model)
+    finally:
+        keras.backend.clear_session()  # drop the never-initialised variables
+    return ModelSize(total, trainable, table)
