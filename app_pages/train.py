@@ -98,7 +98,7 @@ max_epochs = pol.caps.epochs if pol.hosted else 1000
 if st.session_state.get("epochs", 0) > max_epochs:
     st.session_state["epochs"] = max_epochs
 epochs = int(kept("epochs", c[0].number_input("Epochs", step=1, max_value=max_epochs,
-                                              key=keep("epochs", 5))))
+                                              key=keep("epochs", min(5, max_epochs)))))
 patience = int(kept("patience", c[1].number_input("Early stopping patience (0 = off)", 0, 100,
                                                   key=keep("patience", 0))))
 seed = int(kept("seed", c[2].number_input("Seed", 0, 10_000, key=keep("seed", 0))))

@@ -136,6 +136,7 @@ def labels_for(opts: PrepOptions) -> dict[str, LabelSpec]:
 
     Cheap: no pixels are decoded; a dataset whose classes are only known after a scan (a
     class-per-folder set) is scanned."""
+    hosting.current().dataset_path(opts.dataset, opts.path)  # hosted: the allow-list only
     adapter = datasets.get(opts.dataset)
     labels = dict(adapter.label_specs()) or dict(adapter.scan(opts.path, **opts.dataset_options).labels)
     age = labels.get("age")
