@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from faceml.errors import FaceMLError
@@ -47,12 +49,17 @@ def load_model(path: str | Path, compile: bool = False):
         raise FaceMLError(f"{p.name} could not be loaded as a model: {e}") from None
 
 
+def _temp_beside(dest: Path) -> str:
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}-", suffix=".keras", dir=dest.parent)
+    os.close(fd)
+    return tmp
+
+
 def _write_atomic(dest: str | Path, write) -> None:
     """``write(tmp_path)`` to a temporary ``.keras`` beside ``dest``, then rename it into place,
     so a crash never leaves a half-written model."""
     d = Path(dest)
-    fd, tmp = tempfile.mkstemp(prefix=f".{d.stem}-", suffix=".keras", dir=d.parent)
-    os.close(fd)
+    tmp = _temp_beside(d)
     try:
         write(tmp)
         os.chmod(tmp, 0o644)  # mkstemp makes it private; a model file is meant to be shared
@@ -68,7 +75,32 @@ def save_model(model, path: str | Path) -> None:
 
 
 def copy_atomic(src: str | Path, dest: str | Path) -> None:
-    """Copy a model file atomically (the best checkpoint is a copy of the last one)."""
-    import shutil
-
+    """Copy a model file atomically."""
     _write_atomic(dest, lambda tmp: shutil.copyfile(src, tmp))
+
+
+@contextmanager
+def staged_checkpoint(model, last: str | Path, best: str | Path | None = None):
+    """Save ``model`` as the next ``last`` checkpoint (and, given ``best``, as a copy there).
+
+    Everything is written to temporary files beside them first; then the ``with`` body runs
+    (the engine records the epoch) and only then are the files renamed into place. If a write
+    or the body fails (a full disk), the temporary files are removed and the previous
+    checkpoints are left exactly as they were, so a run's files always agree on its last
+    epoch."""
+    targets = [Path(last)] + ([Path(best)] if best is not None else [])
+    temps: list[str] = []
+    try:
+        for i, dest in enumerate(targets):
+            temps.append(_temp_beside(dest))
+            if i == 0:
+                model.save(temps[0])
+            else:  # the same weights: a copy, not a second save
+                shutil.copyfile(temps[0], temps[i])
+            os.chmod(temps[i], 0o644)
+        yield
+        for tmp, dest in zip(temps[::-1], targets[::-1]):  # best first: last says "epoch done"
+            os.replace(tmp, dest)
+    finally:
+        for tmp in temps:
+            Path(tmp).unlink(missing_ok=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from faceml.errors import FaceMLError
 
 STATES = ("queued", "running", "done", "failed", "stopped")
 FINISHED = ("done", "failed", "stopped")
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+"""What a run id may look like (a config hash, or a test's plain name): never a path."""
 
 
 def write_json_atomic(path: Path, obj) -> None:
@@ -59,6 +62,8 @@ def pid_alive(pid: int | None) -> bool:
         return False
     except PermissionError:
         return True
+    except (TypeError, ValueError, OverflowError):  # not a pid (a damaged status.json)
+        return False
     try:  # a zombie (finished child not yet reaped) is not alive
         with open(f"/proc/{int(pid)}/stat") as f:
             return f.read().split(")")[-1].split()[0] != "Z"
@@ -70,6 +75,10 @@ class RunDamaged(FaceMLError):
     pass
 
 
+def valid_run_id(run_id) -> bool:
+    return isinstance(run_id, str) and RUN_ID.fullmatch(run_id) is not None
+
+
 @dataclass
 class Run:
     dir: Path
@@ -79,24 +88,40 @@ class Run:
         return self.dir.name
 
     # -- files ------------------------------------------------------------------------------
-    def _read_json(self, name: str, default=None):
+    def _read_json(self, name: str, default=None, kind: type | None = None):
         p = self.dir / name
         if not p.exists():
             if default is not None:
                 return default
             raise RunDamaged(f"run {self.id}: {name} is missing")
         try:
-            return json.loads(p.read_text())
+            obj = json.loads(p.read_text())
         except (OSError, ValueError) as e:
             raise RunDamaged(f"run {self.id}: {name} is damaged ({e})") from None
+        if kind is not None and not isinstance(obj, kind):
+            what = "an object" if kind is dict else "a list"
+            raise RunDamaged(f"run {self.id}: {name} is damaged (not {what})")
+        return obj
 
     @property
     def config(self) -> dict:
-        return self._read_json("config.json")
+        return self._read_json("config.json", kind=dict)
+
+    def train_config(self):
+        """The run's :class:`~faceml.training.TrainConfig` (RunDamaged when config.json does
+        not hold one)."""
+        from faceml.training import TrainConfig
+
+        cfg = self.config
+        try:
+            return TrainConfig.from_dict(cfg)
+        except (TypeError, ValueError, AttributeError, KeyError):
+            raise RunDamaged(f"run {self.id}: config.json is damaged (not a training "
+                             "configuration)") from None
 
     def status(self) -> dict:
         """The status, with a dead worker's 'running' (or a stale 'stopping') shown as failed."""
-        st = self._read_json("status.json", {"state": "queued"})
+        st = self._read_json("status.json", {"state": "queued"}, kind=dict)
         if st.get("state") == "running" and not pid_alive(st.get("pid")):
             st = {**st, "state": "failed", "reason": "the training process died "
                   "(killed or crashed); resume continues from the last saved epoch",
@@ -104,7 +129,8 @@ class Run:
         return st
 
     def set_status(self, **fields) -> dict:
-        st = self._read_json("status.json", {"state": "queued"}) if (self.dir / "status.json").exists() else {}
+        st = self._read_json("status.json", {"state": "queued"}, kind=dict) \
+            if (self.dir / "status.json").exists() else {}
         st.update(fields, updated=time.time())
         write_json_atomic(self.dir / "status.json", st)
         return st
@@ -115,7 +141,7 @@ class Run:
 
     def history(self) -> pd.DataFrame:
         rows = self._read_json("history.json", [])
-        if not isinstance(rows, list):
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise RunDamaged(f"run {self.id}: history.json is not a list of epochs")
         return pd.DataFrame(rows)
 
@@ -149,10 +175,15 @@ class Run:
         p = self.dir / "predictions.csv"
         if not p.exists():
             return None
-        return pd.read_csv(p, dtype={"source": str})
+        try:
+            return pd.read_csv(p, dtype={"source": str})
+        except (OSError, ValueError) as e:  # pandas' ParserError and decode errors included
+            raise RunDamaged(f"run {self.id}: predictions.csv is damaged "
+                             f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") \
+                from None
 
     def metrics(self) -> dict:
-        return self._read_json("metrics.json", {})
+        return self._read_json("metrics.json", {}, kind=dict)
 
     def stop_requested(self) -> bool:
         return (self.dir / "STOP").exists()
@@ -171,16 +202,24 @@ class Run:
             cfg = self.config
             st = self.status()
             hist = self.history()
+            metrics = self.metrics()
+            data = cfg.get("data") or {}
+            row.update(state=str(st.get("state", "queued")), reason=str(st.get("reason", "")),
+                       dataset=str(data.get("dataset", "")), arch=str(cfg.get("arch", "")),
+                       heads=",".join(map(str, cfg.get("heads") or [])),
+                       created=st.get("created"),
+                       epochs_done=int(hist["epoch"].max()) if "epoch" in hist else 0,
+                       epochs=cfg.get("epochs"),
+                       sec_per_epoch=float(hist["seconds"].mean()) if "seconds" in hist else None)
+            test = metrics.get("test") or {}
         except RunDamaged as e:
             row["reason"] = str(e)
             return row
-        row.update(state=st.get("state", "queued"), reason=st.get("reason", ""),
-                   dataset=cfg.get("data", {}).get("dataset", ""), arch=cfg.get("arch", ""),
-                   heads=",".join(cfg.get("heads", [])), created=st.get("created"),
-                   epochs_done=int(hist["epoch"].max()) if "epoch" in hist else 0,
-                   epochs=cfg.get("epochs"),
-                   sec_per_epoch=float(hist["seconds"].mean()) if "seconds" in hist else None)
-        for k, v in (self.metrics().get("test", {}) or {}).items():
+        except (TypeError, ValueError, AttributeError, KeyError):  # JSON of the wrong shape
+            row.update(state="damaged", reason=f"run {self.id}: its files are damaged (not "
+                       "the shape FaceML writes)")
+            return row
+        for k, v in (test.items() if isinstance(test, dict) else ()):
             if isinstance(v, int | float):
                 row[f"test_{k}"] = v
         return row
@@ -191,15 +230,15 @@ class RunStore:
         self.root = Path(root) if root is not None else paths.runs_dir()
 
     def get(self, run_id: str) -> Run:
-        if not run_id or "/" in run_id or run_id.startswith("."):
-            raise FaceMLError(f"not a run id: {run_id!r}")
+        if not valid_run_id(run_id):
+            raise FaceMLError(f"not a run id: {str(run_id)[:80]!r}")
         d = self.root / run_id
         if not (d / "config.json").exists():
             raise FaceMLError(f"no run {run_id!r} in {self.root}")
         return Run(d)
 
     def exists(self, run_id: str) -> bool:
-        return (self.root / run_id / "config.json").exists()
+        return valid_run_id(run_id) and (self.root / run_id / "config.json").exists()
 
     def create(self, run_id: str, config: dict) -> tuple[Run, bool]:
         """The run for ``run_id``; ``created`` is False when it already existed (atomic: two
@@ -227,7 +266,14 @@ class RunStore:
             return []
         runs = [Run(d) for d in self.root.iterdir()
                 if d.is_dir() and not d.name.startswith(".") and (d / "config.json").exists()]
-        return sorted(runs, key=lambda r: (r.dir / "config.json").stat().st_mtime)
+
+        def made(r: Run) -> float:
+            try:
+                return (r.dir / "config.json").stat().st_mtime
+            except OSError:  # removed meanwhile
+                return 0.0
+
+        return sorted(runs, key=made)
 
     def table(self) -> pd.DataFrame:
         return pd.DataFrame([r.summary() for r in self.list()])
@@ -241,5 +287,6 @@ class RunStore:
             except RunDamaged:
                 continue
             if st.get("state") == "queued":
-                out.append((st.get("queued_at", 0), r))
+                at = st.get("queued_at", 0)
+                out.append((at if isinstance(at, int | float) else 0, r))
         return [r for _, r in sorted(out, key=lambda t: t[0])]

@@ -245,11 +245,21 @@ class StopTraining(Exception):
     pass
 
 
+class CheckpointError(FaceMLError):
+    """A checkpoint could not be written (a full disk): the run fails with this reason."""
+
+
+def _os_reason(e: OSError) -> str:
+    """An OSError in plain words, without the path (a hosted server's folders stay private)."""
+    why = e.strerror or str(e) or type(e).__name__
+    return why[:1].lower() + why[1:]
+
+
 def _engine_callback(run, cfg: TrainConfig, start_epoch: int):
     """Per-epoch history + checkpoints (atomic), Stop within one batch, NaN detection, status."""
     import keras
 
-    from faceml.modelio import copy_atomic, save_model
+    from faceml.modelio import staged_checkpoint
 
     class Engine(keras.callbacks.Callback):
         def __init__(self):
@@ -291,13 +301,23 @@ def _engine_callback(run, cfg: TrainConfig, start_epoch: int):
             row = {"epoch": epoch + 1, "seconds": time.perf_counter() - self.t_epoch,
                    "lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
                    **logs}
-            save_model(self.model, run.model_path("last"))
             val = logs.get("val_loss", logs.get("loss", math.inf))
-            if val < self.best:  # the same weights: copy the file instead of saving twice
+            better = val < self.best
+            # last (and best: the same weights, copied) are written aside, the epoch recorded,
+            # then both renamed into place: a failed write leaves every file at the last epoch
+            try:
+                with staged_checkpoint(self.model, run.model_path("last"),
+                                       run.model_path("best") if better else None):
+                    row["time"] = time.time()  # wall clock after saving: incl. checkpoints
+                    run.append_history(row)
+            except OSError as e:
+                kept = (f"the checkpoint of epoch {epoch} is kept" if run.has_model("last")
+                        else "no checkpoint was saved yet")
+                raise CheckpointError(
+                    f"could not save the checkpoint of epoch {epoch + 1}: {_os_reason(e)}; "
+                    f"{kept}. Free some space and resume the run.") from None
+            if better:
                 self.best = val
-                copy_atomic(run.model_path("last"), run.model_path("best"))
-            row["time"] = time.time()  # wall clock after saving: throughput incl. checkpoints
-            run.append_history(row)
 
     return Engine()
 
@@ -312,7 +332,10 @@ def train_run(run, prep: Prepared | None = None, progress=None) -> dict:
 
     from faceml.modelio import load_model
 
-    cfg = TrainConfig.from_dict(run.config)
+    try:
+        cfg = run.train_config()
+    except FaceMLError as e:  # a damaged run fails alone; the worker goes on with the next
+        return run.set_status(state="failed", reason=str(e), phase="")
     run.clear_stop()
     run.set_status(state="running", pid=os.getpid(), started=time.time(), reason="",
                    phase="preparing data", device=device_info())
@@ -365,6 +388,10 @@ def train_run(run, prep: Prepared | None = None, progress=None) -> dict:
         return run.set_status(state="done", phase="", reason="", finished=time.time())
     except FaceMLError as e:
         return run.set_status(state="failed", reason=str(e), phase="")
+    except OSError as e:  # e.g. the runs folder is full: said plainly, without the path
+        where = f" ({os.path.basename(e.filename)})" if getattr(e, "filename", None) else ""
+        return run.set_status(state="failed", phase="",
+                              reason=f"could not read or write a file{where}: {_os_reason(e)}")
     except Exception as e:  # noqa: BLE001 - a run records why it failed instead of crashing
         msg = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
         if "ResourceExhausted" in msg or "out of memory" in msg.lower() or isinstance(e, MemoryError):
@@ -372,14 +399,33 @@ def train_run(run, prep: Prepared | None = None, progress=None) -> dict:
         return run.set_status(state="failed", reason=msg, phase="")
 
 
+def results_checkpoint(run) -> dict | None:
+    """Which checkpoint a run's stored predictions and metrics come from: ``best`` (the epoch
+    with the lowest validation loss, or training loss without a validation split) or ``last``
+    when there is no best. ``{"checkpoint", "epoch", "monitor"}``; None before any."""
+    which = "best" if run.has_model("best") else "last" if run.has_model("last") else None
+    if which is None:
+        return None
+    hist = run.history()
+    monitor = "val_loss" if "val_loss" in hist else "loss"
+    epoch = None
+    if which == "best" and monitor in hist and hist[monitor].notna().any():
+        epoch = int(hist.loc[hist[monitor].idxmin(), "epoch"])  # the first of equal minima
+    elif "epoch" in hist and len(hist):
+        epoch = int(hist["epoch"].max())
+    return {"checkpoint": which, "epoch": epoch, "monitor": monitor}
+
+
 def _store_results(run, cfg: TrainConfig, prep: Prepared, heads) -> None:
-    """Predictions of the best model on val and test, and metrics per split."""
+    """Predictions of the best model on val and test, and metrics per split; the status
+    records which checkpoint they come from (``results``)."""
     from faceml.metrics import Interpretation, predictions_frame
     from faceml.runs import write_json_atomic
 
-    if not run.has_model("best") and not run.has_model("last"):
+    source = results_checkpoint(run)
+    if source is None:
         return
-    model = run.load_model("best")
+    model = run.load_model(source["checkpoint"])
     if cfg.is_vae:
         from faceml import vae
 
@@ -394,6 +440,7 @@ def _store_results(run, cfg: TrainConfig, prep: Prepared, heads) -> None:
                 out[split] = {"dataset": cfg.data.dataset, "split": split, "n": int(len(idx)),
                               "recon_mse": mse, "mean_image_mse": base}
         write_json_atomic(run.dir / "metrics.json", out)
+        run.set_status(results=source)
         return
     frames, metrics = [], {}
     extra_cols = [c for c in prep.frame.columns if c not in ("source", "split")]
@@ -414,6 +461,7 @@ def _store_results(run, cfg: TrainConfig, prep: Prepared, heads) -> None:
     write_text_atomic(run.dir / "predictions.csv", pd.concat(frames).to_csv(index=False))
     write_json_atomic(run.dir / "metrics.json", metrics)
     write_json_atomic(run.dir / "heads.json", [h.to_dict() for h in heads])
+    run.set_status(results=source)
 
 
 def predict_arrays(model, x: np.ndarray, batch_size: int = 256) -> dict[str, np.ndarray]:

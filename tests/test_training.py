@@ -178,3 +178,28 @@ def test_rotation_and_zoom_models_are_jit_compiled_under_jax(monkeypatch):
     monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
     allow_jax_jit(model)
     assert all(la.supports_jit for la in model.layers)
+
+
+def test_stored_results_say_which_checkpoint_they_come_from():
+    from faceml.training import results_checkpoint
+
+    store = RunStore()
+    cfg = tiny(epochs=3, seed=7)
+    run, _ = store.create(cfg.run_id(), cfg.canonical())
+    st = train_run(run)
+    assert st["state"] == "done", st
+    hist = run.history()
+    best_epoch = int(hist.loc[hist["val_loss"].idxmin(), "epoch"])
+    assert st["results"] == {"checkpoint": "best", "epoch": best_epoch, "monitor": "val_loss"}
+    assert results_checkpoint(run) == st["results"]
+    run.model_path("best").unlink()  # without a best checkpoint the last one is used
+    assert results_checkpoint(run) == {"checkpoint": "last", "epoch": 3, "monitor": "val_loss"}
+
+
+def test_checkpoints_leave_no_temporary_files_behind():
+    store = RunStore()
+    cfg = tiny(epochs=2, seed=8)
+    run, _ = store.create(cfg.run_id(), cfg.canonical())
+    assert train_run(run)["state"] == "done"
+    assert not [p.name for p in run.dir.iterdir() if p.name.startswith(".")]
+    assert run.has_model("best") and run.has_model("last")
