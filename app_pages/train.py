@@ -7,10 +7,15 @@ import streamlit as st
 from faceml import architectures, jobs
 from faceml.errors import FaceMLError
 from faceml.preprocessing import labels_for
-from faceml.runs import RunStore
+from faceml.runs import RunStore, valid_run_id
 from faceml.training import AUGMENTATIONS, OPTIMIZERS, SCHEDULES, TrainConfig
 from ui.common import dataset_picker, error_text, keep, kept, policy, user_errors, visitor
-from ui.runs import layer_table_for, run_panel, runs_table, training_device
+from ui.runs import (TRANSFER_ARCHS, VAE_DEFAULTS, form_state, kept_settings, launch_config,
+                     layer_table_for, run_panel, runs_table, training_device)
+
+FORM = "_train_form"
+"""The run the form was last filled from (or launched): ``{"run", "loaded", "base"}``, with
+``loaded`` its canonical config and ``base`` the form's own config as first drawn from it."""
 
 st.title("Train")
 dev = training_device()
@@ -24,6 +29,42 @@ if pol.hosted:
                f"{pol.caps.params:,} parameters a model, {pol.caps.faces:,} faces, "
                f"{pol.caps.jobs_per_visitor} run(s) queued or training per visitor; you can "
                "stop only the runs you launched.")
+
+
+def asked_run():
+    """The run this session shows (Launch, a row picked) or the URL's ``?run=`` asks for."""
+    asked = ss.get("run_id") or st.query_params.get("run")
+    if not asked:
+        return None
+    try:
+        return store.get(asked)
+    except FaceMLError:
+        ss.pop("run_id", None)
+        if valid_run_id(asked):
+            st.warning(f"There is no run `{asked}` on this server (it may have been deleted); "
+                       "the form shows its own settings.")
+        else:
+            st.warning("The link's run id is not valid; the form shows its own settings.")
+        return None
+
+
+# A run shown for the first time in this session (a reload, a ?run= link, a row picked) fills
+# the form, before any widget is drawn: then the form is that run, and Launch gives its id.
+shown = asked_run()
+if shown is not None and ss.get(FORM, {}).get("run") != shown.id:
+    try:
+        loaded = shown.train_config()
+        values = form_state(loaded, pol.typed_paths)
+    except (FaceMLError, TypeError, ValueError, KeyError, AttributeError) as e:
+        why = error_text(e) if isinstance(e, FaceMLError) else \
+            f"run {shown.id}: config.json is damaged (values of the wrong kind)"
+        st.warning(f"{why}: the form keeps its own settings.")
+        ss[FORM] = {"run": shown.id, "loaded": None, "base": None}
+    else:
+        for k, v in values.items():
+            ss[k] = v
+            ss[f"_keep_{k}"] = v  # what keep() restores after a page switch
+        ss[FORM] = {"run": shown.id, "loaded": loaded.canonical(), "base": None}
 
 with st.expander("Data", expanded=False):
     opts = dataset_picker()
@@ -39,11 +80,15 @@ if arch == "vae":
     c2.caption("Convolutional variational auto-encoder: learns a latent space of faces "
                "(see the VAE page). Sampling z = μ + exp(½·logvar)·ε.")
     a, b, c, d = st.columns(4)
-    params["latent_dim"] = int(a.number_input("Latent size", 1, 512, 10, key="vae_latent"))
-    params["beta"] = float(b.number_input("β (KL weight)", 0.0, 10.0, 0.05, step=0.01,
-                                          format="%.3f", key="vae_beta"))
-    params["recon"] = c.selectbox("Reconstruction loss", ["mse", "bce"], key="vae_recon")
-    filt = d.text_input("Filters per level", "32,64", key="vae_filters")
+    vd = VAE_DEFAULTS
+    params["latent_dim"] = int(kept("vae_latent", a.number_input(
+        "Latent size", 1, 512, key=keep("vae_latent", vd["latent_dim"]))))
+    params["beta"] = float(kept("vae_beta", b.number_input(
+        "β (KL weight)", 0.0, 10.0, step=0.01, format="%.3f", key=keep("vae_beta", vd["beta"]))))
+    params["recon"] = kept("vae_recon", c.selectbox("Reconstruction loss", ["mse", "bce"],
+                                                    key=keep("vae_recon", vd["recon"])))
+    filt = kept("vae_filters", d.text_input(
+        "Filters per level", key=keep("vae_filters", ",".join(map(str, vd["filters"])))))
     try:
         params["filters"] = [int(v) for v in filt.split(",") if v.strip()]
     except ValueError:
@@ -53,16 +98,19 @@ if arch == "vae":
 else:
     spec = architectures.get(arch)
     c2.caption(f"**{spec.title}** — {spec.description}")
-    if arch in ("vgg16", "mobilenetv3small", "efficientnetb0"):
+    if arch in TRANSFER_ARCHS:
         a, b = st.columns(2)
-        w = a.radio("Weights", ["imagenet", "random"], horizontal=True, key="tl_weights",
-                    help="ImageNet weights are downloaded by Keras on first use; offline, "
-                         "choose random initialisation")
+        w = kept("tl_weights", a.radio(
+            "Weights", ["imagenet", "random"], horizontal=True, key=keep("tl_weights", "imagenet"),
+            help="ImageNet weights are downloaded by Keras on first use; offline, choose random "
+                 "initialisation"))
         params["weights"] = None if w == "random" else "imagenet"
-        params["fine_tune"] = b.checkbox("Fine-tune the top block", key="tl_finetune")
+        params["fine_tune"] = kept("tl_finetune", b.checkbox(
+            "Fine-tune the top block", key=keep("tl_finetune", False)))
     elif arch == "custom":
         default = json.dumps(spec.defaults, indent=1)
-        txt = st.text_area("Builder parameters (JSON)", default, height=180, key="custom_json")
+        txt = kept("custom_json", st.text_area("Builder parameters (JSON)", height=180,
+                                               key=keep("custom_json", default)))
         try:
             params.update(json.loads(txt))
         except ValueError as e:
@@ -78,14 +126,15 @@ else:
     if len(heads) > 1:
         cols = st.columns(len(heads))
         for col, h in zip(cols, heads):
-            weights[h] = float(col.number_input(f"Loss weight: {h}", 0.0, 10.0,
-                                                0.1 if labels[h].kind == "years" else 1.0,
-                                                step=0.05, key=f"w_{h}"))
+            weights[h] = float(kept(f"w_{h}", col.number_input(
+                f"Loss weight: {h}", 0.0, 10.0, step=0.05,
+                key=keep(f"w_{h}", 0.1 if labels[h].kind == "years" else 1.0))))
     a, b = st.columns(2)
-    age_loss = a.radio("Age loss", ["mae", "huber"], horizontal=True, key="age_loss",
-                       disabled=not any(labels[h].kind == "years" for h in heads)
-                       or opts.age != "years")
-    class_weights = b.checkbox("Balance classes (class weights)", key="class_weights")
+    age_loss = kept("age_loss", a.radio(
+        "Age loss", ["mae", "huber"], horizontal=True, key=keep("age_loss", "mae"),
+        disabled=not any(labels[h].kind == "years" for h in heads) or opts.age != "years"))
+    class_weights = kept("class_weights", b.checkbox("Balance classes (class weights)",
+                                                     key=keep("class_weights", False)))
 
 st.subheader("Hyperparameters")
 c = st.columns(4)
@@ -106,12 +155,23 @@ mixed = kept("mixed", c[3].checkbox("Mixed precision (GPU only)", key=keep("mixe
 aug = kept("aug", st.multiselect("Augmentation (training only)", AUGMENTATIONS,
                                  key=keep("aug", [])))
 
-cfg = TrainConfig(data=opts, arch=arch, arch_params=params, heads=heads,
-                  head_weights=weights if arch != "vae" else {},
-                  age_loss=age_loss if arch != "vae" else "mae",
-                  class_weights=class_weights if arch != "vae" else False, optimizer=optimizer,
-                  lr=float(lr), schedule=schedule, batch_size=batch, epochs=epochs,
-                  early_stopping=patience, augmentation=aug, seed=seed, mixed_precision=mixed)
+drawn = TrainConfig(data=opts, arch=arch, arch_params=params, heads=heads,
+                    head_weights=weights if arch != "vae" else {},
+                    age_loss=age_loss if arch != "vae" else "mae",
+                    class_weights=class_weights if arch != "vae" else False,
+                    optimizer=optimizer, lr=float(lr), schedule=schedule, batch_size=batch,
+                    epochs=epochs, early_stopping=patience, augmentation=aug, seed=seed,
+                    mixed_precision=mixed).canonical()
+# Launch starts the run the form was filled from, with what the visitor changed since: the
+# same run while nothing changed, even where the form cannot show a setting of it
+form = ss.get(FORM) or {}
+if form.get("loaded") is not None and form.get("base") is None:
+    form["base"] = drawn  # the form as the run filled it
+cfg = TrainConfig.from_dict(launch_config(form.get("loaded"), form.get("base"), drawn))
+hidden = kept_settings(cfg.canonical(), drawn)
+if hidden:
+    st.caption(pol.redact(f"Launch also keeps what the form cannot show of run "
+                          f"{form.get('run')}: " + "; ".join(hidden) + "."))
 try:
     cfg.validate()
     size = layer_table_for(json.dumps(cfg.canonical(), sort_keys=True))  # no weights built
@@ -132,24 +192,31 @@ if valid:
 
 run_id = cfg.run_id()
 existing = store.exists(run_id)
+
+
+def launched(run) -> None:
+    """Show ``run``; the form now stands for it (its config, as drawn now)."""
+    ss["run_id"] = run.id
+    st.query_params["run"] = run.id
+    ss[FORM] = {"run": run.id, "loaded": cfg.canonical(), "base": drawn}
+
+
 b1, b2, b3 = st.columns([1, 1, 3])
 if b1.button("Launch", type="primary", disabled=not valid, key="launch"):
     with user_errors():
         run, new = jobs.submit(cfg, store, visitor=visitor())
-    ss["run_id"] = run.id
-    st.query_params["run"] = run.id
+    launched(run)
     if not new:
         st.info(f"This configuration already ran: showing its cached run {run.id}.")
 if existing and pol.train_again and b2.button("Train again", disabled=not valid, key="again",
                                               help="Start a new run of the same configuration"):
     with user_errors():
-        run, _ = jobs.submit(cfg, store, again=True, visitor=visitor())
-    ss["run_id"] = run.id
-    st.query_params["run"] = run.id
+        run, _ = jobs.submit(cfg, store, again=True, visitor=visitor())  # sets cfg.repeat
+    launched(run)
 if existing and not ss.get("run_id"):
     b3.caption(f"Cached: this configuration is run {run_id}.")
 
-current = ss.get("run_id") or st.query_params.get("run")
+current = ss.get("run_id") or (shown.id if shown is not None else None)
 if current and store.exists(current):
     ss["run_id"] = current
     st.query_params["run"] = current

@@ -1,4 +1,5 @@
-"""Run widgets: the live panel of one run, the table of all runs, layer tables."""
+"""Run widgets: the live panel of one run, the table of all runs, layer tables, and the glue
+that puts a run's configuration back into the Train form."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from faceml import data as datasets
 from faceml import hosting, jobs
 from faceml.errors import FaceMLError
 from faceml.runs import Run, RunDamaged, RunStore
@@ -15,6 +17,12 @@ from faceml.training import TrainConfig
 
 STATE_ICON = {"queued": "⏳", "running": "🏃", "done": "✅", "failed": "❌", "stopped": "⏹",
               "damaged": "⚠️"}
+ACTIVE = ("queued", "running")
+WATCH_EVERY = 10.0
+"""Seconds between looks at runs that are not training (another session may resume one)."""
+TRANSFER_ARCHS = ("vgg16", "mobilenetv3small", "efficientnetb0")
+VAE_DEFAULTS = {"latent_dim": 10, "beta": 0.05, "recon": "mse", "filters": [32, 64]}
+_FLASH = "_run_panel_flash"
 
 
 @st.cache_resource(show_spinner=False)
@@ -50,13 +58,173 @@ def history_figure(hist: pd.DataFrame, metric: str, title: str) -> go.Figure | N
     return fig
 
 
+# --- the Train form <-> a run's configuration ----------------------------------------------
+def form_state(cfg: TrainConfig, typed_paths: bool = True) -> dict:
+    """The session keys of the Train form (and of ``ui.common.dataset_picker``) that show
+    ``cfg``. Values a widget cannot hold are coerced by it; :func:`launch_config` keeps the
+    run's own value for those, and :func:`kept_settings` names them."""
+    d = cfg.data
+    out: dict = {"dataset": d.dataset, "size": int(d.size), "color": d.color,
+                 "fraction": float(d.fraction), "age_mode": d.age, "data_seed": int(d.seed)}
+    if d.age == "custom" and d.age_edges:
+        out["age_edges"] = ",".join(str(int(e)) for e in d.age_edges)
+    try:
+        needs_path = datasets.get(d.dataset).needs_path
+    except FaceMLError:  # not a dataset of this installation: the picker shows its default
+        needs_path = None
+    opts = d.dataset_options or {}
+    if needs_path and typed_paths:
+        out[f"path_{d.dataset}"] = d.path or ""  # empty = the dataset's default location
+    elif needs_path is False:
+        if "n" in opts:
+            out["syn_n"] = int(opts["n"])
+        if "label_noise" in opts:
+            out["syn_noise"] = float(opts["label_noise"])
+    out["arch"] = cfg.arch
+    p = cfg.arch_params or {}
+    if cfg.is_vae:
+        v = {**VAE_DEFAULTS, **p}
+        out.update(vae_latent=int(v["latent_dim"]), vae_beta=float(v["beta"]),
+                   vae_recon=v["recon"], vae_filters=",".join(str(f) for f in v["filters"]))
+    elif cfg.arch in TRANSFER_ARCHS:
+        out["tl_weights"] = "random" if "weights" in p and p["weights"] is None else "imagenet"
+        out["tl_finetune"] = bool(p.get("fine_tune", False))
+    elif cfg.arch == "custom":
+        out["custom_json"] = json.dumps(p, indent=1)
+    if not cfg.is_vae:
+        out[f"heads_{d.dataset}"] = list(cfg.heads)
+        for h, w in (cfg.head_weights or {}).items():
+            out[f"w_{h}"] = float(w)
+        out["age_loss"] = cfg.age_loss
+        out["class_weights"] = bool(cfg.class_weights)
+    out.update(optimizer=cfg.optimizer, lr=float(cfg.lr), schedule=cfg.schedule,
+               batch=int(cfg.batch_size), epochs=int(cfg.epochs), patience=int(cfg.early_stopping),
+               seed=int(cfg.seed), mixed=bool(cfg.mixed_precision),
+               aug=sorted(set(cfg.augmentation)))
+    return out
+
+
+_MISSING = object()
+
+
+def _patch(loaded: dict, base: dict, form: dict) -> dict:
+    """``loaded`` with every key where ``form`` differs from ``base`` taken from ``form``."""
+    out = dict(loaded)
+    for k in set(base) | set(form):
+        b, f = base.get(k, _MISSING), form.get(k, _MISSING)
+        if b == f:
+            continue
+        lo = loaded.get(k, _MISSING)
+        if isinstance(f, dict) and isinstance(b, dict) and isinstance(lo, dict):
+            out[k] = _patch(lo, b, f)
+        elif f is _MISSING:
+            out.pop(k, None)
+        else:
+            out[k] = f
+    return out
+
+
+def launch_config(loaded: dict | None, base: dict | None, form: dict) -> dict:
+    """What Launch starts: the run the form was filled from (``loaded``, canonical), with the
+    settings the visitor changed since (``form`` against ``base``, the form as it was filled).
+
+    Untouched, that is the run itself (the same id), including what the form cannot show (a
+    split, an image size or a dataset option it does not offer, a "train again" repeat). A
+    changed dataset or architecture brings its own options; a repeat number stays only while
+    nothing else changed."""
+    if loaded is None or base is None:
+        return form
+    out = _patch(loaded, base, form)
+    if form.get("data", {}).get("dataset") != base.get("data", {}).get("dataset"):
+        out["data"] = form["data"]
+    if form.get("arch") != base.get("arch"):
+        out["arch_params"] = form.get("arch_params", {})
+
+    def rest(d):
+        return {k: v for k, v in d.items() if k != "repeat"}
+
+    if rest(out) != rest(loaded):
+        out["repeat"] = form.get("repeat", 0)
+    return out
+
+
+_LABELS = {("data", "dataset"): "dataset", ("data", "path"): "path",
+           ("data", "size"): "image size", ("data", "color"): "colour",
+           ("data", "fraction"): "sample", ("data", "seed"): "split seed",
+           ("data", "split"): "split (train, val, test)", ("data", "age"): "age as",
+           ("data", "age_edges"): "age edges", ("data", "stratify"): "stratified on",
+           ("head_weights",): "loss weights", ("early_stopping",): "early stopping",
+           ("batch_size",): "batch size", ("repeat",): "repeat (train again)",
+           ("mixed_precision",): "mixed precision", ("arch_params",): "builder parameters"}
+
+
+def kept_settings(launch: dict, form: dict) -> list[str]:
+    """What Launch uses that the form does not show (canonical dicts), one phrase each."""
+    out: list[str] = []
+
+    def walk(a, b, path):
+        for k in sorted(set(a) | set(b), key=str):
+            x, y = a.get(k, _MISSING), b.get(k, _MISSING)
+            if x == y:
+                continue
+            where = (*path, k)
+            if isinstance(x, dict) and isinstance(y, dict) and where != ("head_weights",):
+                walk(x, y, where)
+                continue
+            label = _LABELS.get(where)
+            if label is None:
+                label = (f"dataset option {k}" if path == ("data", "dataset_options") else
+                         f"builder parameter {k}" if path == ("arch_params",) else
+                         " ".join(str(p) for p in where).replace("_", " "))
+            shown = "not set" if x is _MISSING else json.dumps(x, default=str)
+            out.append(f"{label} {shown}")
+
+    walk(launch, form, ())
+    return out
+
+
+# --- the run panel ---------------------------------------------------------------------------
+def _state(run: Run) -> str | None:
+    try:
+        return run.status().get("state", "queued")
+    except RunDamaged:
+        return None
+
+
+def results_caption(status: dict, hist: pd.DataFrame) -> str:
+    """Which checkpoint the stored metrics are of (``results`` in the status; older runs:
+    the best checkpoint, whose epoch the history tells)."""
+    src = status.get("results") if isinstance(status.get("results"), dict) else {}
+    which = src.get("checkpoint", "best")
+    monitor = src.get("monitor") or ("val_loss" if "val_loss" in hist else "loss")
+    epoch = src.get("epoch")
+    if epoch is None and which == "best" and monitor in hist and hist[monitor].notna().any():
+        epoch = int(hist.loc[hist[monitor].idxmin(), "epoch"])
+    last = int(hist["epoch"].max()) if "epoch" in hist and len(hist) else None
+    at = f" (epoch {epoch}" + (f" of {last}" if last else "") + ")" if epoch else ""
+    if which == "best":
+        why = "lowest validation loss" if monitor == "val_loss" else "lowest training loss"
+        return (f"Metrics of the **best** checkpoint{at}: the epoch with the {why}, not "
+                "necessarily the last one.")
+    return f"Metrics of the **last** checkpoint{at} (there is no best checkpoint)."
+
+
 def _panel_body(run: Run, visitor: str) -> None:
+    pol = hosting.current()
     try:
         st_ = run.status()
         cfg = run.config
         hist = run.history()
+        m = run.metrics()
+        summary = (f"{cfg['data']['dataset']} · {cfg['arch']} · heads "
+                   f"{', '.join(cfg['heads']) or '—'} · lr {cfg['lr']} · batch "
+                   f"{cfg['batch_size']} · {cfg['epochs']} epochs · seed {cfg['seed']}")
     except RunDamaged as e:
-        st.error(f"{e}. Other runs are not affected.")
+        st.error(f"{pol.redact(str(e))}. Other runs are not affected.")
+        return
+    except (KeyError, TypeError, AttributeError):
+        st.error(f"run {run.id}: config.json is damaged (not a training configuration). Other "
+                 "runs are not affected.")
         return
     state = st_.get("state", "queued")
     dev = st_.get("device") or {}
@@ -64,11 +232,11 @@ def _panel_body(run: Run, visitor: str) -> None:
     if dev:
         head += f" · {dev.get('backend', '?')} on {dev.get('device', '?')}"
     st.markdown(head)
-    st.caption(f"{cfg['data']['dataset']} · {cfg['arch']} · heads {', '.join(cfg['heads']) or '—'}"
-               f" · lr {cfg['lr']} · batch {cfg['batch_size']} · {cfg['epochs']} epochs · seed "
-               f"{cfg['seed']}")
+    st.caption(summary)
     if st_.get("reason"):
-        (st.error if state == "failed" else st.info)(st_["reason"])
+        (st.error if state == "failed" else st.info)(pol.redact(str(st_["reason"])))
+    if state == "running" and run.stop_requested():
+        st.info("Stop requested: the run stops after the current batch.")
     if state == "running":
         ep, total = st_.get("epoch", 0), cfg["epochs"]
         b, nb = st_.get("batch", 0), st_.get("batches") or 0
@@ -91,10 +259,9 @@ def _panel_body(run: Run, visitor: str) -> None:
             if fig is not None:
                 col.plotly_chart(fig, width="stretch", key=f"curve_{metric}_{run.id}")
     c1, c2, _ = st.columns([1, 1, 4])
-    pol = hosting.current()
-    if state in ("queued", "running") and not pol.may_stop(run, visitor):
+    if state in ACTIVE and not pol.may_stop(run, visitor):
         c1.caption("Launched by another visitor: only they can stop it.")
-    elif state in ("queued", "running") and c1.button("Stop", key=f"stop_{run.id}"):
+    elif state in ACTIVE and c1.button("Stop", key=f"stop_{run.id}"):
         try:
             jobs.stop(run, visitor)
             st.toast("Stopping after the current batch; what was trained is kept.")
@@ -105,13 +272,16 @@ def _panel_body(run: Run, visitor: str) -> None:
     elif state in ("stopped", "failed") and c2.button("Resume", key=f"resume_{run.id}"):
         try:
             jobs.resume(run)
-            st.toast("Resumed from the last saved epoch.")
         except FaceMLError as e:
-            st.error(str(e))
-    m = run.metrics()
+            st.error(pol.redact(str(e)))
+        else:  # redraw the page: the panel now follows the run live, the table shows it queued
+            st.session_state[_FLASH] = "Resumed from the last saved epoch."
+            st.rerun()
     if state == "done" and m:
         rows = []
         for split, summ in m.items():
+            if not isinstance(summ, dict):
+                continue
             for head, vals in (summ.get("heads") or {}).items():
                 rows.append({"split": split, "head": head,
                              **{k: v for k, v in vals.items() if isinstance(v, int | float)}})
@@ -119,43 +289,69 @@ def _panel_body(run: Run, visitor: str) -> None:
                 rows.append({"split": split, "head": "reconstruction",
                              "mse": summ["recon_mse"], "mean-image mse": summ["mean_image_mse"]})
         if rows:
+            st.caption(results_caption(st_, hist))
             st.dataframe(pd.DataFrame(rows), hide_index=True)
 
 
-def run_panel(run: Run, visitor: str, every: float = 2.0) -> None:
-    """A live view of one run: refreshes itself while the run is queued or running."""
+def run_panel(run: Run, visitor: str, every: float = 2.0, watch: float = WATCH_EVERY) -> None:
+    """A live view of one run: refreshes itself every ``every`` s while the run is queued or
+    running; otherwise looks every ``watch`` s whether it started again (a Resume here, or
+    elsewhere) and then redraws the page, so the panel follows it."""
+    flash = st.session_state.pop(_FLASH, None)
+    if flash:
+        st.toast(flash)
+    shown = _state(run)
+    if shown in ACTIVE:
+        @st.fragment(run_every=every)
+        def live():
+            _panel_body(run, visitor)
+            if _state(run) not in ACTIVE:
+                st.rerun()  # the whole page: the runs table and buttons catch up; timer stops
 
-    @st.fragment(run_every=every)
-    def live():
-        _panel_body(run, visitor)
-        try:
-            finished = run.status().get("state") not in ("queued", "running")
-        except RunDamaged:
-            finished = True
-        if finished:
-            st.rerun()  # the whole page: the runs table and buttons catch up; the timer stops
-
-    try:
-        active = run.status().get("state") in ("queued", "running")
-    except RunDamaged:
-        active = False
-    if active:
         live()
-    else:
-        _panel_body(run, visitor)
+        return
+    _panel_body(run, visitor)
+
+    @st.fragment(run_every=watch)
+    def follow():
+        if _state(run) != shown:
+            st.rerun()
+
+    follow()
 
 
-def runs_table(store: RunStore, key: str) -> str | None:
-    """All runs; selecting a row returns its id."""
+def table_states(store: RunStore) -> dict[str, str]:
+    """Each run's state as the runs table shows it (``damaged`` included)."""
+    return {row["run_id"]: row["state"] for row in (r.summary() for r in store.list())}
+
+
+def runs_table(store: RunStore, key: str, every: float = 2.0,
+               watch: float = WATCH_EVERY) -> str | None:
+    """All runs; selecting a row returns its id (once: the selection is then cleared, so a
+    new run moving the rows never selects another). The page is redrawn when a run changes
+    state, every ``every`` s while one is queued or running, else every ``watch`` s."""
+    gen_key = f"_{key}_gen"
     table = store.table()
+    shown = dict(zip(table["run_id"], table["state"])) if not table.empty else {}
+
+    @st.fragment(run_every=every if any(s in ACTIVE for s in shown.values()) else watch)
+    def follow():
+        if table_states(store) != shown:
+            st.rerun()
+
+    follow()
     if table.empty:
         st.caption("No runs yet.")
         return None
     table = table.sort_values("created", ascending=False, na_position="last")
     table.insert(1, "", table["state"].map(STATE_ICON).fillna(""))
     table["created"] = pd.to_datetime(table["created"], unit="s", errors="coerce")
+    gen = st.session_state.get(gen_key, 0)
     ev = st.dataframe(table, hide_index=True, on_select="rerun", selection_mode="single-row",
-                      key=key, width="stretch")
+                      key=f"{key}_{gen}" if gen else key, width="stretch")
     rows = ev.selection.rows if ev and ev.selection else []
-    return table.iloc[rows[0]]["run_id"] if rows else None
+    if not rows:
+        return None
+    st.session_state[gen_key] = gen + 1
+    return table.iloc[rows[0]]["run_id"]
 
