@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from faceml.errors import ConfigError, FaceMLError
+
 
 @dataclass(frozen=True)
 class ModelSize:
@@ -46,6 +48,21 @@ def model_size(cfg) -> ModelSize:
                                             color=cfg.data.color, heads=heads, **params)
             total, trainable = architectures.param_counts(model)
             table = architectures.layer_table(model)
+    except FaceMLError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a visitor's JSON: a message, never a traceback
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ConfigError(f"this model cannot be built: {first[:300]}") from None
     finally:
-        keras.backend.clear_session()  # drop the never-initialised variables
+        _forget_deferred_variables()
     return ModelSize(total, trainable, table)
+
+
+def _forget_deferred_variables() -> None:
+    """Drop this thread's list of never-initialised variables, so no later scope initialises
+    them. Not ``keras.backend.clear_session()``: that resets Keras's state in *every* thread
+    (it replaces the thread-local holder), which would end another visitor's scope mid-build
+    and make Keras allocate that visitor's weights after all."""
+    from keras.src.backend.common import global_state
+
+    global_state.set_global_attribute("uninitialized_variables", [])

@@ -202,3 +202,29 @@ def test_not_hosted_anyone_may_stop(monkeypatch):
     run, _ = jobs.submit(small(), RunStore(), start_worker=False)
     jobs.stop(run)
     assert run.status()["state"] == "stopped"
+
+
+def test_sizing_in_concurrent_sessions_never_allocates_weights():
+    """Streamlit runs visitors' scripts in threads: one visitor's sizing must not end another's
+    deferred-weights scope (keras.backend.clear_session() would, for every thread)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from faceml.sizing import model_size
+
+    cfg = small(arch="custom", arch_params=HUGE, heads=["eyewear"])
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with ThreadPoolExecutor(4) as ex:
+        totals = set(ex.map(lambda _: model_size(cfg).total, range(12)))
+    assert len(totals) == 1 and totals.pop() > 10**10
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0 < 300_000  # KiB
+
+
+def test_a_model_that_cannot_be_built_is_a_config_error():
+    from faceml.errors import ConfigError
+    from faceml.sizing import model_size
+
+    bad = {"conv_blocks": [{"filters": 8, "kernel": 9, "padding": "valid", "batchnorm": False,
+                            "pool": 0, "dropout": 0, "activation": "relu"}] * 3,
+           "dense": [], "global_pool": True}
+    with pytest.raises(ConfigError):
+        model_size(small(arch="custom", arch_params=bad))

@@ -93,6 +93,14 @@ class AppServer(str):
 
     log: Path
     runs_dir: Path
+    pid: int
+
+    def peak_rss_mb(self) -> float:
+        """The web process's peak resident memory so far (VmHWM), in MB."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
 
     def logs(self, n: int = 3000) -> str:
         out = [f"--- {self.log}:\n{self.log.read_text(errors='replace')[-n:]}"]
@@ -103,18 +111,21 @@ class AppServer(str):
 
 
 @contextmanager
-def serve_app(base: Path):
-    """Serve the app headless on a free port with runs and cache dirs under ``base``; yields its
-    AppServer. Stops the server, and any training worker it started for that runs dir."""
+def serve_app(base: Path, env: dict | None = None, port: int | None = None):
+    """Serve the app headless on a free port (or ``port``) with runs and cache dirs under
+    ``base``; ``env`` adds variables (e.g. ``FACEML_HOSTED``). Yields its AppServer. Stops the
+    server, and any training worker it started for that runs dir."""
     runs_dir, cache_dir = base / "runs", base / "cache"
-    port = _free_port()
+    port = port or _free_port()
     url = AppServer(f"http://127.0.0.1:{port}")
-    env = {**os.environ, "FACEML_RUNS_DIR": str(runs_dir), "FACEML_CACHE_DIR": str(cache_dir),
-           "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow"),
-           "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
-    env.pop("FACEML_HOSTED", None)
+    extra = env or {}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("FACEML_HOSTED", "FACEML_HOSTING_CONFIG")}
+    env.update({"FACEML_RUNS_DIR": str(runs_dir), "FACEML_CACHE_DIR": str(cache_dir),
+                "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow"),
+                "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1", **extra})
     url.log, url.runs_dir = base / "streamlit.log", runs_dir
-    with open(url.log, "wb") as log:
+    with open(url.log, "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
              "--server.headless", "true", "--server.port", str(port),
@@ -123,6 +134,7 @@ def serve_app(base: Path):
              # the project config redacts errors; tests want the traceback in the failure
              "--client.showErrorDetails", "full"],
             cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    url.pid = proc.pid
     try:
         t0 = time.monotonic()
         while not _healthy(url):
@@ -269,3 +281,21 @@ def exceptions(page) -> list[str]:
 def assert_no_exception(page) -> None:
     ex = exceptions(page)
     assert not ex, "Streamlit exception shown:\n" + "\n---\n".join(ex)
+
+
+@pytest.fixture(scope="session")
+def hosted_server(tmp_path_factory):
+    """The app as a hosted demo (``FACEML_HOSTED=1``): the operator allows synthetic and one
+    small UTKFace folder; a private folder sits beside it on the same disk."""
+    from tests.fixtures_formats import make_folder, make_utkface
+
+    base = tmp_path_factory.mktemp("hosted_app")
+    utk = make_utkface(base / "srv" / "utkface", n=40)
+    make_folder(base / "private" / "celebs", n=4)
+    cfg = base / "hosting.toml"
+    cfg.write_text(f'[datasets]\nsynthetic = ""\nutkface = "{utk}"\n\n'
+                   "[caps]\nepochs = 40\nfaces = 1000\nparams = 2000000\n")
+    with serve_app(base, env={"FACEML_HOSTED": "1", "FACEML_HOSTING_CONFIG": str(cfg),
+                              "FACEML_SHARED_DATA": str(base / "empty")}) as url:
+        url.private = base / "private"
+        yield url
