@@ -55,6 +55,17 @@ box scaled by ``crop_scale`` = 1.0 and moved down by ``crop_shift`` = 0.09 of it
 reproduces a UTKFace chip (chin at the bottom, little hair). The crop is square and is moved
 (not squashed) to lie inside the image; when the image is smaller than the crop, the crop
 shrinks to the image's shorter side. Every box is in original-image pixels, ``(x, y, w, h)``.
+
+Small copies and turned photos
+------------------------------
+``detect(img, frame=(W, H))`` takes a reduced copy of a photo (the Predict path hands it the
+photo decoded at 1/8 scale, see :class:`faceml.predict.Photo`) and gives boxes in the
+``W×H`` photo's pixels: the cascade only ever sees a copy of at most 512 px, so detecting on a
+copy costs the same and is as good as detecting on the full photo. :meth:`FaceDetector.find`
+is ``detect`` that, before giving up, looks again with the photo turned by 90°, 180° and
+270° (counter-clockwise, as :meth:`PIL.Image.Image.rotate`): a phone photo taken sideways
+without an EXIF orientation. Its detections carry the ``turn`` they were found at, and their
+boxes are in the turned photo's pixels (``H×W`` for 90° and 270°).
 """
 
 from __future__ import annotations
@@ -74,6 +85,9 @@ MIN_NEIGHBORS = 3
 WEAK_BELOW = 15
 CROP_SCALE = 1.0
 CROP_SHIFT = 0.09
+TURNS = (90, 180, 270)  # tried in this order by FaceDetector.find when nothing is found upright
+TRANSPOSE = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180,
+             270: Image.Transpose.ROTATE_270}
 
 
 @dataclass
@@ -82,6 +96,7 @@ class Detection:
     raw_box: tuple[int, int, int, int]  # the detector's own box, original pixels
     score: float  # neighbours merged into the box
     weak: bool
+    turn: int = 0  # degrees counter-clockwise the photo was turned to find it (boxes: turned)
 
     def to_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
@@ -152,10 +167,11 @@ class FaceDetector:
             img = Image.fromarray(np.ascontiguousarray(arr.astype(np.uint8)))
         return img if img.mode == "L" else img.convert("L")
 
-    def _pass(self, gray: Image.Image, max_side: int):
-        w, h = gray.size
-        f = min(1.0, max_side / max(w, h))
-        small = gray if f == 1.0 else gray.resize((max(1, round(w * f)), max(1, round(h * f))),
+    def _pass(self, gray: Image.Image, max_side: int, frame: tuple[int, int]):
+        w, h = frame
+        gw, gh = gray.size
+        f = min(1.0, max_side / max(gw, gh))
+        small = gray if f == 1.0 else gray.resize((max(1, round(gw * f)), max(1, round(gh * f))),
                                                   Image.Resampling.BILINEAR, reducing_gap=2.0)
         arr = np.asarray(small)
         if min(arr.shape) < 20:
@@ -163,18 +179,22 @@ class FaceDetector:
         with self._lock:
             boxes, neighbours = self.cascade.detectMultiScale2(
                 arr, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors)
-        fx, fy = w / small.size[0], h / small.size[1]
+        fx, fy = w / small.size[0], h / small.size[1]  # the copy's pixels -> the frame's
         out = [((x * fx, y * fy, bw * fx, bh * fy), float(n))
                for (x, y, bw, bh), n in zip(np.reshape(boxes, (-1, 4)), np.ravel(neighbours))]
         return out, f
 
-    def detect(self, img: Image.Image | np.ndarray) -> list[Detection]:
-        """Faces in ``img`` (PIL image or uint8 array), strongest first; ``[]`` when none."""
+    def detect(self, img: Image.Image | np.ndarray,
+               frame: tuple[int, int] | None = None) -> list[Detection]:
+        """Faces in ``img`` (PIL image or uint8 array), strongest first; ``[]`` when none.
+
+        ``frame``: the ``(width, height)`` of the photo ``img`` is a reduced copy of; boxes are
+        then in that photo's pixels (default: ``img``'s own)."""
         gray = self._gray(img)
-        width, height = gray.size
-        found, f = self._pass(gray, self.max_side)
+        width, height = frame = tuple(int(v) for v in (frame or gray.size))
+        found, f = self._pass(gray, self.max_side, frame)
         if not found and self.second_pass and f < 1.0:
-            found, _ = self._pass(gray, self.max_side * 2)
+            found, _ = self._pass(gray, self.max_side * 2, frame)
         dets = []
         for (x, y, w, h), n in sorted(found, key=lambda t: -t[1]):
             side = max(w, h) * self.crop_scale
@@ -182,6 +202,23 @@ class FaceDetector:
             raw = clip_box((x, y, w, h), width, height)
             dets.append(Detection(square_box(cx, cy, side, width, height), raw, n,
                                   n < self.weak_below))
+        return dets
+
+    def find(self, img: Image.Image | np.ndarray, frame: tuple[int, int] | None = None,
+             turns: tuple[int, ...] = TURNS) -> list[Detection]:
+        """:meth:`detect`, and when it finds nothing, the same with the photo turned by each of
+        ``turns`` (degrees counter-clockwise) until one finds a face; the detections carry
+        their ``turn`` and boxes in the turned photo's pixels."""
+        gray = self._gray(img)
+        frame = tuple(int(v) for v in (frame or gray.size))
+        dets = self.detect(gray, frame)
+        for turn in () if dets else turns:
+            side = frame[::-1] if turn in (90, 270) else frame
+            dets = self.detect(gray.transpose(TRANSPOSE[turn]), side)
+            if dets:
+                for d in dets:
+                    d.turn = turn
+                break
         return dets
 
     def describe(self) -> str:
