@@ -175,6 +175,30 @@ def test_no_face_is_an_empty_list_and_the_whole_image_still_answers(predictor, d
     assert manual.box == (600, 400, 40, 80) and manual.source == "manual"
 
 
+def test_a_tiny_image_or_box_is_a_clear_message_not_an_answer(predictor, detector):
+    """Smaller than the model's 32×32 input: no face to find and nothing to answer from."""
+    tiny = Image.new("RGB", (8, 6), (128, 128, 128))
+    assert predict_faces(tiny, predictor, detector) == []
+    with pytest.raises(DataError) as e:
+        predict_box(tiny, predictor, None)
+    assert str(e.value) == ("the image is 8×6 pixels, smaller than the model's 32×32 input: "
+                            "too little of a face to answer; use a larger photo")
+    with pytest.raises(DataError, match="the image is 5000×1 pixels"):
+        predict_box(Image.new("L", (5000, 1), 128), predictor, None)
+    with pytest.raises(DataError, match="the box is 20×20 pixels, .* enter a larger box"):
+        predict_box(Image.new("RGB", (640, 480)), predictor, (10, 10, 20, 20))
+    assert predict_box(Image.new("RGB", (32, 40)), predictor, None).box == (0, 0, 32, 40)
+
+
+def test_a_small_detected_face_is_answered_with_a_warning(predictor, detector, astronaut):
+    """A face smaller than the model's input in a small photo is still answered (the
+    detector found it), with a warning that it was enlarged."""
+    small = astronaut.resize((140, 140))
+    faces = predict_faces(small, predictor, detector)
+    assert len(faces) == 1 and faces[0].box[2] < 32
+    assert any("smaller than the model's 32×32 input" in w for w in faces[0].warnings)
+
+
 # --- what the model sees --------------------------------------------------------------------------
 
 def test_the_crop_shown_is_exactly_the_models_input(predictor, detector, astronaut):
@@ -347,6 +371,15 @@ def test_cli_predict_bad_input_exits_2_with_one_line(store, tmp_path, capsys, as
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith("error: ") and needle in err and err.count("\n") == 1, err
+
+
+def test_cli_whole_on_a_tiny_image_exits_2_with_one_line(store, tmp_path, capsys):
+    tiny = tmp_path / "tiny.png"
+    Image.new("RGB", (8, 6), (128, 128, 128)).save(tiny)
+    code = main(["predict", str(tiny), "--run", store[1], "--whole"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("error: tiny.png: the image is 8×6 pixels, smaller than the model's")
 
 
 def test_cli_predict_model_and_run_together_is_an_argparse_error(store, capsys):

@@ -2,7 +2,8 @@
 
 Every case ends in a clear :class:`~faceml.errors.FaceMLError` message or a correct answer —
 never a traceback — and decoding stays memory-bounded (a 20000×20000 PNG header is refused
-before any pixel is allocated).
+before any pixel is allocated). Decompression bombs are refused in plain words, never with
+Pillow's own text.
 """
 
 from __future__ import annotations
@@ -41,6 +42,39 @@ def png_header(width: int, height: int, depth: int = 8, color_type: int = 2) -> 
             + _chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + _chunk(b"IEND", b""))
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _deflate(block: bytes, count: int) -> bytes:
+    """``block`` repeated ``count`` times, deflated a block at a time (never all in memory)."""
+    co = zlib.compressobj(9)
+    return b"".join(co.compress(block) for _ in range(count)) + co.flush()
+
+
+def inflating_png(width: int, height: int) -> bytes:
+    """A real 8-bit gray PNG whose pixel data (all black) inflates to ``width × height`` bytes
+    from a file a thousand times smaller."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (PNG_SIGNATURE + _chunk(b"IHDR", ihdr)
+            + _chunk(b"IDAT", _deflate(b"\x00" * (width + 1), height)) + _chunk(b"IEND", b""))
+
+
+def text_bomb_png(megabytes: int = 64) -> bytes:
+    """A 16×16 PNG with a compressed text chunk (zTXt) that inflates to ``megabytes`` MB."""
+    ihdr = struct.pack(">IIBBBBB", 16, 16, 8, 2, 0, 0, 0)
+    ztxt = b"Comment\x00\x00" + _deflate(b"\x00" * (1 << 20), megabytes)
+    return (PNG_SIGNATURE + _chunk(b"IHDR", ihdr) + _chunk(b"zTXt", ztxt)
+            + _chunk(b"IDAT", zlib.compress(b"\x00" * (16 * 49))) + _chunk(b"IEND", b""))
+
+
+def jpeg_header(width: int, height: int) -> bytes:
+    """A small JPEG whose frame header claims ``width × height`` (its data is for 16×16)."""
+    data = bytearray(encoded(Image.new("RGB", (16, 16), (90, 90, 90)), "JPEG"))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
 def encoded(img: Image.Image, fmt: str, **kw) -> bytes:
     buf = io.BytesIO()
     img.save(buf, fmt, **kw)
@@ -70,6 +104,10 @@ BAD = {
     "truncated JPEG": (encoded(face_like((400, 300)), "JPEG")[:2000], "damaged or truncated"),
     "JPEG start only": (b"\xff\xd8\xff\xe0broken", "damaged or truncated"),
     "20000x20000 PNG header": (png_header(20000, 20000), "too large"),
+    "30000x30000 PNG header": (png_header(30000, 30000), "900 megapixels): too large"),
+    "8000x8000 PNG inflating to 64 MB from 64 kB": (inflating_png(8000, 8000), "too large"),
+    "PNG text chunk inflating to 64 MB": (text_bomb_png(64), "decompression bomb"),
+    "30000x30000 JPEG header": (jpeg_header(30000, 30000), "limit for a JPEG photo is 100"),
     "7000x7000 PNG header (over the limit, under 2x)": (png_header(7000, 7000), "too large"),
     "3000x3000 PNG with no pixel data": (png_header(3000, 3000), "damaged or truncated"),
     "TIFF": (encoded(face_like(), "TIFF"), "TIFF images are not accepted"),
@@ -94,6 +132,39 @@ def test_bad_images_give_a_clear_message(name):
     msg = str(e.value)
     assert needle in msg, msg
     assert "\n" not in msg and "Traceback" not in msg
+
+
+@pytest.mark.parametrize("name", [n for n in BAD if "PNG" in n or "JPEG" in n])
+def test_bombs_and_broken_files_are_refused_in_plain_words(name):
+    """One sentence of our own: no Pillow wording ("could be decompression bomb DOS attack",
+    "Image size (…)", plugin names) and no exception class names."""
+    data, _ = BAD[name]
+    with pytest.raises(DataError) as e:
+        read_upload(data)
+    msg = str(e.value)
+    for pillow_words in ("DOS attack", "Image size (", "exceeds limit", "PngImagePlugin",
+                         "MAX_TEXT_CHUNK", "Error:", "OSError", "SyntaxError", "ValueError"):
+        assert pillow_words not in msg, msg
+    assert msg[0].islower() and msg.count(". ") == 0, msg
+
+
+def test_the_size_limits_name_the_size_and_the_limit():
+    with pytest.raises(DataError) as e:
+        read_upload(png_header(30000, 30000))
+    assert str(e.value) == ("the image is 30000×30000 pixels (900 megapixels): too large to "
+                            "open safely; the limit for a PNG image (JPEG photos may have 100) "
+                            "is 40 megapixels")
+    assert len(inflating_png(8000, 8000)) < 100_000  # a small file: the bomb is in its pixels
+
+
+def test_a_100_megapixel_jpeg_is_accepted_at_an_eighth():
+    """At the limit, a JPEG claiming 10000×10000 (its data ends early: libjpeg fills the rest
+    with grey) is decoded at 1/8 scale only."""
+    from faceml.predict import read_photo
+
+    photo = read_photo(jpeg_header(10000, 10000))
+    assert photo.size == (10000, 10000) and photo.decoded() == [8]
+    assert photo.coarsest().size == (1250, 1250)
 
 
 def test_animated_gif_gives_its_first_frame():
