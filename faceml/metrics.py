@@ -83,6 +83,7 @@ __all__ = [
     "classification_metrics",
     "group_breakdown",
     "heads_from_frame",
+    "predicted_classes",
     "predictions_frame",
     "regression_metrics",
     "roc_curves",
@@ -497,6 +498,24 @@ def threshold_metrics(frame: pd.DataFrame, head: HeadSpec | str, threshold: floa
         "f1": float(f1), "accuracy": float(acc),
         "fpr": float(1.0 - spec_) if defined else None, "tpr": float(sens) if defined else None,
     }
+
+
+def predicted_classes(frame: pd.DataFrame, head: HeadSpec | str,
+                      threshold: float | None = None) -> np.ndarray:
+    """Every row's predicted class name of a categorical head (unlabelled rows too).
+
+    ``threshold`` (binary heads only): ``classes[1]`` when ``P(classes[1]) >= threshold``, as in
+    :func:`classification_metrics`; ``None``: the stored ``H_pred`` (binary: ``P >= 0.5``)."""
+    spec = _resolve(frame, head)
+    if spec.kind == "regression":
+        raise MetricsInputError(f"head {spec.name!r} is a regression head: it predicts years, "
+                                "not classes")
+    _check_threshold(spec, threshold)
+    if threshold is None:
+        return frame[f"{spec.name}_pred"].to_numpy(dtype=object)
+    pos = frame[f"{spec.name}_prob_{spec.classes[1]}"].to_numpy(dtype=np.float64) \
+        >= float(threshold)
+    return np.where(pos, spec.classes[1], spec.classes[0]).astype(object)
 
 
 # --- looking at faces ------------------------------------------------------------------------

@@ -5,10 +5,12 @@ figures shared by the report and the Evaluate page (built from stored numbers on
     html = report_html(interp, config=run.config)            # str, figures as Plotly snippets
     write_report("report.html", interp, config=run.config)   # by suffix: .md / .html
     predictions_csv(interp.frame_, interp.heads)             # file, HEAD_true, HEAD_pred, ...
+    predictions_csv(frame, heads, thresholds={"gender": 0.3})  # ... gender_pred_threshold_0.30
 
-A report names the dataset and split of every number, and ends with "Ethics and limits". The
-HTML is this module's own template (no Markdown converter needed); its figures load plotly.js
-from the CDN, the tables need nothing.
+A report names the dataset and split of every number and the checkpoint they come from (best
+or last), and ends with "Ethics and limits". The HTML is this module's own template (no
+Markdown converter needed) and holds plotly.js itself, once: it opens offline, and loads
+nothing from another host.
 """
 
 from __future__ import annotations
@@ -42,25 +44,58 @@ __all__ = [
 
 # --- predictions as CSV --------------------------------------------------------------------------
 
-def predictions_table(frame: pd.DataFrame, heads: Sequence[HeadSpec] | None = None) -> pd.DataFrame:
+def threshold_text(threshold: float) -> str:
+    """A threshold as the page shows it (two decimals unless it has more)."""
+    t = float(threshold)
+    return f"{t:.2f}" if round(t, 2) == t else f"{t:g}"
+
+
+def pred_column(head: HeadSpec, threshold: float | None = None) -> str:
+    """The predictions CSV's column of ``head``'s predicted class: ``HEAD_pred``, or
+    ``HEAD_pred_threshold_0.30`` when a decision threshold was chosen (binary heads)."""
+    if threshold is None:
+        return f"{head.name}_pred"
+    return f"{head.name}_pred_threshold_{threshold_text(threshold)}"
+
+
+def predictions_table(frame: pd.DataFrame, heads: Sequence[HeadSpec] | None = None, *,
+                      thresholds: dict[str, float | None] | None = None) -> pd.DataFrame:
     """``file``, then per head ``HEAD_true``, ``HEAD_pred`` and, for categorical heads,
-    ``HEAD_prob_CLASS`` per class (regression heads: years)."""
+    ``HEAD_prob_CLASS`` per class (regression heads: years).
+
+    ``thresholds`` (binary heads): the predicted class is ``classes[1]`` when
+    ``P(classes[1]) >= threshold``, and its column is named after the threshold
+    (:func:`pred_column`: ``gender_pred_threshold_0.30``); without one it is ``HEAD_pred``
+    (binary: ``P >= 0.5``)."""
+    from faceml.metrics import MetricsInputError, predicted_classes
+
     if heads is None:
         from faceml.metrics import heads_from_frame
 
         heads = heads_from_frame(frame)
+    thresholds = {k: v for k, v in (thresholds or {}).items() if v is not None}
+    unknown = sorted(set(thresholds) - {h.name for h in heads})
+    if unknown:
+        raise MetricsInputError(f"a threshold for {unknown[0]!r}, which is not a head of these "
+                                f"predictions ({', '.join(h.name for h in heads)})")
     cols = {"file": frame["source"].astype(str).to_numpy()}
     for h in heads:
         cols[f"{h.name}_true"] = frame[f"{h.name}_true"].to_numpy()
-        cols[f"{h.name}_pred"] = frame[f"{h.name}_pred"].to_numpy()
+        thr = thresholds.get(h.name)
+        if h.kind == "regression" and thr is None:
+            cols[f"{h.name}_pred"] = frame[f"{h.name}_pred"].to_numpy()
+        else:
+            cols[pred_column(h, thr)] = predicted_classes(frame, h, thr)
         if h.kind != "regression":
             for c in h.classes:
                 cols[f"{h.name}_prob_{c}"] = frame[f"{h.name}_prob_{c}"].to_numpy()
     return pd.DataFrame(cols)
 
 
-def predictions_csv(frame: pd.DataFrame, heads: Sequence[HeadSpec] | None = None) -> str:
-    return predictions_table(frame, heads).to_csv(index=False)
+def predictions_csv(frame: pd.DataFrame, heads: Sequence[HeadSpec] | None = None, *,
+                    thresholds: dict[str, float | None] | None = None) -> str:
+    """:func:`predictions_table` as CSV text."""
+    return predictions_table(frame, heads, thresholds=thresholds).to_csv(index=False)
 
 
 # --- figures (Plotly, built from the numbers) ----------------------------------------------------
@@ -288,13 +323,29 @@ def _config_rows(config: dict) -> pd.DataFrame:
                          for k, v in rows], columns=["setting", "value"])
 
 
+def model_source(interp: Interpretation) -> str | None:
+    """Which model made these predictions, from the frame's ``attrs`` (see
+    :mod:`faceml.evaluate`): "run abc's best checkpoint (epoch 3 of 5, lowest validation
+    loss)", a model file's name, or None when the frame does not say."""
+    attrs = interp.frame.attrs
+    ckpt, run, model = attrs.get("checkpoint"), attrs.get("run"), attrs.get("model")
+    if isinstance(ckpt, dict) and ckpt.get("text"):
+        return f"run {run}'s {ckpt['text']}" if run else f"the {ckpt['text']}"
+    if model:
+        return f"the model {Path(str(model)).name}"
+    return None
+
+
 def report_blocks(interp: Interpretation, *, config: dict | None = None,
                   notes: Sequence[str] = (), title: str | None = None,
                   thresholds: dict[str, float] | None = None, figures: bool = False,
-                  n_resamples: int = 1000) -> list[tuple]:
+                  n_resamples: int = 1000, source: str | None = None) -> list[tuple]:
     """The report as blocks: ``("h", level, text)``, ``("p", text)``, ``("list", [items])``,
-    ``("table", DataFrame)``, ``("code", text)``, ``("figure", plotly Figure)``."""
+    ``("table", DataFrame)``, ``("code", text)``, ``("figure", plotly Figure)``.
+
+    ``source``: which model (checkpoint) made the predictions; default :func:`model_source`."""
     thresholds = thresholds or {}
+    source = source or model_source(interp)
     where = f"dataset **{interp.dataset}**, split **{interp.split}**, {interp.n_:,} faces"
     b: list[tuple] = [("h", 1, f"Evaluation report — {title}" if title else "Evaluation report"),
                       ("p", f"Every number in this report is computed on {where}."),
@@ -307,6 +358,8 @@ def report_blocks(interp: Interpretation, *, config: dict | None = None,
         b.append(("h", 2, "Configuration"))
         b.append(("table", _config_rows(config)))
     b.append(("h", 2, "Metrics"))
+    if source:
+        b.append(("p", f"Every metric below comes from the predictions of {source}."))
     for h in interp.heads:
         m = interp.metrics_[h.name]
         b.append(("h", 3, f"{h.name} ({h.kind}) — {interp.dataset}, {interp.split}"))
@@ -409,10 +462,20 @@ h1{font-size:1.6em}h2{margin-top:1.6em;border-bottom:1px solid #ddd}
 .note{color:#555;font-size:.9em}"""
 
 
+def _plotly_js() -> str:
+    """plotly.js itself (the copy inside the plotly package), for one inline ``<script>``."""
+    from plotly.offline import get_plotlyjs
+
+    return get_plotlyjs()
+
+
 def _render_html(blocks: list[tuple], title: str) -> str:
     out = ["<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
-           f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"]
-    first_fig = True
+           f"<title>{html.escape(title)}</title><style>{_CSS}</style>"]
+    n_figs = sum(1 for blk in blocks if blk[0] == "figure")
+    if n_figs:  # embedded once, before every figure: the report opens offline
+        out.append(f"<script>{_plotly_js()}</script>")
+    out.append("</head><body>")
     for blk in blocks:
         kind = blk[0]
         if kind == "h":
@@ -430,12 +493,11 @@ def _render_html(blocks: list[tuple], title: str) -> str:
         elif kind == "code":
             out.append(f"<pre>{html.escape(blk[1])}</pre>")
         elif kind == "figure":
-            out.append(blk[1].to_html(full_html=False,
-                                      include_plotlyjs="cdn" if first_fig else False))
-            first_fig = False
-    if not first_fig:
-        out.append("<p class='note'>Figures load plotly.js from its CDN; the tables need "
-                   "nothing.</p>")
+            out.append(blk[1].to_html(full_html=False, include_plotlyjs=False,
+                                      include_mathjax=False))
+    if n_figs:
+        out.append("<p class='note'>The figures are drawn by plotly.js, embedded in this file: "
+                   "the report needs no network.</p>")
     out.append("</body></html>")
     return "\n".join(out)
 
@@ -447,7 +509,8 @@ def report_markdown(interp: Interpretation, **kw) -> str:
 
 
 def report_html(interp: Interpretation, *, figures: bool = True, **kw) -> str:
-    """The report as one HTML page (own template; Plotly figure snippets when ``figures``)."""
+    """The report as one HTML page (own template; Plotly figures when ``figures``, with
+    plotly.js embedded once, so nothing is loaded from another host)."""
     blocks = report_blocks(interp, figures=figures, **kw)
     return _render_html(blocks, blocks[0][2])
 

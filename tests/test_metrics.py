@@ -247,6 +247,25 @@ def test_threshold_rejected_for_multiclass_and_out_of_range():
         M.classification_metrics(_binary_frame(), GENDER, threshold=1.5)
 
 
+def test_predicted_classes_follow_the_threshold_by_hand():
+    f = _binary_frame()
+    # P10 = .05 .15 .25 .28 .35 .45 .55 .65 .85 .95: from 0.3 up, six faces are Female
+    at_03 = M.predicted_classes(f, GENDER, 0.3)
+    assert list(at_03) == ["Male"] * 4 + ["Female"] * 6
+    assert list(M.predicted_classes(f, GENDER, 0.35)) == list(at_03)  # >= counts 0.35
+    assert list(M.predicted_classes(f, GENDER, 0.9)) == ["Male"] * 9 + ["Female"]
+    assert list(M.predicted_classes(f, GENDER)) == list(f["gender_pred"])  # stored: P >= 0.5
+    assert list(M.predicted_classes(f, GENDER)).count("Female") == 4
+    # the same predictions as the metrics at that threshold
+    cm = skm.confusion_matrix(Y10, (at_03 == "Female").astype(int)).tolist()
+    assert cm == M.classification_metrics(f, GENDER, threshold=0.3)["confusion_matrix"]
+    with pytest.raises(ValueError, match="binary"):
+        M.predicted_classes(_race_frame(Y_RACE, P_RACE), RACE, 0.5)
+    with pytest.raises(ValueError, match="regression"):
+        M.predicted_classes(M.predictions_frame(["a"], [AGE], {"age": [3.0]},
+                                                {"age": [[4.0]]}, "test"), AGE)
+
+
 def test_roc_curves_equal_sklearn():
     fb = _binary_frame()
     (cls, c), = M.roc_curves(fb, GENDER).items()
