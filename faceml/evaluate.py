@@ -13,7 +13,13 @@ Two sources of predictions, one contract (the predictions frame of :mod:`faceml.
   is a :class:`~faceml.errors.DataError` naming it; heads the dataset lacks are skipped with a
   note. The returned frame carries ``attrs``: ``dataset``, ``split``, ``heads``, ``notes`` (what
   the user should know: "still training: its last checkpoint was evaluated", "age bins were
-  turned into years"...), ``data`` (the options that locate the images), ``model``, ``run``.
+  turned into years"...), ``data`` (the options that locate the images), ``model``, ``run``,
+  and ``checkpoint`` (:func:`checkpoint_info`: which of a run's checkpoints made the numbers,
+  best or last; None for a model file).
+
+On a hosted server (:mod:`faceml.hosting`) only the operator's datasets are read: a dataset off
+the allow-list or a typed path is a :class:`~faceml.hosting.PolicyError` before anything is
+loaded, and every message of :func:`evaluate_model` has the server's paths taken out.
 
 :func:`face_images` reads the pixels of a few faces (a gallery) through the dataset adapter,
 ``None`` for a face whose image is gone. ``python -m faceml evaluate`` is :func:`add_cli`.
@@ -34,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from faceml import data as datasets
+from faceml import hosting
 from faceml.cache import MemoryLRU
 from faceml.data.base import Progress
 from faceml.errors import ConfigError, DataError, FaceMLError
@@ -49,6 +56,7 @@ __all__ = [
     "add_cli",
     "breakdown",
     "check_split",
+    "checkpoint_info",
     "dataset_available",
     "evaluate_model",
     "face_images",
@@ -119,11 +127,69 @@ def stored_predictions(run: Run | str) -> pd.DataFrame | None:
     except (OSError, ValueError, pd.errors.ParserError) as e:
         raise RunDamaged(f"run {run.id}: predictions.csv is damaged ({e})") from None
     cfg = run.config
+    ckpt = checkpoint_info(run)
     frame.attrs.update(dataset=cfg.get("data", {}).get("dataset", ""), run=run.id,
                        data=cfg.get("data", {}), heads=[h.to_dict() for h in heads],
-                       notes=[], model=f"run {run.id} (stored predictions of its best model)")
+                       notes=[], checkpoint=ckpt,
+                       model=f"run {run.id} (stored predictions of its {ckpt['text']})")
     _FRAMES.put(key, frame)
     return frame
+
+
+_MONITORS = {"val_loss": "lowest validation loss", "loss": "lowest training loss"}
+
+
+def _recorded_results(run: Run) -> dict | None:
+    """What training recorded about its stored results (``status.json``'s ``results``)."""
+    try:
+        rec = run.status().get("results")
+    except (RunDamaged, AttributeError):
+        return None
+    return rec if isinstance(rec, dict) and rec.get("checkpoint") in ("best", "last") else None
+
+
+def checkpoint_info(run: Run, which: str | None = None) -> dict:
+    """Which checkpoint of ``run`` its numbers come from, in words the user can read.
+
+    ``which``: ``"best"`` or ``"last"``; ``None``: the one its stored predictions came from
+    (what training recorded in the status as ``results``; a run stored before that recorded
+    nothing: ``best.keras`` when there is one, as training uses it, else ``last.keras``). Best
+    is the first epoch of the lowest validation loss (training loss without a validation
+    split). Returns ``{"checkpoint": "best" | "last", "epoch": int | None, "epochs_done": int,
+    "text": "best checkpoint (epoch 3 of 5, lowest validation loss)"}``."""
+    rec = _recorded_results(run) if which is None else None
+    if which is None:
+        which = rec["checkpoint"] if rec else (
+            "last" if run.has_model("last") and not run.has_model("best") else "best")
+    if which not in ("best", "last"):
+        raise ConfigError(f"unknown checkpoint {which!r}; choose best or last")
+    try:
+        hist = run.history()
+    except RunDamaged:
+        hist = pd.DataFrame()
+    if "epoch" in hist:
+        hist = hist.dropna(subset=["epoch"]).sort_values("epoch", kind="stable")
+    done = int(hist["epoch"].max()) if "epoch" in hist and len(hist) else 0
+    epoch, monitor = None, None
+    if rec and isinstance(rec.get("epoch"), int | float):
+        epoch, monitor = int(rec["epoch"]), rec.get("monitor")
+    elif which == "last":
+        epoch = done or None
+    else:  # the engine's rule: the first epoch of the lowest monitored loss
+        monitor = next((c for c in _MONITORS if c in hist
+                        and pd.to_numeric(hist[c], errors="coerce").notna().any()), None)
+        if monitor is not None:
+            losses = pd.to_numeric(hist[monitor], errors="coerce").reset_index(drop=True)
+            epoch = int(hist["epoch"].iloc[int(losses.idxmin())])
+    if epoch is None:
+        text = f"{which} checkpoint"
+    elif which == "last":
+        text = f"last checkpoint (epoch {epoch})"
+    else:
+        why = f", {_MONITORS[monitor]}" if monitor in _MONITORS else ""
+        also = "; also the last epoch" if epoch == done else ""
+        text = f"best checkpoint (epoch {epoch} of {max(done, epoch)}{why}{also})"
+    return {"checkpoint": which, "epoch": epoch, "epochs_done": done, "text": text}
 
 
 def load_interpretation(run: Run | str, split: str = "test") -> Interpretation:
@@ -252,20 +318,22 @@ def _run_checkpoint(run: Run, notes: list[str]) -> Path:
     return best
 
 
-def _load(model_or_run) -> tuple[Any, str, list[str], Run | None]:
-    """(keras model, description, notes, run or None) for a Run, a run id, a path or a model."""
+def _load(model_or_run) -> tuple[Any, str, list[str], Run | None, dict | None]:
+    """(keras model, description, notes, run or None, :func:`checkpoint_info` or None) for a
+    Run, a run id, a path or a model."""
     notes: list[str] = []
     if isinstance(model_or_run, Run):
         run = model_or_run
         path = _run_checkpoint(run, notes)
-        return _load_file(path), f"run {run.id} ({path.name})", notes, run
+        ckpt = checkpoint_info(run, "best" if path == run.model_path("best") else "last")
+        return _load_file(path), f"run {run.id} ({path.name})", notes, run, ckpt
     if isinstance(model_or_run, str | Path):
         p = Path(model_or_run)
         if p.suffix == ".keras" or p.exists() or "/" in str(model_or_run):
-            return _load_file(p), str(p), notes, None
+            return _load_file(p), str(p), notes, None, None
         return _load(RunStore().get(str(model_or_run)))
     if hasattr(model_or_run, "predict") and hasattr(model_or_run, "layers"):
-        return model_or_run, getattr(model_or_run, "name", "model"), notes, None
+        return model_or_run, getattr(model_or_run, "name", "model"), notes, None, None
     raise FaceMLError(f"cannot evaluate a {type(model_or_run).__name__}: give a run, a run id "
                       "or a .keras file")
 
@@ -283,14 +351,19 @@ def _preprocessing(model, origin: str):
 # --- label translation ---------------------------------------------------------------------------
 
 def _resolved(opts: PrepOptions) -> str | None:
-    p = datasets.get(opts.dataset).resolve_path(opts.path)
+    p = datasets.get(opts.dataset).resolve_path(opts.path)  # hosted: the allow-list only
     return str(Path(p).expanduser().absolute()) if p is not None else None
 
 
 def _same_data(opts: PrepOptions, own: PrepOptions | None) -> bool:
     if own is None or opts.dataset != own.dataset:
         return False
-    if _resolved(opts) != _resolved(own):
+    mine = _resolved(opts)  # what the caller asked for: refused off the allow-list
+    try:
+        theirs = _resolved(own)
+    except hosting.PolicyError:  # the model's own data is not on this server: not the same
+        return False
+    if mine != theirs:
         return False
     return not opts.dataset_options or opts.dataset_options == own.dataset_options
 
@@ -359,15 +432,32 @@ def evaluate_model(model_or_run, dataset_options: PrepOptions | dict | None = No
     trains), a run id, a ``.keras`` path, or a loaded FaceML model. ``dataset_options``: where
     to evaluate (``None``: the model's own training data with its own seeded split, so
     ``split="test"`` is the run's test split); size and colour always come from the model.
-    ``split``: ``train``, ``val``, ``test`` or ``all``.
+    ``split``: ``train``, ``val``, ``test`` or ``all``. Hosted, ``dataset_options`` must name a
+    dataset of the allow-list and no path of its own (a :class:`~faceml.hosting.PolicyError`),
+    and no message names a server path.
     """
+    policy = hosting.current()
+    try:
+        return _evaluate_model(model_or_run, dataset_options, split, progress, batch_size,
+                               policy)
+    except FaceMLError as e:
+        if not policy.hosted:
+            raise
+        raise type(e)(policy.redact(str(e))) from None
+
+
+def _evaluate_model(model_or_run, dataset_options, split, progress, batch_size,
+                    policy: hosting.HostingPolicy) -> pd.DataFrame:
     from faceml.preprocessing import PrepOptions, prepare
     from faceml.training import predict_arrays
 
     split = check_split(split)
     if isinstance(dataset_options, dict):
         dataset_options = PrepOptions.from_dict(dataset_options)
-    model, origin, notes, run = _load(model_or_run)
+    if dataset_options is not None:  # refused before any model is loaded or file read
+        datasets.get(dataset_options.dataset)
+        policy.dataset_path(dataset_options.dataset, dataset_options.path)
+    model, origin, notes, run, ckpt = _load(model_or_run)
     pre = _preprocessing(model, origin)
     meta = dict(pre.metadata or {})
     heads = run_heads(run) if run is not None else []
@@ -432,7 +522,7 @@ def evaluate_model(model_or_run, dataset_options: PrepOptions | dict | None = No
         frame["group_split"] = sub["split"].to_numpy()
     frame.attrs.update(split=split, notes=notes, data=opts.canonical(), model=origin,
                        run=run.id if run is not None else None, cross_dataset=cross,
-                       heads=[h.to_dict() for h in kept])
+                       heads=[h.to_dict() for h in kept], checkpoint=ckpt)
     return frame
 
 

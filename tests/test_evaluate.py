@@ -287,3 +287,127 @@ def test_the_command_exits_2_without_loading_tensorflow(tmp_path):
                        text=True, timeout=120)
     assert p.returncode == 2, p.stderr
     assert p.stderr.strip().splitlines()[-1] == f"error: no run 'nope' in {tmp_path}"
+
+
+# --- which checkpoint ----------------------------------------------------------------------------
+
+def _with_history(run: Run, dest: Path, val_losses: list[float]) -> Run:
+    """A copy of ``run`` whose history has one epoch per validation loss."""
+    shutil.copytree(run.dir, dest)
+    copy = RunStore(dest.parent).get(dest.name)
+    rows = [{"epoch": i + 1, "loss": 1.0, "val_loss": v} for i, v in enumerate(val_losses)]
+    (copy.dir / "history.json").write_text(json.dumps(rows))
+    status = json.loads((copy.dir / "status.json").read_text())
+    status.pop("results", None)  # as a run stored before training recorded its checkpoint
+    (copy.dir / "status.json").write_text(json.dumps(status))
+    return copy
+
+
+def test_checkpoint_info_names_the_best_epoch_or_the_last(run, tmp_path):
+    from faceml.evaluate import checkpoint_info
+
+    r = _with_history(run, tmp_path / "runs" / "five", [0.9, 0.4, 0.6, 0.4, 0.7])
+    best = checkpoint_info(r)  # stored predictions: training saved a best.keras
+    assert (best["checkpoint"], best["epoch"], best["epochs_done"]) == ("best", 2, 5)
+    assert best["text"] == "best checkpoint (epoch 2 of 5, lowest validation loss)"
+    assert checkpoint_info(r, "last")["text"] == "last checkpoint (epoch 5)"
+    frame = stored_predictions(r)
+    assert frame.attrs["checkpoint"] == best
+    assert "best checkpoint (epoch 2 of 5" in frame.attrs["model"]
+    (r.dir / "best.keras").unlink()  # no best saved: the predictions came from last.keras
+    assert checkpoint_info(r)["checkpoint"] == "last"
+    same = _with_history(run, tmp_path / "runs" / "same", [0.9, 0.5])
+    assert checkpoint_info(same)["text"] == ("best checkpoint (epoch 2 of 2, lowest "
+                                             "validation loss; also the last epoch)")
+    with pytest.raises(FaceMLError, match="unknown checkpoint"):
+        checkpoint_info(same, "first")
+    # what training recorded when it stored the predictions wins over what is on disk now
+    same.set_status(results={"checkpoint": "last", "epoch": 2, "monitor": "val_loss"})
+    assert (same.dir / "best.keras").exists()
+    assert checkpoint_info(same)["text"] == "last checkpoint (epoch 2)"
+    same.set_status(results={"checkpoint": "best", "epoch": 1, "monitor": "loss"})
+    assert checkpoint_info(same)["text"] == "best checkpoint (epoch 1 of 2, lowest training loss)"
+
+
+def test_an_evaluated_model_says_which_checkpoint_it_was(run, tmp_path):
+    from faceml.report import report_markdown
+
+    done = _with_history(run, tmp_path / "runs" / "done", [0.9, 0.4, 0.6])
+    frame = evaluate_model(done, None, "val")
+    assert frame.attrs["checkpoint"]["checkpoint"] == "best"
+    assert frame.attrs["checkpoint"]["epoch"] == 2
+    md = report_markdown(interpret(frame))
+    assert f"from the predictions of run {done.id}'s best checkpoint (epoch 2 of 3" in md
+    stored = report_markdown(load_interpretation(done, "val"))
+    assert f"from the predictions of run {done.id}'s best checkpoint (epoch 2 of 3" in stored
+    busy = _with_history(run, tmp_path / "runs" / "busy", [0.9, 0.4, 0.6])
+    busy.set_status(state="running", pid=os.getpid())
+    frame = evaluate_model(busy, None, "val")
+    assert frame.attrs["checkpoint"]["text"] == "last checkpoint (epoch 3)"
+    assert "last checkpoint (epoch 3)" in report_markdown(interpret(frame))
+
+
+# --- a hosted server -----------------------------------------------------------------------------
+
+def hosted_server(monkeypatch, tmp_path, datasets: dict[str, str]) -> Path:
+    """Turn on hosted mode with an operator config whose [datasets] allow-list is ``datasets``
+    (name -> server path, "" = built in). Returns the config file."""
+    cfg = tmp_path / "hosting.toml"
+    cfg.write_text("[datasets]\n" + "".join(f"{k} = {json.dumps(str(v))}\n"
+                                            for k, v in datasets.items()))
+    monkeypatch.setenv("FACEML_HOSTED", "1")
+    monkeypatch.setenv("FACEML_HOSTING_CONFIG", str(cfg))
+    monkeypatch.setenv("FACEML_SHARED_DATA", str(tmp_path / "no-shared-data"))
+    return cfg
+
+
+def test_hosted_evaluation_refuses_other_paths_and_datasets_without_naming_them(
+        run, tmp_path, monkeypatch):
+    from fixtures_formats import make_fairface, make_folder
+
+    from faceml.hosting import PolicyError
+
+    offered = make_folder(tmp_path / "srv" / "offered", ("male", "female"), n=4)
+    private = make_folder(tmp_path / "home" / "private-photos", ("male", "female"), n=4)
+    ff = make_fairface(tmp_path / "home" / "ff", n=14)
+    hosted_server(monkeypatch, tmp_path, {"synthetic": "", "utkface": run.config["data"]["path"],
+                                          "folder": offered})
+    messages = set()
+    for path in (private, "/etc", tmp_path / "no" / "such" / "folder"):
+        with pytest.raises(PolicyError) as e:
+            evaluate_model(run, PrepOptions(dataset="folder", path=str(path)), "all")
+        msg = str(e.value)
+        assert str(path) not in msg and "/" not in msg and "\n" not in msg
+        messages.add(msg)
+    assert len(messages) == 1, messages  # the same answer whatever is there: nothing to probe
+    with pytest.raises(PolicyError, match="'fairface' is not offered") as e:
+        evaluate_model(run, PrepOptions(dataset="fairface", path=str(ff)), "all")
+    assert str(ff) not in str(e.value) and "synthetic, utkface, folder" in str(e.value)
+    # galleries read the operator's copy only: real images at a private path are not read
+    sources = ["male/male_0.jpg", "female/female_1.jpg"]
+    assert face_images({"dataset": "folder", "path": str(private)}, sources) == [None, None]
+    assert all(i is not None for i in face_images({"dataset": "folder"}, sources, size=16))
+    # the operator's folder, no path typed: evaluated
+    frame = evaluate_model(run, PrepOptions(dataset="folder"), "all")
+    assert len(frame) == 8 and frame.attrs["cross_dataset"] is True
+    assert frame.attrs["data"]["path"] is None
+
+
+def test_hosted_evaluation_messages_name_no_server_path(run, tmp_path, monkeypatch):
+    empty = tmp_path / "srv" / "empty-folder"
+    (empty / "notes").mkdir(parents=True)
+    (empty / "notes" / "readme.txt").write_text("not a face")
+    hosted_server(monkeypatch, tmp_path, {"folder": empty})
+    with pytest.raises(DataError, match="no images found") as e:
+        evaluate_model(run, PrepOptions(dataset="folder"), "all")
+    assert str(tmp_path) not in str(e.value) and "<folder>" in str(e.value)
+    from faceml import paths
+
+    gone = paths.runs_dir() / "gone.keras"  # a message from outside the data pipeline
+    with pytest.raises(FaceMLError, match="model file not found") as e:
+        evaluate_model(gone)
+    assert str(gone.parent) not in str(e.value) and "<runs>/gone.keras" in str(e.value)
+    monkeypatch.delenv("FACEML_HOSTED")  # not hosted: the path is the user's own, and shown
+    with pytest.raises(DataError, match="no images found") as e:
+        evaluate_model(run, PrepOptions(dataset="folder", path=str(empty)), "all")
+    assert str(empty) in str(e.value)
