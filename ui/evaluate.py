@@ -6,6 +6,10 @@ evaluated while it trains, or a cross-dataset evaluation) plus where its images 
 kept in a process-wide LRU (``st.cache_resource``) keyed by the files they were computed from,
 and each view memoises its derived tables (ROC curves, group breakdowns...), so a click on a
 matrix cell reruns the page without recomputing anything but that cell's faces.
+
+Every view says which checkpoint of its run made its numbers (best or last). On a hosted server
+the cross-dataset panel offers the operator's datasets only, with no path to type, and no
+message names a server path.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from faceml.cache import MemoryLRU
 from faceml.errors import FaceMLError
 from faceml.heads import HeadSpec
 from faceml.runs import Run, RunDamaged, RunStore
-from ui.common import progress_callback
+from ui.common import error_text, policy, progress_callback
 
 STATE_ICON = {"queued": "⏳", "running": "🏃", "done": "✅", "failed": "❌", "stopped": "⏹"}
 PER_PAGE = 18
@@ -46,6 +50,7 @@ class View:
     kind: str  # "stored" | "checkpoint" | "cross"
     notes: list[str] = field(default_factory=list)
     model: str = ""
+    checkpoint: dict | None = None  # faceml.evaluate.checkpoint_info; None: not a run's model
     memo: MemoryLRU = field(default_factory=lambda: MemoryLRU(96))
 
     @property
@@ -59,6 +64,13 @@ class View:
     @property
     def where(self) -> str:
         return f"{self.dataset} · {self.split} split · {self.interp.n_:,} faces"
+
+    @property
+    def source(self) -> str:
+        """Which model made the numbers: "the run's best checkpoint (epoch 3 of 5, ...)"."""
+        if self.checkpoint and self.checkpoint.get("text"):
+            return f"the run's {self.checkpoint['text']}"
+        return self.model or "the model"
 
     def images_available(self) -> bool:
         return ev.dataset_available(self.data)
@@ -100,7 +112,8 @@ def _computed_view(key: str, text: str, compute, kind: str) -> View:
     if kind == "cross" and not frame.attrs.get("cross_dataset"):
         kind = "checkpoint"  # the run's own dataset: the same split as in training
     view = View(key, ev.interpret(frame), dict(frame.attrs.get("data", {})), kind,
-                list(frame.attrs.get("notes", [])), str(frame.attrs.get("model", "")))
+                list(frame.attrs.get("notes", [])), str(frame.attrs.get("model", "")),
+                frame.attrs.get("checkpoint"))
     store.put(key, view)
     return view
 
@@ -122,7 +135,8 @@ def run_view(run: Run, split: str) -> View:
     if hit is None:
         interp = ev.load_interpretation(run, split)
         hit = View(key, interp, dict(run.config.get("data", {})), "stored",
-                   model=f"run {run.id} (stored predictions of its best model)")
+                   model=str(interp.frame.attrs.get("model", "")),
+                   checkpoint=interp.frame.attrs.get("checkpoint"))
         store.put(key, hit)
     return hit
 
@@ -227,24 +241,28 @@ def threshold_slider(head: HeadSpec) -> float | None:
 
 def banner(view: View, run: Run) -> None:
     """Which dataset and split every number below is computed on, and what to know."""
+    pol = policy()
     if view.kind == "stored":
-        src = "stored predictions of the run's best model"
+        src = f"stored predictions of {view.source}"
     else:
-        ckpt = "last" if "last.keras" in view.model else "best"
-        src = f"the run's {ckpt} checkpoint, evaluated now"
+        src = f"{view.source}, evaluated now"
         if view.kind == "cross":
             src += " on another dataset (its labels mapped into the model's classes)"
     st.info(f"Every number below is computed on **{view.dataset}**, **{view.split}** split, "
             f"{view.interp.n_:,} faces — {src}.")
     for n in view.notes:
         if "still training" in n:
-            st.warning(n)
+            st.warning(pol.redact(n))
         else:
-            st.caption(f"Note: {n}")
+            st.caption(f"Note: {pol.redact(n)}")
     if not view.images_available():
-        path = view.data.get("path") or "its default location"
-        st.warning(f"The images are missing: {view.dataset} is no longer at {path}. The metrics "
-                   "come from the stored predictions; the galleries list file names only.")
+        if pol.hosted:  # never a server path: say only that this server does not have them
+            where = f"{view.dataset}'s images are not available on this server"
+        else:
+            path = view.data.get("path") or "its default location"
+            where = f"{view.dataset} is no longer at {path}"
+        st.warning(f"The images are missing: {where}. The metrics come from the stored "
+                   "predictions; the galleries list file names only.")
 
 
 # --- faces -----------------------------------------------------------------------------------
@@ -405,7 +423,7 @@ def _metric_row(items: list[tuple[str, Any, str]]) -> None:
 
 def classification_section(view: View, head: HeadSpec, m: dict, threshold: float | None) -> None:
     thr = f", threshold {threshold:.2f}" if threshold is not None else ""
-    st.caption(f"**{head.name}** on {view.where}{thr}.")
+    st.caption(f"**{head.name}** on {view.where}{thr}, from {view.source}.")
     items = [("Accuracy", m["accuracy"], ""),
              ("Balanced accuracy", m["balanced_accuracy"], "mean recall over classes"),
              ("F1 (macro)", m["f1_macro"], ""), ("F1 (weighted)", m["f1_weighted"], ""),
@@ -420,7 +438,7 @@ def classification_section(view: View, head: HeadSpec, m: dict, threshold: float
 
 
 def regression_section(view: View, head: HeadSpec, m: dict) -> None:
-    st.caption(f"**{head.name}** (years) on {view.where}.")
+    st.caption(f"**{head.name}** (years) on {view.where}, from {view.source}.")
     _metric_row([("MAE (years)", m["mae"], "mean absolute error"),
                  ("RMSE (years)", m["rmse"], "root mean squared error"), ("Faces", m["n"], "")])
     by = pd.DataFrame(m.get("by_group") or [])
@@ -546,26 +564,49 @@ def groups_section(view: View, head: HeadSpec, threshold: float | None) -> None:
         gallery(view, members, head, key=f"ev_group_faces_{h}")
 
 
-def export_section(view: View, run: Run, head: HeadSpec, threshold: float | None) -> None:
+def _export_config(run: Run) -> dict:
+    """The run's configuration for a report; hosted, without the server's data path."""
+    cfg = run.config
+    data = cfg.get("data") or {}
+    if not policy().hosted or not data.get("path"):
+        return cfg
+    return {**cfg, "data": {**data, "path": "(on the server)"}}
+
+
+def exports(view: View, run: Run, head: HeadSpec, threshold: float | None) -> dict:
+    """What the Export tab offers: ``{"md" | "html" | "csv": (file name, mime, make)}``, with
+    ``make()`` the file's text (built on download). The decision threshold of ``head`` goes
+    into the report and the CSV; hosted, no server path is in any of them."""
     interp = view.interp
+    pol = policy()
     base = f"faceml-{run.id}-{view.dataset}-{view.split}"
     thresholds = {head.name: threshold} if threshold is not None else None
-    kw = dict(config=run.config, notes=view.notes, title=f"run {run.id}",
-              thresholds=thresholds)
-    st.caption(f"Everything is computed on {view.where}. The report holds the configuration, "
-               "metrics per head, confusion matrices, the per-group tables and a section on "
-               "ethics and limits.")
+    kw = dict(config=_export_config(run), notes=list(view.notes), title=f"run {run.id}",
+              thresholds=thresholds, source=view.source)
+    return {
+        "md": (f"{base}.md", "text/markdown",
+               lambda: pol.redact(rep.report_markdown(interp, **kw))),
+        "html": (f"{base}.html", "text/html", lambda: pol.redact(rep.report_html(interp, **kw))),
+        "csv": (f"{base}-predictions.csv", "text/csv", lambda: pol.redact(rep.predictions_csv(
+            interp.frame_, interp.heads, thresholds=thresholds))),
+    }
+
+
+def export_section(view: View, run: Run, head: HeadSpec, threshold: float | None) -> None:
+    thr = (f" The predictions CSV uses the threshold {rep.threshold_text(threshold)} for "
+           f"{head.name} (its column {rep.pred_column(head, threshold)})."
+           if threshold is not None else "")
+    st.caption(f"Everything is computed on {view.where}, from {view.source}. The report holds "
+               "the configuration, metrics per head, confusion matrices, the per-group tables "
+               f"and a section on ethics and limits.{thr}")
+    files = exports(view, run, head, threshold)
     c = st.columns(3)
-    c[0].download_button("Report (Markdown)", lambda: rep.report_markdown(interp, **kw),
-                         file_name=f"{base}.md", mime="text/markdown", key="ev_dl_md",
-                         on_click="ignore")
-    c[1].download_button("Report (HTML, with figures)", lambda: rep.report_html(interp, **kw),
-                         file_name=f"{base}.html", mime="text/html", key="ev_dl_html",
-                         on_click="ignore")
-    c[2].download_button("Predictions (CSV)",
-                         lambda: rep.predictions_csv(interp.frame_, interp.heads),
-                         file_name=f"{base}-predictions.csv", mime="text/csv",
-                         key="ev_dl_csv", on_click="ignore")
+    for col, (kind, label) in zip(c, (("md", "Report (Markdown)"),
+                                      ("html", "Report (HTML, with figures)"),
+                                      ("csv", "Predictions (CSV)"))):
+        name, mime, make = files[kind]
+        col.download_button(label, make, file_name=name, mime=mime, key=f"ev_dl_{kind}",
+                            on_click="ignore")
 
 
 # --- cross-dataset -------------------------------------------------------------------------------
@@ -583,24 +624,36 @@ def cross_panel(run: Run) -> View | None:
         st.caption("The model keeps its own preprocessing (size and colour); the other "
                    "dataset's labels are mapped into the model's classes (e.g. FairFace's 7 "
                    "race groups into UTKFace's 5); heads the dataset lacks are skipped.")
-        names = datasets.names()
+        pol = policy()
+        names = pol.dataset_names()  # hosted: the operator's allow-list, where it is on disk
+        if not names:
+            st.caption("This server offers no dataset to evaluate on.")
+            names = [None]
         _reset_if_stale("ev_x_dataset", names)
         c1, c2, c3 = st.columns([1, 2, 1])
         name = c1.selectbox("Dataset", names, key="ev_x_dataset")
-        adapter = datasets.get(name)
+        adapter = datasets.get(name) if name else None
         opts: dict = {"dataset": name}
-        if adapter.needs_path:
+        if adapter is None:
+            pass
+        elif adapter.needs_path and pol.typed_paths:
             default = adapter.resolve_path(None)
             opts["path"] = c2.text_input("Path", value=str(default) if default else "",
                                          key=f"ev_x_path_{name}") or None
+        elif adapter.needs_path:
+            c2.caption("Read from where the server's operator put it.")
         else:
+            most = pol.caps.faces if pol.hosted else 20000
+            if st.session_state.get("ev_x_n", 0) > most:
+                st.session_state["ev_x_n"] = most
             a, b = c2.columns(2)
             opts["dataset_options"] = {
-                "n": int(a.number_input("Faces", 100, 20000, 1000, step=100, key="ev_x_n")),
+                "n": int(a.number_input("Faces", min(100, most), most, min(1000, most),
+                                        step=100, key="ev_x_n")),
                 "seed": int(b.number_input("Seed", 0, 10_000, 1, key="ev_x_seed"))}
         split = c3.selectbox("Split", list(ev.EVAL_SPLITS), index=3, key="ev_x_split")
         b1, b2 = st.columns([1, 4])
-        if b1.button("Evaluate", key="ev_x_go", type="primary"):
+        if b1.button("Evaluate", key="ev_x_go", type="primary", disabled=adapter is None):
             from faceml.preprocessing import PrepOptions
 
             data = PrepOptions(**{**opts}).canonical()
@@ -613,6 +666,6 @@ def cross_panel(run: Run) -> View | None:
     try:
         return cross_view(run, chosen["data"], chosen["split"])
     except FaceMLError as e:
-        st.error(str(e))
+        st.error(error_text(e))  # hosted: no server path
         ss["ev_cross"] = None
         return None
