@@ -6,7 +6,11 @@ as legacy multipage pages, with the wrong navigation on a deep link).
 
 import streamlit as st
 
-st.set_page_config(page_title="FaceML Studio", page_icon=":material/face:", layout="wide")
+# The tab icon is an emoji: Streamlit draws it as an inline SVG (a data: URL). A ``:material/…:``
+# page icon would be fetched from Google's font server; the navigation's material icons are
+# drawn from the font Streamlit serves itself. No page requests anything from another host
+# (tests/browser/test_offline.py).
+st.set_page_config(page_title="FaceML Studio", page_icon="🙂", layout="wide")
 
 pages = [
     st.Page("app_pages/data.py", title="Data", icon=":material/dataset:", default=True),
