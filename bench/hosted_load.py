@@ -1,0 +1,169 @@
+"""Benchmark: a hosted demo under a class's load — visitors upload photos while runs train.
+
+    python bench/hosted_load.py [--visitors 10] [--training 2] [--photo PATH] [--mp 13]
+
+Serves the app with ``FACEML_HOSTED=1`` (headless Streamlit on 127.0.0.1, its own runs and
+cache folders), starts ``--training`` runs training beside it (each its own
+``python -m faceml train`` process, as an operator's CLI would), then:
+
+  one_visitor_s   upload -> answer for one visitor alone (the baseline, same server, same load);
+  p50_s, p95_s    upload -> answer over ``--visitors`` browser contexts (Playwright, Debian's
+                  chromium) that all upload at the same moment, each its own session;
+  answered        how many of them got their answers (all must);
+  peak_rss_mb     the web process's peak resident memory (VmHWM) at the end.
+
+Upload -> answer is timed in the browser, from ``set_input_files`` until the first face's
+answer bars are drawn. The photo is a real portrait from ``../shared/data/photos`` (or
+scikit-image's astronaut) enlarged to ``--mp`` megapixels and saved as a progressive JPEG, as
+phone and camera photos are. Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.browser.conftest import CHROMIUM_ARGS, IDLE_JS, serve_app  # noqa: E402
+
+ANSWERED_JS = """() => {
+    const main = document.querySelector('[data-testid="stMain"]');
+    return !!main && (main.querySelector('[data-testid="stProgress"]') !== null
+                      || main.querySelector('[data-testid="stAlertContentError"]') !== null);
+}"""
+
+
+def make_photo(path: Path, megapixels: float, source: str | None) -> str:
+    from PIL import Image
+
+    if source:
+        img = Image.open(source).convert("RGB")
+    else:
+        shared = ROOT.parent / "shared" / "data" / "photos"
+        found = sorted(shared.glob("*.jpg")) if shared.is_dir() else []
+        if found:
+            img = Image.open(found[0]).convert("RGB")
+        else:
+            from skimage import data
+
+            img = Image.fromarray(data.astronaut())
+    scale = (megapixels * 1e6 / (img.width * img.height)) ** 0.5
+    img = img.resize((round(img.width * scale), round(img.height * scale)), Image.LANCZOS)
+    img.save(path, "JPEG", quality=90, progressive=True)
+    return f"{img.width}x{img.height} progressive JPEG, {path.stat().st_size / 1e6:.1f} MB"
+
+
+def start_training(server, n: int, env: dict) -> list[subprocess.Popen]:
+    procs = []
+    for seed in range(n):
+        cmd = [sys.executable, "-m", "faceml", "train", "--dataset", "synthetic",
+               "--dataset-option", "n=3000", "--size", "64", "--arch", "default_cnn",
+               "--heads", "expression,age", "--epochs", "20", "--seed", str(seed), "--json"]
+        procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL))
+    from faceml.runs import RunStore
+
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # until every run trains
+        states = [r.status().get("state") for r in RunStore(server.runs_dir).list()]
+        if states.count("running") >= n:
+            return procs
+        time.sleep(1)
+    raise SystemExit(f"the {n} training runs did not start: {states}")
+
+
+async def open_page(browser, url: str):
+    """A new visitor (its own context: cookies, session) on the Predict page, idle."""
+    ctx = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    ctx.set_default_timeout(180_000)
+    page = await ctx.new_page()
+    await page.goto(f"{url}/predict")
+    await page.wait_for_function(IDLE_JS, polling=100)
+    return ctx, page
+
+
+async def upload(page, photo: Path) -> float | None:
+    """Seconds from choosing the file until the answers are drawn (None: an error instead)."""
+    t0 = time.perf_counter()
+    await page.set_input_files('input[type="file"]', str(photo))
+    await page.wait_for_function(ANSWERED_JS, polling=50)
+    dt = time.perf_counter() - t0
+    err = page.locator('[data-testid="stMain"] [data-testid="stAlertContentError"]')
+    if await err.count():
+        print(f"a visitor got an error: {await err.all_inner_texts()}", file=sys.stderr)
+        return None
+    return dt
+
+
+async def load(url: str, photo: Path, visitors: int) -> tuple[float | None, list[float | None]]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=shutil.which("chromium"),
+                                          args=CHROMIUM_ARGS)
+        ctx, page = await open_page(browser, url)
+        await upload(page, photo)  # warm-up: the server loads the model once
+        await ctx.close()
+        ctx, page = await open_page(browser, url)
+        one = await upload(page, photo)  # the baseline: one visitor alone
+        await ctx.close()
+        opened = await asyncio.gather(*(open_page(browser, url) for _ in range(visitors)))
+        times = await asyncio.gather(*(upload(pg, photo) for _, pg in opened))  # all at once
+        for ctx, _ in opened:
+            await ctx.close()
+        await browser.close()
+    return one, list(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--visitors", type=int, default=10)
+    ap.add_argument("--training", type=int, default=2, help="runs training meanwhile")
+    ap.add_argument("--photo", default=None, help="a portrait to enlarge (default: shared)")
+    ap.add_argument("--mp", type=float, default=13.0, help="megapixels of the uploaded photo")
+    a = ap.parse_args()
+    if not shutil.which("chromium"):
+        raise SystemExit("chromium is not installed; run scripts/install-browser.sh")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        photo = base / "photo.jpg"
+        described = make_photo(photo, a.mp, a.photo)
+        env = {"FACEML_HOSTED": "1", "FACEML_SHARED_DATA": str(base / "no-data")}
+        with serve_app(base, env=env) as url:
+            train_env = {**os.environ, **env, "FACEML_RUNS_DIR": str(url.runs_dir),
+                         "FACEML_CACHE_DIR": str(base / "cache"), "PYTHONPATH": str(ROOT)}
+            procs = start_training(url, a.training, train_env) if a.training else []
+            try:
+                one, times = asyncio.run(load(url, photo, a.visitors))
+                rss = url.peak_rss_mb()
+            finally:
+                for p in procs:
+                    p.terminate()
+                for p in procs:
+                    p.wait(30)
+    ok = [t for t in times if t is not None]
+    out = {"bench": "hosted_load", "visitors": a.visitors, "training_runs": a.training,
+           "photo": described, "answered": len(ok),
+           "one_visitor_s": round(one, 2) if one else None,
+           "p50_s": round(float(np.percentile(ok, 50)), 2) if ok else None,
+           "p95_s": round(float(np.percentile(ok, 95)), 2) if ok else None,
+           "max_s": round(max(ok), 2) if ok else None,
+           "peak_rss_mb": round(rss), "goal_p95_s": 3.0}
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
