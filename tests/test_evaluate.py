@@ -306,6 +306,10 @@ def _with_history(run: Run, dest: Path, val_losses: list[float]) -> Run:
 def test_checkpoint_info_names_the_best_epoch_or_the_last(run, tmp_path):
     from faceml.evaluate import checkpoint_info
 
+    # a run just trained: training recorded which checkpoint its predictions come from
+    assert run.status()["results"]["checkpoint"] == "best"
+    assert checkpoint_info(run)["text"] == ("best checkpoint (epoch 1 of 1, lowest validation "
+                                            "loss; also the last epoch)")
     r = _with_history(run, tmp_path / "runs" / "five", [0.9, 0.4, 0.6, 0.4, 0.7])
     best = checkpoint_info(r)  # stored predictions: training saved a best.keras
     assert (best["checkpoint"], best["epoch"], best["epochs_done"]) == ("best", 2, 5)
