@@ -128,3 +128,42 @@ def test_the_html_report_draws_every_figure_offline(browser, tmp_path):
         assert not foreign(urls), f"the report asked other hosts: {foreign(urls)}"
     finally:
         ctx.close()
+
+
+def test_hosted_evaluate_page_offers_no_path_and_asks_no_other_host(browser, hosted_server,
+                                                                   monkeypatch):
+    """The hosted demo in a real browser: the cross-dataset panel lists the operator's datasets
+    only, with no box to type a path into, and nothing is fetched from another host."""
+    from faceml.preprocessing import PrepOptions
+    from faceml.training import TrainConfig
+
+    cfg = TrainConfig(data=PrepOptions(dataset="synthetic", dataset_options={"n": 240}, size=16,
+                                       color="gray"),
+                      arch="small_cnn", heads=["expression"], epochs=1, batch_size=32)
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    ctx.set_default_timeout(30_000)
+    try:
+        with served_run(hosted_server, monkeypatch, cfg) as run:
+            page = ctx.new_page()
+            urls = record(page)
+            page.goto(f"{hosted_server}/evaluate?run={run.id}")
+            wait_idle(page)
+            assert_no_exception(page)
+            page.get_by_text("Cross-dataset evaluation").click()
+            box = page.get_by_role("combobox", name="Dataset")
+            box.click()
+            options = [o.strip() for o in page.get_by_role("option").all_inner_texts()]
+            assert options == ["synthetic", "utkface"], options
+            for name in options:
+                if box.input_value() != name:
+                    box.click()
+                    page.get_by_role("option", name=name, exact=True).click()
+                    wait_idle(page)
+                assert page.locator('[data-testid="stTextInput"]').count() == 0, name
+                assert page.get_by_role("textbox", name="Path").count() == 0, name
+            page.keyboard.press("Escape")
+            main = page.locator('[data-testid="stMain"]').inner_text()
+            assert str(hosted_server.private) not in main and "/srv/" not in main
+            assert not foreign(urls), f"requests to other hosts: {foreign(urls)}"
+    finally:
+        ctx.close()
