@@ -13,9 +13,10 @@ from ui.common import dataset_picker, error_text, keep, kept, policy, user_error
 from ui.runs import (TRANSFER_ARCHS, VAE_DEFAULTS, form_state, kept_settings, launch_config,
                      layer_table_for, run_panel, runs_table, training_device)
 
+# The run the form was last filled from (or launched): {"run", "loaded", "base"}, with "loaded"
+# its canonical config and "base" the form's own config as first drawn from it. (A comment: a
+# bare string here would be drawn on the page by Streamlit's magic.)
 FORM = "_train_form"
-"""The run the form was last filled from (or launched): ``{"run", "loaded", "base"}``, with
-``loaded`` its canonical config and ``base`` the form's own config as first drawn from it."""
 
 st.title("Train")
 dev = training_device()
@@ -213,10 +214,10 @@ if existing and pol.train_again and b2.button("Train again", disabled=not valid,
     with user_errors():
         run, _ = jobs.submit(cfg, store, again=True, visitor=visitor())  # sets cfg.repeat
     launched(run)
-if existing and not ss.get("run_id"):
+current = ss.get("run_id") or (shown.id if shown is not None else None)
+if existing and run_id != current:
     b3.caption(f"Cached: this configuration is run {run_id}.")
 
-current = ss.get("run_id") or (shown.id if shown is not None else None)
 if current and store.exists(current):
     ss["run_id"] = current
     st.query_params["run"] = current
