@@ -1,5 +1,6 @@
 """Train flow in a real browser: pick synthetic -> launch -> see curves -> reload -> the same run,
-still running (or done) -> done, with its curves."""
+still running (or done), and the form holds its configuration -> done, with its curves and the
+checkpoint its metrics come from."""
 
 import re
 import time
@@ -111,6 +112,13 @@ def test_launch_watch_reload_done(page, app_server, request):
     assert after_reload in ("running", "done"), \
         f"after reload the run is {after_reload}\n{app_server.logs()}"
     assert_no_exception(page)
+    # the form is the run's configuration, not the defaults: Launch would show this run
+    expect(page.get_by_role("combobox", name="Architecture")).to_have_value(ARCH)
+    expect(page.get_by_label("Epochs", exact=True)).to_have_value(str(EPOCHS))
+    page.locator('[data-testid="stExpander"] summary').filter(has_text="Data").first.click()
+    expect(page.get_by_label("Faces", exact=True)).to_have_value(str(FACES))
+    expect(page.get_by_role("combobox", name="Image size")).to_have_value(SIZE)
+    assert not page.get_by_text("Launch also keeps").count()
     screenshot(page, request, f"3-after-reload-{after_reload}")
 
     # done, with its curves
@@ -123,6 +131,8 @@ def test_launch_watch_reload_done(page, app_server, request):
     wait_idle(page)
     wait_rendered(page)
     assert charts(page).count() >= 1
+    expect(page.get_by_text(re.compile(r"Metrics of the best checkpoint \(epoch \d+ of "
+                                       rf"{EPOCHS}\)"))).to_be_visible()
     assert_no_exception(page)
     screenshot(page, request, "4-done")
     print(f"\ntrain flow timings (s since start): {t}, state after reload: {after_reload}")
