@@ -40,16 +40,18 @@ naming its size and the limit; so is a compressed PNG text chunk inflating past 
 1/8, 1/4, 1/2 that keeps ``FIRST_SIDE`` (480 px) on its long side (libjpeg's DCT scaling,
 Pillow's ``draft``): a 12–100 MP photo at 1/8, 354–1250 px. The detector works on that copy
 (it needs at most 512 px), the page shows it downscaled, and a face is cut from it when it
-has enough pixels there (a face of 512+ px in the photo); otherwise the 1/4 or 1/2 copy (never
+has enough pixels there (for a 64 px model: a face of 512 px or more); otherwise the 1/4 or 1/2 copy (never
 more than ``MAX_DECODE_PIXELS`` = 25 MP) is decoded once for it. A progressive JPEG — what
 most phones and editors write — spends most of its decoding time Huffman-decoding its AC
-scans, which a 1/8 decode never uses: they are dropped before decoding (see
-:func:`_dc_only`; the 1/8 copy is bit-for-bit Pillow's own). Measured on the shared portraits
-upscaled to 12–45 MP as progressive JPEGs with camera-like noise (2.4–7.3 MB), on the shared
-2-core machine: Pillow's 1/8 draft decode takes 160–530 ms, without the AC scans 35–175 ms
-of CPU; libjpeg still holds the whole photo's coefficients meanwhile (about 3 bytes a pixel:
-150 MB for 48 MP), a baseline JPEG holds a few rows. ``bench/predict.py --photos DIR``
-measures the whole path.
+scans, which a 1/8 decode of the luma never uses: they are dropped before decoding (see
+:func:`_dc_only`; the luma of the 1/8 copy is bit-for-bit Pillow's own). Measured with
+``bench/predict.py --photos`` on the shared portraits upscaled to 12–45 MP as progressive
+JPEGs with camera-like noise (2.1–5.6 MB), on the 2-core machine when quiet: Pillow's 1/8
+draft decode takes 105–390 ms, without the AC scans 17–126 ms; the whole path (decode,
+detect, crop, answer with the bundled model) 64–161 ms, median 109 ms (91–191 ms of CPU),
+against 0.27–2.5 s when decoding at full size. libjpeg still holds the whole photo's
+coefficients while it decodes a progressive JPEG (about 3 bytes a pixel: 150 MB for 48 MP),
+a baseline JPEG only a few rows.
 
 Age interval
 ------------
@@ -190,14 +192,16 @@ _MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")  # the end of a scan's entrop
 
 
 def _dc_only(data: bytes) -> bytes | None:
-    """A progressive JPEG without its luma AC scans, for decoding at 1/8 scale; None when the
-    file is not a complete progressive gray/YCbCr JPEG (then it is decoded as it is).
+    """A progressive JPEG without its AC scans, for decoding at 1/8 scale; None when the file
+    is not a complete progressive gray/YCbCr JPEG (then it is decoded as it is).
 
-    At 1/8 scale libjpeg makes each output pixel from a block's DC coefficient alone (the
-    chroma of a 4:2:0 photo: from its 2×2 lowest frequencies), but a progressive file's AC
-    scans are still Huffman-decoded, which is most of its decoding time. Without them, and
-    with the AC entries of the luma's quantisation table set to zero so that libjpeg does not
-    "smooth" the blocks it believes unfinished, the 1/8 image is the same, 2-8× sooner."""
+    At 1/8 scale libjpeg makes each luma pixel from its block's DC coefficient alone, but a
+    progressive file's AC scans are still Huffman-decoded first, which is most of its decoding
+    time. They are dropped, and the AC entries of the quantisation tables set to zero so that
+    libjpeg does not "smooth" the blocks it then believes unfinished. The luma of the 1/8 copy
+    is bit-for-bit Pillow's own; the chroma of a 4:2:0 photo (which libjpeg would make from
+    each chroma block's 2×2 lowest frequencies) becomes one value per 2×2 pixels of the copy
+    (on the shared portraits at 26–33 MP: 0.2–0.3 grey levels from Pillow's on average)."""
     n, pos = len(data), 2
     segs: list[tuple[int, int, str, Any]] = []  # (start, end, kind, info)
     comps = None
@@ -234,22 +238,20 @@ def _dc_only(data: bytes) -> bytes | None:
             continue
         segs.append((pos, end, "dqt" if m == 0xDB else "", None))
         pos = end
-    if not comps or len(comps) not in (1, 3) or comps[0][1] != max(c[1] for c in comps):
+    if not comps or len(comps) not in (1, 3) or any(
+            c[1] >> 4 > comps[0][1] >> 4 or c[1] & 15 > comps[0][1] & 15 for c in comps):
         return None  # CMYK, or a luma that is not the most sampled: decode as it is
-    luma, table = comps[0][0], comps[0][2]
     out, dropped = [data[:2]], 0
     for start, end, kind, info in segs:
-        if kind == "scan" and info[0] == (luma,) and info[1] > 0:
+        if kind == "scan" and info[1] > 0:  # spectral selection from 1: an AC scan
             dropped += 1
             continue
         seg = data[start:end]
         if kind == "dqt":
             seg, q = bytearray(seg), 4
             while q < len(seg):
-                precision, tid = seg[q] >> 4, seg[q] & 15
-                step = 2 if precision else 1
-                if tid == table:
-                    seg[q + 1 + step:q + 1 + 64 * step] = bytes(63 * step)
+                step = 2 if seg[q] >> 4 else 1  # 16-bit or 8-bit entries
+                seg[q + 1 + step:q + 1 + 64 * step] = bytes(63 * step)
                 q += 1 + 64 * step
             seg = bytes(seg)
         out.append(seg)

@@ -99,22 +99,40 @@ def test_a_big_photo_is_answered_from_a_reduced_copy_with_a_sharp_crop(big_photo
     assert diff.mean() < 3.0, diff.mean()
 
 
-def test_the_eighth_of_a_progressive_jpeg_is_exactly_pillows_own(big_photos):
-    """Without the luma's AC scans (which a 1/8 decode never uses) the 1/8 copy is bit-for-bit
-    what Pillow's draft mode gives from the whole file; a baseline JPEG is left alone."""
+def ycbcr_eighth(data: bytes) -> np.ndarray:
+    """Pillow's 1/8 draft decode, in libjpeg's own YCbCr (no colour conversion)."""
+    from PIL import JpegImagePlugin
+
+    img = JpegImagePlugin.JpegImageFile(io.BytesIO(data))
+    img.draft("YCbCr", (img.width // 8, img.height // 8))
+    img.load()
+    return np.asarray(img).astype(int)
+
+
+def test_the_eighth_of_a_progressive_jpeg_is_pillows_own(big_photos):
+    """Without the AC scans (which a 1/8 decode of the luma never uses) the luma of the 1/8
+    copy is bit-for-bit what Pillow's draft mode gives from the whole file, and its colour
+    within a grey level on average; a baseline JPEG is left alone."""
     progressive, _ = big_photos["8000x6000 progressive"]
     stripped = _dc_only(progressive)
     assert stripped is not None and len(stripped) < len(progressive) / 2
-    ref = pillow(progressive, 8)
-    mine = read_photo(progressive).coarsest()
-    assert mine.size == ref.size == (1000, 750)
-    assert np.array_equal(np.asarray(mine), np.asarray(ref))
+    mine, ref = ycbcr_eighth(stripped), ycbcr_eighth(progressive)
+    assert mine.shape == ref.shape == (750, 1000, 3)
+    assert np.array_equal(mine[..., 0], ref[..., 0])  # luma: the same
+    assert np.abs(mine[..., 1:] - ref[..., 1:]).mean() < 1.0  # chroma: 2×2 blocks
+    rgb = read_photo(progressive).coarsest()
+    assert rgb.size == (1000, 750)
+    assert np.abs(np.asarray(rgb).astype(int) - np.asarray(pillow(progressive, 8)).astype(int)
+                  ).mean() < 1.0
     assert _dc_only(big_photos["8192x5460 baseline"][0]) is None
-    # a small progressive photo too (4:2:0 chroma, odd sizes)
+    # a small progressive photo too (4:2:0 chroma, odd sizes), and a gray one
     small = jpeg(astronaut().resize((901, 677)), progressive=True)
+    assert np.array_equal(ycbcr_eighth(_dc_only(small))[..., 0], ycbcr_eighth(small)[..., 0])
+    gray = jpeg(astronaut().convert("L").resize((1203, 998)), progressive=True)
     from faceml.predict import _jpeg_decode
 
-    assert np.array_equal(np.asarray(_jpeg_decode(small, 8)), np.asarray(pillow(small, 8)))
+    assert np.array_equal(np.asarray(_jpeg_decode(gray, 8)),
+                          np.asarray(pillow(gray, 8).convert("L")))
 
 
 @pytest.mark.parametrize("progressive", [False, True])
