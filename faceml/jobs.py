@@ -151,10 +151,11 @@ def work(store: RunStore | None = None, once: bool = False, idle_exit: float = 2
 
     write_text_atomic(store.root / ".worker.pid", str(os.getpid()))
     n = 0
+    gave_up: set[str] = set()  # runs this worker could not even mark: never retried forever
     try:
         idle_since = time.monotonic()
         while True:
-            queued = store.queued()
+            queued = [r for r in store.queued() if r.id not in gave_up]
             if not queued:
                 if time.monotonic() - idle_since > idle_exit:
                     return n
@@ -162,7 +163,16 @@ def work(store: RunStore | None = None, once: bool = False, idle_exit: float = 2
                 continue
             run = queued[0]
             print(f"[worker {os.getpid()}] training {run.id}", flush=True)
-            train_run(run)
+            try:
+                train_run(run)
+            except Exception as e:  # noqa: BLE001 - one run's failure never stops the queue
+                print(f"[worker {os.getpid()}] run {run.id} failed: {e!r}", flush=True)
+                gave_up.add(run.id)
+                try:
+                    run.set_status(state="failed", reason=f"the worker could not train it: {e}",
+                                   phase="")
+                except Exception:  # noqa: BLE001 - e.g. the disk is full: leave it, go on
+                    pass
             n += 1
             idle_since = time.monotonic()
             if once:

@@ -228,3 +228,26 @@ def test_a_model_that_cannot_be_built_is_a_config_error():
            "dense": [], "global_pool": True}
     with pytest.raises(ConfigError):
         model_size(small(arch="custom", arch_params=bad))
+
+
+def test_a_run_whose_training_raises_fails_alone_and_the_worker_goes_on(monkeypatch):
+    """Even a run whose status cannot be written (disk full) never stalls the queue."""
+    from faceml import training
+
+    monkeypatch.delenv("FACEML_HOSTED", raising=False)
+    store = RunStore()
+    bad, _ = jobs.submit(small(seed=1), store, start_worker=False)
+    good, _ = jobs.submit(small(seed=2), store, start_worker=False)
+    trained = []
+
+    def fake(run, **kw):
+        trained.append(run.id)
+        if run.id == bad.id:
+            raise OSError(28, "No space left on device")
+        run.set_status(state="done")
+
+    monkeypatch.setattr(training, "train_run", fake)
+    assert jobs.work(store, idle_exit=0.3) == 2  # runs taken from the queue
+    assert trained == [bad.id, good.id]
+    assert bad.status()["state"] == "failed" and "No space left" in bad.status()["reason"]
+    assert good.status()["state"] == "done"
