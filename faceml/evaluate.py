@@ -45,7 +45,7 @@ from faceml.cache import MemoryLRU
 from faceml.data.base import Progress
 from faceml.errors import ConfigError, DataError, FaceMLError
 from faceml.heads import HeadSpec
-from faceml.runs import Run, RunDamaged, RunStore
+from faceml.runs import Run, RunDamaged, RunStore, best_epoch
 
 if TYPE_CHECKING:  # scikit-learn and scipy load on first use, not on ``--help``
     from faceml.metrics import Interpretation
@@ -176,11 +176,7 @@ def checkpoint_info(run: Run, which: str | None = None) -> dict:
     elif which == "last":
         epoch = done or None
     else:  # the engine's rule: the first epoch of the lowest monitored loss
-        monitor = next((c for c in _MONITORS if c in hist
-                        and pd.to_numeric(hist[c], errors="coerce").notna().any()), None)
-        if monitor is not None:
-            losses = pd.to_numeric(hist[monitor], errors="coerce").reset_index(drop=True)
-            epoch = int(hist["epoch"].iloc[int(losses.idxmin())])
+        epoch, monitor = best_epoch(hist)
     if epoch is None:
         text = f"{which} checkpoint"
     elif which == "last":

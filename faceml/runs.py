@@ -75,6 +75,18 @@ class RunDamaged(FaceMLError):
     pass
 
 
+def best_epoch(hist: pd.DataFrame) -> tuple[int | None, str | None]:
+    """The engine's rule for ``best.keras``: the first epoch of the lowest validation loss
+    (training loss without a validation split). ``(epoch, monitor)``; ``(None, None)`` when
+    the history has neither."""
+    for monitor in ("val_loss", "loss"):
+        if monitor in hist and "epoch" in hist:
+            losses = pd.to_numeric(hist[monitor], errors="coerce").reset_index(drop=True)
+            if losses.notna().any():
+                return int(hist["epoch"].iloc[int(losses.idxmin())]), monitor
+    return None, None
+
+
 def valid_run_id(run_id) -> bool:
     return isinstance(run_id, str) and RUN_ID.fullmatch(run_id) is not None
 

@@ -406,14 +406,14 @@ def results_checkpoint(run) -> dict | None:
     which = "best" if run.has_model("best") else "last" if run.has_model("last") else None
     if which is None:
         return None
+    from faceml.runs import best_epoch
+
     hist = run.history()
-    monitor = "val_loss" if "val_loss" in hist else "loss"
-    epoch = None
-    if which == "best" and monitor in hist and hist[monitor].notna().any():
-        epoch = int(hist.loc[hist[monitor].idxmin(), "epoch"])  # the first of equal minima
-    elif "epoch" in hist and len(hist):
+    epoch, monitor = best_epoch(hist) if which == "best" else (None, None)
+    if epoch is None and "epoch" in hist and len(hist):
         epoch = int(hist["epoch"].max())
-    return {"checkpoint": which, "epoch": epoch, "monitor": monitor}
+    return {"checkpoint": which, "epoch": epoch,
+            "monitor": monitor or ("val_loss" if "val_loss" in hist else "loss")}
 
 
 def _store_results(run, cfg: TrainConfig, prep: Prepared, heads) -> None:
