@@ -1,8 +1,12 @@
-"""AppTest of the Predict page: no upload, no model, a face, no face (whole image / own box),
-all models side by side, and every hostile upload as an ``st.error`` (never an exception)."""
+"""AppTest of the Predict page: no upload, no model, a face, no face (nothing answered until
+the whole photo or a box is chosen), a photo turned sideways, a tiny image, a big camera photo
+(shown downscaled, as an inline data: URI), all models side by side, and every hostile or
+rejected upload as an ``st.error`` in the page (never an exception) that clears the previous
+photo's answers."""
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import shutil
@@ -11,6 +15,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from photo_fixtures import canvas, jpeg
 from test_predict import trained_run
 from test_security import BAD, animated_gif, sixteen_bit
 
@@ -54,6 +59,21 @@ def errors(at) -> list[str]:
     return [e.value for e in at.error]
 
 
+def images(at) -> list[tuple[str, str]]:
+    """(url, caption) of every st.image on the page."""
+    return [(i.url, i.caption) for el in at.get("image") for i in el.proto.imgs]
+
+
+def shown(url: str) -> Image.Image:
+    assert url.startswith("data:image/"), url[:40]
+    return Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+
+
+def answered(at) -> bool:
+    md = " ".join(m.value for m in at.markdown)
+    return bool(at.get("progress")) or "**eyewear**" in md or "**age**" in md
+
+
 def test_page_renders_with_no_upload(env):
     at = page()
     assert not at.exception, at.exception
@@ -77,6 +97,10 @@ def test_a_face_is_boxed_and_answered(env):
     assert not errors(at), errors(at)
     assert [s.value for s in at.subheader] == ["Face 1"]
     assert len(at.get("image")) == 2  # the boxed photo and the model's crop
+    # both inline (data: URIs): nothing in Streamlit's media store for another client to fetch
+    (photo_url, cap), (crop_url, _) = images(at)
+    assert cap.startswith("512×512 px · 1 face(s) found") and shown(photo_url).size == (512, 512)
+    assert shown(crop_url).size == (128, 128)
     md = " ".join(m.value for m in at.markdown)
     assert "**eyewear**" in md and "**age**" in md and "years" in md
     assert "**expression**" in md
@@ -88,19 +112,98 @@ def test_a_face_is_boxed_and_answered(env):
     assert not os.path.exists("../../etc/evil.png") and not os.path.exists("evil.png")
 
 
-def test_no_face_offers_the_whole_image_or_a_box(env):
+def test_no_face_shows_the_photo_and_answers_only_once_asked(env):
+    """A plain grey photo: the message, the photo, no answer until the user chooses "the whole
+    photo"; then its answers."""
     at = upload(page(), png(Image.new("RGB", (400, 300), (180, 170, 160))))
     assert not at.exception, at.exception
     assert any("No face found" in w.value for w in at.warning)
-    radio = at.radio[-1]
-    assert radio.options == ["the whole image", "a box I choose"]
-    assert [s.value for s in at.subheader] == ["The whole image"]
-    radio.set_value("a box I choose").run()
+    radio = at.radio(key=[k for k in (r.key for r in at.radio) if k.startswith("pr_how_")][0])
+    assert radio.options == ["the whole photo", "a box I enter"] and radio.value is None
+    (url, cap), = images(at)  # the photo, and nothing else
+    assert shown(url).size == (400, 300) and "no face found" in cap
+    assert not answered(at) and not at.subheader and not errors(at)
+    assert any("to get an answer" in i.value for i in at.info)
+    radio.set_value("the whole photo").run()
+    assert not at.exception, at.exception
+    assert [s.value for s in at.subheader] == ["The whole photo"]
+    assert answered(at) and len(images(at)) == 2
+
+
+def test_no_face_then_a_box_entered_is_answered(env):
+    at = upload(page(), png(Image.new("RGB", (400, 300), (180, 170, 160))))
+    radio = next(r for r in at.radio if r.key.startswith("pr_how_"))
+    radio.set_value("a box I enter").run()
     assert not at.exception, at.exception
     assert len(at.slider) == 4
-    at.slider[2].set_value(100).run()
+    assert not answered(at) and not at.subheader  # sliders shown, nothing answered yet
+    at.slider[2].set_value(100)
+    next(b for b in at.button if b.key and b.key.startswith("pr_boxgo_")).click().run()
+    assert not at.exception, at.exception
     assert [s.value for s in at.subheader] == ["Your box"]
     assert any("100×300" in c.value for c in at.caption), [c.value for c in at.caption]
+    assert answered(at)
+    # a box smaller than the model's input is a message, not an answer
+    at.slider[2].set_value(20)
+    at.slider[3].set_value(20)
+    next(b for b in at.button if b.key and b.key.startswith("pr_boxgo_")).click().run()
+    assert not at.exception, at.exception
+    assert any("the box is 20×20 pixels" in e for e in errors(at)), errors(at)
+
+
+def test_a_sideways_photo_is_answered_turned(env):
+    from PIL import Image as _Image
+
+    sideways = _Image.fromarray(skd.astronaut()).transpose(_Image.Transpose.ROTATE_90)
+    at = upload(page(), jpeg(sideways, quality=95), name="phone.jpg", mime="image/jpeg")
+    assert not at.exception, at.exception
+    assert not errors(at), errors(at)
+    assert [s.value for s in at.subheader] == ["Face 1"] and answered(at)
+    (url, cap), _ = images(at)
+    assert "turned a quarter turn clockwise" in cap, cap
+    assert shown(url).size == (512, 512)
+
+
+def test_a_tiny_image_gets_its_message(env):
+    """Smaller than the model's 32×32 input (8×6, a 5000×1 strip): a message, no answer."""
+    for img, size in ((Image.new("RGB", (8, 6), (10, 20, 30)), "8×6"),
+                      (Image.new("L", (5000, 1), 128), "5000×1")):
+        at = upload(page(), png(img))
+        assert not at.exception, at.exception
+        errs = errors(at)
+        assert len(errs) == 1 and f"is {size} pixels, smaller than the model's 32×32" in errs[0]
+        assert not answered(at) and not images(at)
+
+
+def test_a_big_camera_photo_is_answered_and_shown_downscaled(env):
+    """An 8000×6000 progressive JPEG (48 MP): answered, and the page gets a copy of at most
+    900×560 px; the full-size photo never reaches the browser."""
+    img, _ = canvas((8000, 6000), 6000)
+    data = jpeg(img, progressive=True)
+    at = upload(page(), data, name="camera.jpg", mime="image/jpeg")
+    assert not at.exception, at.exception
+    assert not errors(at), errors(at)
+    assert [s.value for s in at.subheader] == ["Face 1"] and answered(at)
+    (url, cap), _ = images(at)
+    assert cap.startswith("8000×6000 px · 1 face(s) found")
+    assert shown(url).size == (747, 560) and len(url) < 300_000
+
+
+def test_a_rejected_upload_says_why_in_the_page_and_clears_the_previous_answers(env):
+    at = upload(page(), png(Image.fromarray(skd.astronaut())))
+    assert answered(at)
+    assert any("up to 10 MB" in c.value for c in at.caption)  # what is accepted, in the page
+    for data, name, mime, needle in (
+            (b"%PDF-1.4 a document", "notes.pdf", "application/pdf", "not an image file"),
+            (BAD["TIFF"][0], "scan.tiff", "image/tiff", "TIFF images are not accepted"),
+            (b"\xff" * (11 * 1024 * 1024), "huge.jpg", "image/jpeg", "the limit is 10 MB")):
+        upload(at, data, name=name, mime=mime)
+        assert not at.exception, at.exception
+        errs = errors(at)
+        assert len(errs) == 1 and needle in errs[0], errs
+        assert not answered(at) and not images(at) and not at.subheader
+        upload(at, png(Image.fromarray(skd.astronaut())))
+        assert answered(at) and not errors(at)
 
 
 def test_all_models_side_by_side(env):
@@ -147,19 +250,11 @@ def test_the_per_upload_function_takes_bytes(env):
     at.run()
     assert not at.exception, at.exception
     errs = errors(at)
-    assert len(errs) == 2 and "empty" in errs[0] and "limit is" in errs[1], errs
-    # the GIF and the 16-bit image were decoded: no face in either, so the whole image answers
-    assert [s.value for s in at.subheader] == ["The whole image", "The whole image"]
-
-
-def test_odd_shapes_are_answered(env):
-    """A 5000×1 strip (no face, no room for a box) and a tiny 3×3 image: the whole image is
-    answered, nothing breaks."""
-    for img in (Image.new("L", (5000, 1), 128), Image.new("RGB", (3, 3), (10, 20, 30))):
-        at = upload(page(), png(img))
-        assert not at.exception, at.exception
-        assert not errors(at), errors(at)
-        assert [s.value for s in at.subheader] == ["The whole image"]
+    assert len(errs) == 3, errs
+    assert "empty" in errs[0] and "limit is" in errs[2]
+    assert "64×16 pixels, smaller than the model's 32×32 input" in errs[1]  # the 16-bit ramp
+    # the 32×32 GIF was decoded: no face in it, so it waits for the user's choice
+    assert any("No face found" in w.value for w in at.warning) and not at.subheader
 
 
 def test_a_damaged_model_is_an_error_and_other_models_still_work(env, tmp_path, monkeypatch):

@@ -5,12 +5,23 @@ variables of the script run that handles it (and in Streamlit's own per-session 
 store). Nothing here writes it to disk, puts it in ``st.session_state`` or in any
 ``st.cache_*`` (those are process-wide: shared by every session). Only the model and the
 detector are cached, once per process, with ``st.cache_resource``; per-photo results are
-recomputed on every rerun (about 0.1 s, see bench/predict.py).
+recomputed on every rerun (about 0.1–0.2 s, see ``bench/predict.py --photos``). The only
+per-photo things in ``st.session_state`` are the widgets' choices and a box the user entered
+(four numbers), under keys made from the upload's id.
+
+Images are shown as inline ``data:`` URIs (``st.image`` passes a ``data:`` URL through
+untouched), never through Streamlit's media store: a media file's ``/media/…`` URL can be
+fetched by any client while it lives, a ``data:`` URI exists only in this session's page. The
+photo shown is a JPEG of a downscaled copy (at most ``DISPLAY_WIDTH`` × ``MAX_PHOTO_HEIGHT``
+px): the browser never receives the full-size photo, and no full-size image is encoded.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import io
+import json
 import logging
 from dataclasses import dataclass
 
@@ -20,8 +31,8 @@ from PIL import Image, ImageDraw
 
 from faceml.detect import FaceDetector
 from faceml.errors import FaceMLError
-from faceml.predict import (FaceResult, Predictor, bundled_models, predict_all, predict_box,
-                            read_upload)
+from faceml.predict import (FaceResult, Photo, Predictor, bundled_models, predict_all,
+                            predict_box, read_photo, too_small)
 from faceml.runs import RunDamaged, RunStore
 
 log = logging.getLogger(__name__)
@@ -131,20 +142,32 @@ def load_predictors(choices: list[Choice]) -> dict[str, Predictor]:
 
 # --- drawing --------------------------------------------------------------------------------------
 
-def boxed(img: Image.Image, boxes: list[tuple], width: int = DISPLAY_WIDTH) -> Image.Image:
-    """A display copy of the photo (at most ``width`` px wide) with numbered boxes."""
+def data_uri(img: Image.Image, fmt: str = "JPEG") -> str:
+    """An image as an inline ``data:`` URI (no URL any other client could fetch)."""
+    buf = io.BytesIO()
+    if fmt == "JPEG":
+        img.convert("RGB").save(buf, "JPEG", quality=85)
+    else:
+        img.save(buf, fmt)
+    return f"data:image/{fmt.lower()};base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
+
+
+def boxed(img: Image.Image | Photo, boxes: list[tuple], width: int = DISPLAY_WIDTH,
+          height: int = MAX_PHOTO_HEIGHT) -> Image.Image:
+    """A display copy of the photo (at most ``width`` × ``height`` px, from a copy already
+    decoded) with numbered boxes; ``boxes`` are in the photo's pixels."""
     from PIL import ImageFont
 
-    f = min(1.0, width / img.width)
-    shown = img.resize((max(1, round(img.width * f)), max(1, round(img.height * f))),
-                       Image.Resampling.BILINEAR) if f < 1 else img.copy()
+    photo = Photo.from_image(img)
+    shown = photo.preview(width, height)  # a new image: drawing never touches the photo
+    fx, fy = shown.width / photo.width, shown.height / photo.height
     draw = ImageDraw.Draw(shown)
     lw = max(2, round(max(shown.size) / 250))
     size = max(12, round(max(shown.size) / 30))
     font = ImageFont.load_default(size=size)
     for i, (x, y, w, h) in enumerate(boxes):
         col = COLORS[i % len(COLORS)]
-        r = (x * f, y * f, (x + w) * f, (y + h) * f)
+        r = (x * fx, y * fy, (x + w) * fx, (y + h) * fy)
         draw.rectangle(r, outline=col, width=lw)
         label = str(i + 1)
         tx, ty = r[0], max(0.0, r[1] - size - 4)
@@ -164,7 +187,7 @@ def _crop_display(crop: np.ndarray) -> Image.Image:
 def face_answers(face: FaceResult, predictor: Predictor) -> None:
     """One face as one model sees it: its input, every head's answer, warnings."""
     c1, c2 = st.columns([1, 3])
-    c1.image(_crop_display(face.crop),
+    c1.image(data_uri(_crop_display(face.crop), "PNG"),
              caption=f"what the model sees: {predictor.size}×{predictor.size} "
                      f"{'gray' if predictor.color == 'gray' else 'RGB'}")
     with c2:
@@ -183,50 +206,146 @@ def face_answers(face: FaceResult, predictor: Predictor) -> None:
         st.warning(w, icon=":material/warning:")
 
 
+# --- uploads ------------------------------------------------------------------------------------
+
+# The uploader refuses a file above server.maxUploadSize in the browser, before the script sees
+# it, and says why only in a tooltip on the file's chip. This watches the uploader: for each
+# file refused since the last accepted one it writes the reason in the page, and it removes
+# the previous photo (so its answers go with it) when a newer file was refused. Everything else (type, damage, pixels)
+# reaches the script, which says so with st.error.
+_NOTICE_JS = """
+<div id="pr-upload-notice" data-testid="prUploadNotice"></div>
+<script>
+(() => {
+  const KEY = ".st-key-%(key)s", HINT = %(hint)s;
+  const render = () => {
+    const box = document.getElementById("pr-upload-notice");
+    const up = document.querySelector(KEY);
+    if (!box || !up) return;
+    const chips = [...up.querySelectorAll('[data-testid="stFileChip"]')];
+    const bad = chips.filter(c => c.getAttribute("aria-invalid") === "true");
+    const good = chips.filter(c => !bad.includes(c));
+    const lastGood = good.length ? chips.indexOf(good[good.length - 1]) : -1;
+    const text = bad.filter(c => chips.indexOf(c) > lastGood).map(c => {
+      const name = (c.querySelector('[data-testid="stFileChipName"]') || {}).textContent || "";
+      const why = ((c.querySelector('[role="alert"]') || {}).textContent || "")
+        .replace(/^Error:\\s*/, "");
+      return `${name} was not uploaded: ${why}`;
+    }).join(" ");
+    if (box.dataset.text !== text) {
+      box.dataset.text = text;
+      box.textContent = "";
+      if (text) {
+        const div = document.createElement("div");
+        div.setAttribute("role", "alert");
+        div.style.cssText = "background:#ffecec;color:#7d1a1a;border-radius:0.5rem;" +
+          "padding:0.75rem 1rem;margin:0.25rem 0 0.5rem 0;font-size:0.95rem";
+        div.textContent = `${text} ${HINT}`;
+        box.appendChild(div);
+      }
+    }
+    // a refused file after an accepted one: the accepted photo is no longer the one asked
+    // about, so remove it (and with it its answers)
+    const last = chips[chips.length - 1];
+    if (last && bad.includes(last)) {
+      good.forEach(c => {
+        const del = c.querySelector('[data-testid="stFileChipDeleteBtn"] button');
+        if (del) del.click();
+      });
+    }
+  };
+  if (window.__prUploadNotice) window.__prUploadNotice.disconnect();
+  const main = document.querySelector('[data-testid="stMain"]') || document.body;
+  window.__prUploadNotice = new MutationObserver(render);
+  window.__prUploadNotice.observe(main, {subtree: true, childList: true, attributes: true,
+                                         attributeFilter: ["aria-invalid"]});
+  render();
+})();
+</script>
+"""
+
+
+def upload_notice(key: str, limit_mb: int) -> None:
+    """Under the uploader ``key``: what is accepted (always shown), and the reason for any
+    file the browser refused (see ``_NOTICE_JS``)."""
+    hint = (f"Photos are accepted as JPEG, PNG, WebP or GIF files up to {limit_mb} MB "
+            "(JPEG photos up to 100 megapixels).")
+    st.caption(hint)
+    st.html(_NOTICE_JS % {"key": key, "hint": json.dumps(hint)}, unsafe_allow_javascript=True)
+
+
 # --- one photo ------------------------------------------------------------------------------------
 
-def _manual_box(img: Image.Image, token: str) -> tuple[int, int, int, int]:
-    """Sliders for a box (reset for every new photo: their keys carry the photo's token)."""
-    w, h = img.size
+WHOLE, BOX = "the whole photo", "a box I enter"
+TURNED = {90: "turned a quarter turn counter-clockwise", 180: "turned upside down",
+          270: "turned a quarter turn clockwise"}
+
+
+def _box_form(photo: Photo, token: str) -> tuple[int, int, int, int] | None:
+    """Four sliders for a box in the photo's pixels and an "Answer for this box" button; the
+    box is kept (four numbers in ``st.session_state``, keyed by the upload) once entered.
+    Returns the entered box, or None before the user has entered one."""
+    w, h = photo.size
     side = min(w, h)
-    c = st.columns(4)
-    x = c[0].slider("Left", 0, max(0, w - 1), (w - side) // 2, key=f"pr_bx_{token}")
-    y = c[1].slider("Top", 0, max(0, h - 1), (h - side) // 2, key=f"pr_by_{token}")
-    bw = c[2].slider("Width", 1, w, side, key=f"pr_bw_{token}")
-    bh = c[3].slider("Height", 1, h, side, key=f"pr_bh_{token}")
-    return x, y, bw, bh
+    key = f"pr_box_{token}"
+    with st.form(f"pr_boxform_{token}", border=False):
+        c = st.columns(4)
+        x = c[0].slider("Left", 0, max(0, w - 1), (w - side) // 2, key=f"pr_bx_{token}")
+        y = c[1].slider("Top", 0, max(0, h - 1), (h - side) // 2, key=f"pr_by_{token}")
+        bw = c[2].slider("Width", 1, w, side, key=f"pr_bw_{token}")
+        bh = c[3].slider("Height", 1, h, side, key=f"pr_bh_{token}")
+        if st.form_submit_button("Answer for this box", key=f"pr_boxgo_{token}"):
+            st.session_state[key] = (int(x), int(y), int(bw), int(bh))
+    return st.session_state.get(key)
 
 
 def show_prediction(data: bytes, predictors: dict[str, Predictor], det: FaceDetector,
-                    max_bytes: int | None = None) -> list[FaceResult] | None:
+                    max_bytes: int | None = None,
+                    token: str | None = None) -> list[FaceResult] | None:
     """Everything about one photo given as bytes: decode, detect, answer, draw.
 
-    Bad input is an ``st.error`` (never an exception); returns the faces shown (the first
-    model's), or None when the photo could not be read."""
+    Bad input is an ``st.error`` (never an exception). When no face is found the photo is
+    shown and nothing is answered until the user picks the whole photo or enters a box.
+    ``token`` names this upload's widgets (default: a hash of the bytes). Returns the faces
+    answered (the first model's; ``[]`` while waiting for a choice), or None when the photo
+    cannot be used."""
     try:
-        img = read_upload(data, max_bytes=max_bytes)
+        photo = read_photo(data, max_bytes=max_bytes)
     except FaceMLError as e:
         st.error(f"This file cannot be used: {e}")
         return None
     if not predictors:
         st.error("No model could be loaded.")
         return None
-    token = hashlib.sha256(data).hexdigest()[:12]  # widget keys only; not the photo
-    can_box = min(img.size) >= 2  # sliders need a range
+    token = token or hashlib.sha256(data).hexdigest()[:12]  # widget keys only; not the photo
+    tiny = next((m for m in (too_small(photo.size, p) for p in predictors.values()) if m), None)
+    if tiny:
+        st.error(f"This photo cannot be answered: {tiny}.")
+        return None
+    note = ""
     try:
-        dets, results = predict_all(img, predictors, det)
+        dets, results = predict_all(photo, predictors, det)
+        if dets and dets[0].turn:
+            photo = photo.turned(dets[0].turn)
+            note = f" · faces found with the photo {TURNED[dets[0].turn]}"
         manual = st.checkbox("Choose the box myself", key=f"pr_manual_{token}",
                              value=False) if dets else False
-        if not dets or manual:
-            if not dets:
-                st.warning("No face found in this photo (the detector looks for frontal faces "
-                           "at least about 8 % of the photo's size). Use the whole image, or "
-                           "draw a box around the face.")
-            how = st.radio("Answer for", ["the whole image", "a box I choose"], horizontal=True,
-                           key=f"pr_how_{token}", index=1 if manual else 0,
-                           disabled=not can_box)
-            box = _manual_box(img, token) if how == "a box I choose" and can_box else None
-            results = {n: [predict_box(img, p, box)] for n, p in predictors.items()}
+        how = BOX if manual else None
+        if not dets:
+            st.warning("No face found in this photo, upright or turned (the detector looks "
+                       "for frontal faces at least about 4 % of the photo's size). Nothing "
+                       "is answered until you choose: the whole photo, or a box you enter "
+                       "around the face.")
+            how = st.radio("Answer for", [WHOLE, BOX], horizontal=True, index=None,
+                           key=f"pr_how_{token}")
+        if how == WHOLE:
+            results = {n: [predict_box(photo, p, None)] for n, p in predictors.items()}
+        elif how == BOX:
+            box = _box_form(photo, token)
+            results = ({n: [predict_box(photo, p, box)] for n, p in predictors.items()}
+                       if box else {n: [] for n in predictors})
+        elif not dets:
+            results = {n: [] for n in predictors}
     except FaceMLError as e:
         st.error(str(e))
         return None
@@ -236,17 +355,18 @@ def show_prediction(data: bytes, predictors: dict[str, Predictor], det: FaceDete
                  "photo. (The details are in the server log.)")
         return None
     first = next(iter(results.values()))
-    boxes = [f.box for f in first]
-    shown = boxed(img, boxes)
-    st.image(shown, width=min(shown.width, round(MAX_PHOTO_HEIGHT * shown.width / shown.height)),
-             caption=f"{img.width}×{img.height} px · "
+    shown = boxed(photo, [f.box for f in first])
+    st.image(data_uri(shown), width=shown.width,
+             caption=f"{photo.width}×{photo.height} px · "
                      + (f"{len(dets)} face(s) found" if dets else "no face found")
-                     + " · processed in memory, never stored")
+                     + note + " · processed in memory, never stored")
+    if not dets and not first:
+        st.info("Choose **the whole photo** or **a box I enter** above to get an answer.")
     for i, face in enumerate(first):
         score = ("" if face.score is None else
                  f" · detector score {face.score:g}" + (" (weak)" if face.weak else ""))
         st.subheader({"detected": f"Face {i + 1}", "manual": "Your box"}.get(
-            face.source, "The whole image"), divider="gray")
+            face.source, "The whole photo"), divider="gray")
         st.caption(f"box x={face.box[0]}, y={face.box[1]}, {face.box[2]}×{face.box[3]} px{score}")
         if len(results) == 1:
             face_answers(face, next(iter(predictors.values())))
