@@ -116,8 +116,10 @@ def test_b_cannot_stop_a_run_and_a_huge_model_is_refused(two, hosted_server):
     assert b.get_by_role("button", name="Stop").count() == 0
     expect(b.get_by_text("Launched by another visitor")).to_be_visible()
 
-    # B's huge custom model: a message before anything is built, no traceback
+    # B's huge custom model (from a fresh Train page): a message before anything is built
     rss_before = hosted_server.peak_rss_mb()
+    b.goto(f"{hosted_server}/train")
+    wait_idle(b)
     select(b, "Architecture", "custom")
     area = b.get_by_label("Builder parameters (JSON)")
     area.fill(json.dumps(HUGE))
