@@ -28,6 +28,20 @@ def trained(tmp_path_factory):
     return trained_run(tmp_path_factory)  # one tiny run for both predict test files
 
 
+@pytest.fixture(autouse=True)
+def _streamlit_cleaner_restored():
+    """The page stops Streamlit's per-run Keras clear_session and freezes the heap for the
+    whole process; other test files (in the same pytest process) get both back."""
+    import gc
+
+    from streamlit.runtime.scriptrunner import script_runner
+
+    original = script_runner._clean_problem_modules
+    yield
+    script_runner._clean_problem_modules = original
+    gc.unfreeze()
+
+
 @pytest.fixture
 def env(trained, monkeypatch, tmp_path):
     runs, run_id = trained
@@ -229,6 +243,27 @@ def test_every_bad_upload_is_an_error_not_an_exception(env, name):
     assert not at.exception, at.exception
     errs = errors(at)
     assert len(errs) == 1 and "cannot be used" in errs[0] and needle in errs[0], errs
+
+
+def test_keras_state_survives_between_runs(env):
+    """Streamlit clears Keras's session after each run (TF's kernel cache with it: every upload
+    would re-create the model's kernels); the page keeps it, and the rest of the cleaning."""
+    from keras.src.backend.common import global_state
+    from streamlit.runtime.scriptrunner import script_runner
+
+    from ui import predict as pr
+
+    pr._predictor.clear()  # loaded afresh here: the load freezes the heap
+    at = upload(page(), png(Image.fromarray(skd.astronaut())))
+    assert answered(at)
+    assert getattr(script_runner._clean_problem_modules, "keeps_keras", False)
+    tracker = global_state.GLOBAL_STATE_TRACKER
+    upload(at, png(Image.fromarray(skd.astronaut()).resize((500, 500))))
+    assert answered(at) and not at.exception
+    assert global_state.GLOBAL_STATE_TRACKER is tracker
+    import gc
+
+    assert gc.get_freeze_count() > 0  # the loaded model and libraries: out of gc's way
 
 
 def test_the_per_upload_function_takes_bytes(env):
