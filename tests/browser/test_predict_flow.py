@@ -125,9 +125,9 @@ def camera_photos(tmp_path_factory):
     shared = ROOT.parent / "shared" / "data" / "photos"
     files = sorted(shared.glob("*.jpg"))[:3] if shared.is_dir() else []
     paths = []
-    for i, f in enumerate(files):
+    for i, f in enumerate(files):  # 19.6, 20.0, 20.4 MP: each photo's size is its own
         paths.append(out / f"portrait{i}-{PHOTO_MP}MP.jpg")
-        paths[-1].write_bytes(upscaled(f, PHOTO_MP, noise=3.0, seed=i))
+        paths[-1].write_bytes(upscaled(f, PHOTO_MP + 0.4 * (i - 1), noise=3.0, seed=i))
     if not paths:
         img, _ = canvas((5472, 3648), 3648)
         paths.append(out / f"astronaut-{PHOTO_MP}MP.jpg")
