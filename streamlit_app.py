@@ -6,11 +6,17 @@ as legacy multipage pages, with the wrong navigation on a deep link).
 
 import streamlit as st
 
+from ui.common import keep_keras_between_runs
+
 # The tab icon is an emoji: Streamlit draws it as an inline SVG (a data: URL). A ``:material/…:``
 # page icon would be fetched from Google's font server; the navigation's material icons are
 # drawn from the font Streamlit serves itself. No page requests anything from another host
 # (tests/browser/test_offline.py).
 st.set_page_config(page_title="FaceML Studio", page_icon="🙂", layout="wide")
+
+# Streamlit clears Keras's session after every run, in every thread: other visitors' model
+# sizing (deferred weights) and cached models' TF kernels would be lost (ui.common).
+keep_keras_between_runs()
 
 pages = [
     st.Page("app_pages/data.py", title="Data", icon=":material/dataset:", default=True),

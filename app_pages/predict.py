@@ -12,7 +12,6 @@ st.caption("Find the faces in a photo and see what a model says about each one, 
            "appearance, learnt from annotated photos — not facts about anyone. Photos are "
            "processed in memory and never stored.")
 
-pr.keep_keras_between_runs()  # else every upload re-creates the model's TF kernels (0.5 s)
 with user_errors():
     choices = pr.model_picker(RunStore())
 if not choices:

@@ -8,7 +8,7 @@ detector are cached, once per process, with ``st.cache_resource``; per-photo res
 recomputed on every rerun (about 0.1–0.2 s, see ``bench/predict.py --photos``; the whole
 rerun of the page for a 20 MP upload costs the server about 0.2 s of CPU, measured in
 ``tests/browser/test_predict_flow.py``, once Streamlit's own per-run clean-up is tamed:
-:func:`keep_keras_between_runs`, :func:`_freeze_heap`). The only
+:func:`ui.common.keep_keras_between_runs`, :func:`_freeze_heap`). The only
 per-photo things in ``st.session_state`` are the widgets' choices and a box the user entered
 (four numbers), under keys made from the upload's id.
 
@@ -27,7 +27,6 @@ import hashlib
 import io
 import json
 import logging
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,32 +50,6 @@ COLORS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f0
 
 # --- cached resources (process-wide; never anything about a photo) --------------------------------
 
-def keep_keras_between_runs() -> None:
-    """Stop Streamlit from calling ``keras.backend.clear_session()`` after every script run.
-
-    Streamlit 1.67 (``script_runner._clean_problem_modules``) clears Keras's session after
-    each run of any page. With the TensorFlow backend that empties TF's kernel cache, so the
-    next prediction re-creates every kernel of the cached model: measured with AppTest on a
-    20 MP photo, 0.66 s of CPU per upload instead of 0.17 s. It also replaces Keras's
-    thread-local global state while other sessions' scripts may be using it. Models here are
-    loaded once per process (``st.cache_resource``) and never rebuilt per run, so nothing
-    needs the clearing. This keeps the rest of the cleaning (matplotlib's figures closed).
-    Process-wide and idempotent; its place is the app's entry point (every page gains)."""
-    from streamlit.runtime.scriptrunner import script_runner
-
-    if getattr(script_runner._clean_problem_modules, "keeps_keras", False):
-        return
-
-    def clean_problem_modules() -> None:
-        plt = sys.modules.get("matplotlib.pyplot")
-        if plt is not None:
-            try:
-                plt.close("all")
-            except Exception:  # noqa: BLE001 - as Streamlit's own: never fail the app here
-                pass
-
-    clean_problem_modules.keeps_keras = True
-    script_runner._clean_problem_modules = clean_problem_modules
 
 
 @st.cache_resource(show_spinner=False)
@@ -99,7 +72,7 @@ def _freeze_heap() -> None:
     the garbage collector's sight (``gc.freeze``). Streamlit runs a full ``gc.collect(2)``
     after every script run (``runner.postScriptGC``); over TensorFlow's objects it was three
     quarters of the server's CPU per upload (profiled with py-spy in the served app: with
-    this and :func:`keep_keras_between_runs`, 0.73 → 0.23 s per 20 MP upload). Unfrozen and
+    this and :func:`ui.common.keep_keras_between_runs`, 0.73 → 0.23 s per 20 MP upload). Unfrozen and
     collected first, so that a model evicted from the cache since the last load is freed."""
     gc.unfreeze()
     gc.collect()

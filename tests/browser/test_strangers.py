@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import re
 import time
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 
 from tests.test_hosting import HUGE
 
 from .conftest import RERUN_TIMEOUT, assert_no_exception, wait_idle
-from .test_train_flow import number, run_head, select, state_of
+from .test_train_flow import launch_small, run_head, select, state_of
 
 expect = pytest.importorskip(
     "playwright.sync_api", reason="playwright is not importable; pip install -r requirements-dev.txt"
@@ -95,16 +94,7 @@ def test_no_path_input_anywhere(two, hosted_server):
 
 def test_b_cannot_stop_a_run_and_a_huge_model_is_refused(two, hosted_server):
     a, b = two
-    a.goto(f"{hosted_server}/train")
-    wait_idle(a)
-    select(a, "Architecture", "small_cnn")
-    a.locator('[data-testid="stExpander"] summary').filter(has_text="Data").first.click()
-    number(a, "Faces", 400)
-    select(a, "Image size", "32")
-    number(a, "Epochs", 40)
-    a.get_by_role("button", name="Launch").click()
-    a.wait_for_url(re.compile(r"[?&]run=\w+"))
-    run_id = parse_qs(urlparse(a.url).query)["run"][0]
+    run_id = launch_small(a, hosted_server)
     run_head(a, run_id).first.wait_for()
     expect(a.get_by_role("button", name="Stop")).to_be_visible()
 

@@ -43,6 +43,21 @@ def number(page, label: str, value: int) -> None:
     assert field.input_value() == str(value), f"{label} did not take {value}"
 
 
+def launch_small(page, url: str, epochs: int = 40) -> str:
+    """Launch a small run (small_cnn, 400 synthetic faces at 32 px) from a fresh Train page;
+    returns its id once the page shows it in its URL."""
+    page.goto(f"{url}/train")
+    wait_idle(page)
+    select(page, "Architecture", "small_cnn")
+    page.locator('[data-testid="stExpander"] summary').filter(has_text="Data").first.click()
+    number(page, "Faces", 400)
+    select(page, "Image size", "32")
+    number(page, "Epochs", epochs)
+    page.get_by_role("button", name="Launch").click()
+    page.wait_for_url(re.compile(r"[?&]run=\w+"))
+    return parse_qs(urlparse(page.url).query)["run"][0]
+
+
 def run_head(page, run_id: str):
     """The run panel's headline: '<icon> Run `<id>` — <state> · …'."""
     return page.locator('[data-testid="stMarkdown"]').filter(
