@@ -247,22 +247,24 @@ def test_every_bad_upload_is_an_error_not_an_exception(env, name):
 
 def test_keras_state_survives_between_runs(env):
     """Streamlit clears Keras's session after each run (TF's kernel cache with it: every upload
-    would re-create the model's kernels); the page keeps it, and the rest of the cleaning."""
+    would re-create the model's kernels); the app's entry point keeps it
+    (ui.common.keep_keras_between_runs, called by streamlit_app.py), and loading a model
+    freezes the heap out of Streamlit's post-run full collection."""
+    import gc
+
     from keras.src.backend.common import global_state
-    from streamlit.runtime.scriptrunner import script_runner
 
     from ui import predict as pr
+    from ui.common import keep_keras_between_runs
 
+    keep_keras_between_runs()  # as streamlit_app.py does before any page
     pr._predictor.clear()  # loaded afresh here: the load freezes the heap
     at = upload(page(), png(Image.fromarray(skd.astronaut())))
     assert answered(at)
-    assert getattr(script_runner._clean_problem_modules, "keeps_keras", False)
     tracker = global_state.GLOBAL_STATE_TRACKER
     upload(at, png(Image.fromarray(skd.astronaut()).resize((500, 500))))
     assert answered(at) and not at.exception
     assert global_state.GLOBAL_STATE_TRACKER is tracker
-    import gc
-
     assert gc.get_freeze_count() > 0  # the loaded model and libraries: out of gc's way
 
 

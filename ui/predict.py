@@ -72,8 +72,9 @@ def _freeze_heap() -> None:
     the garbage collector's sight (``gc.freeze``). Streamlit runs a full ``gc.collect(2)``
     after every script run (``runner.postScriptGC``); over TensorFlow's objects it was three
     quarters of the server's CPU per upload (profiled with py-spy in the served app: with
-    this and :func:`ui.common.keep_keras_between_runs`, 0.73 → 0.23 s per 20 MP upload). Unfrozen and
-    collected first, so that a model evicted from the cache since the last load is freed."""
+    this and :func:`ui.common.keep_keras_between_runs`, 0.73 → 0.23 s per 20 MP upload).
+    Unfrozen and collected first, so that a model evicted from the cache since the last load
+    is freed."""
     gc.unfreeze()
     gc.collect()
     gc.freeze()
@@ -232,8 +233,8 @@ def face_answers(face: FaceResult, predictor: Predictor) -> None:
 # The uploader refuses a file above server.maxUploadSize in the browser, before the script sees
 # it, and says why only in a tooltip on the file's chip. This watches the uploader: for each
 # file refused since the last accepted one it writes the reason in the page, and it removes
-# the previous photo (so its answers go with it) when a newer file was refused. Everything else (type, damage, pixels)
-# reaches the script, which says so with st.error.
+# the previous photo (so its answers go with it) when a newer file was refused. Everything
+# else (type, damage, pixels) reaches the script, which says so with st.error.
 _NOTICE_JS = """
 <div id="pr-upload-notice" data-testid="prUploadNotice"></div>
 <script>
