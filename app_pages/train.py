@@ -32,6 +32,28 @@ if pol.hosted:
                "stop only the runs you launched.")
 
 
+def held(key: str, default, options=None, param: str = "value", lo=None, hi=None) -> dict:
+    """A widget's ``key`` (as :func:`ui.common.keep` gives it its remembered value) and that
+    value once more as the widget's own default: ``value``/``default``, or ``index`` in
+    ``options``.
+
+    A value written to ``st.session_state`` reaches the browser only once, as a one-shot
+    ``set_value`` on the widget's message in that run. A browser that mounts the widget from a
+    later run's message (a slow first paint while the live panel's fragments rerun every 2 s)
+    draws the widget's own default instead (lr 0, epochs 0, no heads) and sends it back with
+    the next change, so the form drifts from the run it was filled from. With the value as the
+    default, every message draws it. (A number outside ``lo``..``hi`` is left to Streamlit,
+    which resets it, rather than raising here.)"""
+    keep(key, default)
+    v = ss[key]
+    if options is not None:
+        opts = list(options)
+        return {"key": key, "index": opts.index(v) if v in opts else 0}
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        return {"key": key}
+    return {"key": key, param: v}
+
+
 def asked_run():
     """The run this session shows (Launch, a row picked) or the URL's ``?run=`` asks for."""
     asked = ss.get("run_id") or st.query_params.get("run")
@@ -75,7 +97,8 @@ with user_errors():
 st.subheader("Model")
 arch_names = architectures.names() + ["vae"]
 c1, c2 = st.columns([1, 2])
-arch = kept("arch", c1.selectbox("Architecture", arch_names, key=keep("arch", "default_cnn")))
+arch = kept("arch", c1.selectbox("Architecture", arch_names,
+                                  **held("arch", "default_cnn", arch_names)))
 params: dict = {}
 if arch == "vae":
     c2.caption("Convolutional variational auto-encoder: learns a latent space of faces "
@@ -83,13 +106,14 @@ if arch == "vae":
     a, b, c, d = st.columns(4)
     vd = VAE_DEFAULTS
     params["latent_dim"] = int(kept("vae_latent", a.number_input(
-        "Latent size", 1, 512, key=keep("vae_latent", vd["latent_dim"]))))
+        "Latent size", 1, 512, **held("vae_latent", vd["latent_dim"], lo=1, hi=512))))
     params["beta"] = float(kept("vae_beta", b.number_input(
-        "β (KL weight)", 0.0, 10.0, step=0.01, format="%.3f", key=keep("vae_beta", vd["beta"]))))
-    params["recon"] = kept("vae_recon", c.selectbox("Reconstruction loss", ["mse", "bce"],
-                                                    key=keep("vae_recon", vd["recon"])))
+        "β (KL weight)", 0.0, 10.0, step=0.01, format="%.3f",
+        **held("vae_beta", vd["beta"], lo=0.0, hi=10.0))))
+    params["recon"] = kept("vae_recon", c.selectbox(
+        "Reconstruction loss", ["mse", "bce"], **held("vae_recon", vd["recon"], ["mse", "bce"])))
     filt = kept("vae_filters", d.text_input(
-        "Filters per level", key=keep("vae_filters", ",".join(map(str, vd["filters"])))))
+        "Filters per level", **held("vae_filters", ",".join(map(str, vd["filters"])))))
     try:
         params["filters"] = [int(v) for v in filt.split(",") if v.strip()]
     except ValueError:
@@ -102,16 +126,17 @@ else:
     if arch in TRANSFER_ARCHS:
         a, b = st.columns(2)
         w = kept("tl_weights", a.radio(
-            "Weights", ["imagenet", "random"], horizontal=True, key=keep("tl_weights", "imagenet"),
+            "Weights", ["imagenet", "random"], horizontal=True,
+            **held("tl_weights", "imagenet", ["imagenet", "random"]),
             help="ImageNet weights are downloaded by Keras on first use; offline, choose random "
                  "initialisation"))
         params["weights"] = None if w == "random" else "imagenet"
         params["fine_tune"] = kept("tl_finetune", b.checkbox(
-            "Fine-tune the top block", key=keep("tl_finetune", False)))
+            "Fine-tune the top block", **held("tl_finetune", False)))
     elif arch == "custom":
         default = json.dumps(spec.defaults, indent=1)
         txt = kept("custom_json", st.text_area("Builder parameters (JSON)", height=180,
-                                               key=keep("custom_json", default)))
+                                               **held("custom_json", default)))
         try:
             params.update(json.loads(txt))
         except ValueError as e:
@@ -121,7 +146,8 @@ else:
     hk = f"heads_{opts.dataset}"
     if any(h not in labels for h in st.session_state.get(hk, [])):
         st.session_state.pop(hk)
-    heads = kept(hk, st.multiselect("Predict", list(labels), key=keep(hk, default_heads),
+    heads = kept(hk, st.multiselect("Predict", list(labels),
+                                    **held(hk, default_heads, param="default"),
                                     help="One head per label; several make a multi-task model"))
     weights = {}
     if len(heads) > 1:
@@ -129,32 +155,34 @@ else:
         for col, h in zip(cols, heads):
             weights[h] = float(kept(f"w_{h}", col.number_input(
                 f"Loss weight: {h}", 0.0, 10.0, step=0.05,
-                key=keep(f"w_{h}", 0.1 if labels[h].kind == "years" else 1.0))))
+                **held(f"w_{h}", 0.1 if labels[h].kind == "years" else 1.0, lo=0.0, hi=10.0))))
     a, b = st.columns(2)
     age_loss = kept("age_loss", a.radio(
-        "Age loss", ["mae", "huber"], horizontal=True, key=keep("age_loss", "mae"),
+        "Age loss", ["mae", "huber"], horizontal=True, **held("age_loss", "mae", ["mae", "huber"]),
         disabled=not any(labels[h].kind == "years" for h in heads) or opts.age != "years"))
     class_weights = kept("class_weights", b.checkbox("Balance classes (class weights)",
-                                                     key=keep("class_weights", False)))
+                                                     **held("class_weights", False)))
 
 st.subheader("Hyperparameters")
 c = st.columns(4)
-optimizer = kept("optimizer", c[0].selectbox("Optimizer", OPTIMIZERS, key=keep("optimizer", "adam")))
-lr = kept("lr", c[1].number_input("Learning rate", format="%.5f", step=1e-4, key=keep("lr", 1e-3)))
-schedule = kept("schedule", c[2].selectbox("Schedule", SCHEDULES, key=keep("schedule", "constant")))
-batch = int(kept("batch", c[3].number_input("Batch size", step=16, key=keep("batch", 64))))
+optimizer = kept("optimizer", c[0].selectbox("Optimizer", OPTIMIZERS,
+                                             **held("optimizer", "adam", OPTIMIZERS)))
+lr = kept("lr", c[1].number_input("Learning rate", format="%.5f", step=1e-4, **held("lr", 1e-3)))
+schedule = kept("schedule", c[2].selectbox("Schedule", SCHEDULES,
+                                           **held("schedule", "constant", SCHEDULES)))
+batch = int(kept("batch", c[3].number_input("Batch size", step=16, **held("batch", 64))))
 c = st.columns(4)
 max_epochs = pol.caps.epochs if pol.hosted else 1000
 if st.session_state.get("epochs", 0) > max_epochs:
     st.session_state["epochs"] = max_epochs
 epochs = int(kept("epochs", c[0].number_input("Epochs", step=1, max_value=max_epochs,
-                                              key=keep("epochs", min(5, max_epochs)))))
+                                              **held("epochs", min(5, max_epochs), hi=max_epochs))))
 patience = int(kept("patience", c[1].number_input("Early stopping patience (0 = off)", 0, 100,
-                                                  key=keep("patience", 0))))
-seed = int(kept("seed", c[2].number_input("Seed", 0, 10_000, key=keep("seed", 0))))
-mixed = kept("mixed", c[3].checkbox("Mixed precision (GPU only)", key=keep("mixed", False)))
+                                                  **held("patience", 0, lo=0, hi=100))))
+seed = int(kept("seed", c[2].number_input("Seed", 0, 10_000, **held("seed", 0, lo=0, hi=10_000))))
+mixed = kept("mixed", c[3].checkbox("Mixed precision (GPU only)", **held("mixed", False)))
 aug = kept("aug", st.multiselect("Augmentation (training only)", AUGMENTATIONS,
-                                 key=keep("aug", [])))
+                                 **held("aug", [], param="default")))
 
 drawn = TrainConfig(data=opts, arch=arch, arch_params=params, heads=heads,
                     head_weights=weights if arch != "vae" else {},
