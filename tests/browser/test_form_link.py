@@ -30,6 +30,8 @@ def test_a_link_to_a_training_run_fills_the_form_and_it_holds(browser, app_serve
         for wait in (0, 0, 1000, 4500):  # at once, and after refreshes of the live panel
             b_ctx = browser.new_context()
             b = b_ctx.new_page()
+            # a slow first paint (a busy machine's browser) while the live panel reruns
+            b_ctx.new_cdp_session(b).send("Emulation.setCPUThrottlingRate", {"rate": 6})
             try:
                 b.goto(f"{app_server}/train?run={run_id}")
                 wait_idle(b)
