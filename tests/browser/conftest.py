@@ -274,6 +274,18 @@ def shot(page, request):
     return lambda name="": screenshot(page, request, name)
 
 
+def open_box(page, box):
+    """Open a selectbox's list (a click may only focus it; the arrow key opens it)."""
+    box.click()
+    options = page.get_by_role("option")
+    try:
+        options.first.wait_for(timeout=1500)
+    except Exception:  # noqa: BLE001 - Playwright's TimeoutError: open it from the keyboard
+        page.keyboard.press("ArrowDown")
+        options.first.wait_for()
+    return options
+
+
 def exceptions(page) -> list[str]:
     return page.locator('[data-testid="stException"]').all_inner_texts()
 

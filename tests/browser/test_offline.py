@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from .conftest import assert_no_exception, served_run, wait_idle, wait_rendered
+from .conftest import assert_no_exception, open_box, served_run, wait_idle, wait_rendered
 
 pytestmark = pytest.mark.browser
 
@@ -151,8 +151,7 @@ def test_hosted_evaluate_page_offers_no_path_and_asks_no_other_host(browser, hos
             assert_no_exception(page)
             page.get_by_text("Cross-dataset evaluation").click()
             box = page.get_by_role("combobox", name="Dataset")
-            box.click()
-            options = [o.strip() for o in page.get_by_role("option").all_inner_texts()]
+            options = [o.strip() for o in open_box(page, box).all_inner_texts()]
             assert options == ["synthetic", "utkface"], options
             for name in options:
                 if box.input_value() != name:

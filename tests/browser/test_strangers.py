@@ -12,7 +12,7 @@ import pytest
 
 from tests.test_hosting import HUGE
 
-from .conftest import RERUN_TIMEOUT, assert_no_exception, wait_idle
+from .conftest import RERUN_TIMEOUT, assert_no_exception, open_box, wait_idle
 from .test_train_flow import launch_small, run_head, select, state_of
 
 expect = pytest.importorskip(
@@ -53,18 +53,6 @@ def open_expanders(page) -> None:
             return
         closed.first.click()
         wait_idle(page)
-
-
-def open_box(page, box):
-    """Open a selectbox's list (a click may only focus it; the arrow key opens it)."""
-    box.click()
-    options = page.get_by_role("option")
-    try:
-        options.first.wait_for(timeout=1500)
-    except Exception:  # noqa: BLE001 - Playwright's TimeoutError: open it from the keyboard
-        page.keyboard.press("ArrowDown")
-        options.first.wait_for()
-    return options
 
 
 def test_no_path_input_anywhere(two, hosted_server):
