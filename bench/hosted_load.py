@@ -10,7 +10,10 @@ cache folders), starts ``--training`` runs training beside it (each its own
   p50_s, p95_s    upload -> answer over ``--visitors`` browser contexts (Playwright, Debian's
                   chromium) that all upload at the same moment, each its own session;
   answered        how many of them got their answers (all must);
-  peak_rss_mb     the web process's peak resident memory (VmHWM) at the end.
+  peak_rss_mb     the web process's peak resident memory (VmHWM) at the end;
+  cpu_s           where the machine's CPU went while the visitors waited: the web server,
+                  the training runs, and the visitors' own browsers (Chromium's processes),
+                  which run on this machine too and compete with the server for its 2 cores.
 
 Upload -> answer is timed in the browser, from ``set_input_files`` until the first face's
 answer bars are drawn. The photo is a real portrait from ``../shared/data/photos`` (or
@@ -84,6 +87,37 @@ def start_training(server, n: int, env: dict) -> list[subprocess.Popen]:
     raise SystemExit(f"the {n} training runs did not start: {states}")
 
 
+def _proc_table() -> dict[int, tuple[int, float]]:
+    """pid -> (parent pid, CPU seconds used so far, user + system)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                f = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            out[int(d.name)] = (int(f[1]), (int(f[11]) + int(f[12])) / tick)
+    return out
+
+
+def cpu_by_group(groups: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds used so far by each group of process trees (a pid and its descendants)."""
+    table = _proc_table()
+    kids: dict[int, list[int]] = {}
+    for pid, (ppid, _) in table.items():
+        kids.setdefault(ppid, []).append(pid)
+    out = {}
+    for name, roots in groups.items():
+        total, todo = 0.0, list(roots)
+        while todo:
+            pid = todo.pop()
+            total += table.get(pid, (0, 0.0))[1]
+            todo += kids.get(pid, [])
+        out[name] = total
+    return out
+
+
 async def open_page(browser, url: str):
     """A new visitor (its own context: cookies, session) on the Predict page, idle."""
     ctx = await browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -98,7 +132,7 @@ async def upload(page, photo: Path) -> float | None:
     """Seconds from choosing the file until the answers are drawn (None: an error instead)."""
     t0 = time.perf_counter()
     await page.set_input_files('input[type="file"]', str(photo))
-    await page.wait_for_function(ANSWERED_JS, polling=50)
+    await page.wait_for_function(ANSWERED_JS, polling=100)
     dt = time.perf_counter() - t0
     err = page.locator('[data-testid="stMain"] [data-testid="stAlertContentError"]')
     if await err.count():
@@ -107,12 +141,17 @@ async def upload(page, photo: Path) -> float | None:
     return dt
 
 
-async def load(url: str, photo: Path, visitors: int) -> tuple[float | None, list[float | None]]:
+async def load(url, photo: Path, visitors: int, groups: dict[str, list[int]]):
+    """Returns (one visitor's time, every visitor's time, CPU seconds by group meanwhile)."""
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=shutil.which("chromium"),
                                           args=CHROMIUM_ARGS)
+        # the browsers: Playwright's driver and its Chromium, this process's other children
+        known = {pid for pids in groups.values() for pid in pids}
+        groups = {**groups, "browsers": [pid for pid, (ppid, _) in _proc_table().items()
+                                         if ppid == os.getpid() and pid not in known]}
         ctx, page = await open_page(browser, url)
         await upload(page, photo)  # warm-up: the server loads the model once
         await ctx.close()
@@ -120,11 +159,13 @@ async def load(url: str, photo: Path, visitors: int) -> tuple[float | None, list
         one = await upload(page, photo)  # the baseline: one visitor alone
         await ctx.close()
         opened = await asyncio.gather(*(open_page(browser, url) for _ in range(visitors)))
+        before = cpu_by_group(groups)
         times = await asyncio.gather(*(upload(pg, photo) for _, pg in opened))  # all at once
+        after = cpu_by_group(groups)
         for ctx, _ in opened:
             await ctx.close()
         await browser.close()
-    return one, list(times)
+    return one, list(times), {k: round(after[k] - before[k], 2) for k in groups}
 
 
 def main() -> None:
@@ -147,7 +188,8 @@ def main() -> None:
                          "FACEML_CACHE_DIR": str(base / "cache"), "PYTHONPATH": str(ROOT)}
             procs = start_training(url, a.training, train_env) if a.training else []
             try:
-                one, times = asyncio.run(load(url, photo, a.visitors))
+                groups = {"server": [url.pid], "training": [q.pid for q in procs]}
+                one, times, cpu = asyncio.run(load(url, photo, a.visitors, groups))
                 rss = url.peak_rss_mb()
             finally:
                 for p in procs:
@@ -161,7 +203,9 @@ def main() -> None:
            "p50_s": round(float(np.percentile(ok, 50)), 2) if ok else None,
            "p95_s": round(float(np.percentile(ok, 95)), 2) if ok else None,
            "max_s": round(max(ok), 2) if ok else None,
-           "peak_rss_mb": round(rss), "goal_p95_s": 3.0}
+           "peak_rss_mb": round(rss), "goal_p95_s": 3.0,
+           "cpu_s": cpu, "server_cpu_per_upload_s": round(cpu["server"] / a.visitors, 3),
+           "browser_cpu_per_upload_s": round(cpu["browsers"] / a.visitors, 3)}
     print(json.dumps(out))
 
 

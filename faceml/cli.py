@@ -180,6 +180,7 @@ def cmd_train(a) -> int:
     if new and a.background:
         jobs.ensure_worker(store)
     elif new:
+        hosting.current().yield_to_visitors()  # hosted: the visitors' pages come first
         cb, close = _bar("prepare data", not a.json)
         try:
             train_run(run, progress=cb)
@@ -215,8 +216,10 @@ def cmd_runs(a) -> int:
 
 
 def cmd_worker(a) -> int:
+    from faceml import hosting
     from faceml.jobs import work
 
+    hosting.current().yield_to_visitors()  # hosted: the visitors' pages come first
     work(idle_exit=a.idle_exit, wait=a.wait)
     return 0
 

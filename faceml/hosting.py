@@ -14,6 +14,10 @@ demo mode, and an optional operator file (``FACEML_HOSTING_CONFIG``, TOML) sets 
     jobs_per_visitor = 1          # queued or running runs launched by one visitor
     queue = 8                     # queued or running runs on the server
 
+    [training]
+    nice = 10                     # training processes run at this niceness (0-19), so the
+                                  #  visitors' pages come first on a small server
+
 Without the file, the allow-list is the built-in ``synthetic`` plus every dataset found at its
 default location. Every page, widget, CLI entry and :func:`faceml.jobs.submit` consults
 :func:`current`; the library itself refuses a dataset or a path outside the allow-list, so a
@@ -68,6 +72,8 @@ class HostingPolicy:
     datasets: dict[str, str | None] = field(default_factory=dict)
     """Hosted: allowed dataset name -> server path (None = built in / default location)."""
     caps: Caps = field(default_factory=Caps)
+    train_nice: int = 10
+    """Hosted: the niceness training processes lower themselves to (0 = as the web server)."""
 
     # -- what may be shown -------------------------------------------------------------------
     @property
@@ -165,6 +171,15 @@ class HostingPolicy:
         if not self.may_stop(run, visitor):
             raise PolicyError("this run was launched by another visitor: only they can stop it")
 
+    def yield_to_visitors(self) -> int:
+        """Hosted: lower this (training) process's CPU priority to ``train_nice``, so the
+        visitors' uploads and pages are served first while runs train on the same machine.
+        Never called by the web process. Returns the niceness now."""
+        now = os.nice(0)
+        if self.hosted and self.train_nice > now:
+            now = os.nice(self.train_nice - now)
+        return now
+
     # -- messages ----------------------------------------------------------------------------
     def redact(self, text: str) -> str:
         """``text`` with every server path it names replaced (hosted only)."""
@@ -255,7 +270,11 @@ def from_env(environ: dict | None = None) -> HostingPolicy:
             raise FaceMLError(f"hosting config: [caps] {k} = {v!r} is not a known cap with a "
                               f"whole number ≥ 1 (known: {', '.join(Caps.__dataclass_fields__)})")
         caps = replace(caps, **{k: v})
-    return HostingPolicy(hosted=True, datasets=datasets, caps=caps)
+    nice = (cfg.get("training") or {}).get("nice", HostingPolicy.train_nice)
+    if isinstance(nice, bool) or not isinstance(nice, int) or not 0 <= nice <= 19:
+        raise FaceMLError(f"hosting config: [training] nice = {nice!r} is not a whole number "
+                          "from 0 to 19")
+    return HostingPolicy(hosted=True, datasets=datasets, caps=caps, train_nice=nice)
 
 
 _cache: dict = {}

@@ -79,7 +79,8 @@ def test_operator_config_sets_allow_list_and_caps(server):
 
 @pytest.mark.parametrize("text, why", [("[caps]\nepochs = 0\n", "epochs"),
                                        ("[caps]\nspeed = 3\n", "speed"),
-                                       ("[caps\n", "not valid TOML")])
+                                       ("[caps\n", "not valid TOML"),
+                                       ("[training]\nnice = 25\n", "nice")])
 def test_a_bad_operator_config_is_one_clear_line(monkeypatch, tmp_path, text, why):
     cfg = tmp_path / "hosting.toml"
     cfg.write_text(text)
@@ -87,6 +88,27 @@ def test_a_bad_operator_config_is_one_clear_line(monkeypatch, tmp_path, text, wh
     monkeypatch.setenv("FACEML_HOSTING_CONFIG", str(cfg))
     with pytest.raises(hosting.FaceMLError, match=why):
         hosting.current()
+
+
+NICENESS = "import os; from faceml import hosting; " \
+           "print(os.nice(0), hosting.current().yield_to_visitors(), os.nice(0))"
+
+
+@pytest.mark.parametrize("hosted, config, target", [("1", "", 10),
+                                                    ("1", "[training]\nnice = 4\n", 4),
+                                                    ("", "[training]\nnice = 4\n", 0)])
+def test_hosted_training_processes_yield_the_cpu_to_the_visitors(tmp_path, hosted, config,
+                                                                  target):
+    """A hosted training process (worker, CLI train) lowers its own priority, so visitors'
+    uploads are served first; the web server and a local copy keep theirs. (Run in a child
+    process: a niceness cannot be raised back.)"""
+    cfg = tmp_path / "hosting.toml"
+    cfg.write_text(config)
+    env = {**os.environ, "FACEML_HOSTED": hosted, "FACEML_HOSTING_CONFIG": str(cfg)}
+    out = subprocess.run([sys.executable, "-c", NICENESS], env=env, cwd=ROOT, text=True,
+                         capture_output=True, check=True)
+    before, said, after = map(int, out.stdout.split())
+    assert said == after == max(before, target), out.stdout
 
 
 # --- no reading of the server's disk ------------------------------------------------------------
