@@ -1,6 +1,6 @@
 """Benchmark: the Evaluate page on a run with 5,000 stored test predictions (Streamlit AppTest).
 
-    python bench/evaluate.py [--n 5000]
+    python -m bench.evaluate [--n 5000]
 
 Builds a run directory in a temporary store with exactly the files training writes
 (config.json, status.json, history.json, heads.json, predictions.csv made by
@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -36,7 +35,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def make_run(store_root: Path, n: int, seed: int = 0, n_val: int = 500) -> str:

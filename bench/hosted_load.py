@@ -1,7 +1,8 @@
 """Benchmark: a hosted demo under a class's load — visitors upload photos while runs train.
 
-    python bench/hosted_load.py [--visitors 10] [--training 2] [--photo PATH] [--mp 13]
+    python -m bench.hosted_load [--visitors 10] [--training 2] [--photo PATH] [--mp 13]
 
+Run it from the project's root as a module (it uses the browser tests' server helper).
 Serves the app with ``FACEML_HOSTED=1`` (headless Streamlit on 127.0.0.1, its own runs and
 cache folders), starts ``--training`` runs training beside it (each its own
 ``python -m faceml train`` process, as an operator's CLI would), then:
@@ -36,10 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from tests.browser.conftest import CHROMIUM_ARGS, IDLE_JS, serve_app
 
-from tests.browser.conftest import CHROMIUM_ARGS, IDLE_JS, serve_app  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 ANSWERED_JS = """() => {
     const main = document.querySelector('[data-testid="stMain"]');

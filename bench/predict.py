@@ -50,14 +50,11 @@ import argparse
 import io
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import median_ms  # noqa: E402
+from _timing import median_ms  # noqa: E402 - bench/ is the script's own directory
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -377,7 +374,8 @@ def main() -> None:
                        if crops is not None else None)
     out = {"bench": "predict", "median_ms": round(total, 1), "goal_ms": GOAL_MS,
            "ok": total <= GOAL_MS,
-           "cpu_ms": round(float(np.median(cpu)), 1), "decode_ms": round(decode, 1), "detect_ms": round(detect, 1),
+           "cpu_ms": round(float(np.median(cpu)), 1), "decode_ms": round(decode, 1),
+           "detect_ms": round(detect, 1),
            "predict_ms": round(answer, 1), "faces": len(faces),
            "boxes": [list(f.box) for f in faces], "weak": [f.weak for f in faces],
            "baseline_detect_ms": round(base_detect_ms, 1),

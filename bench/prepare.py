@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from faceml.cache import ArrayCache  # noqa: E402
 from faceml.preprocessing import PrepOptions, prepare  # noqa: E402
@@ -37,7 +36,8 @@ def naive(paths: list[Path], size: int, color: str) -> np.ndarray:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("path", nargs="?", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "utkface"))
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data"
+    ap.add_argument("path", nargs="?", default=str(shared / "utkface"))
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--color", default="rgb")
     a = ap.parse_args()
@@ -60,7 +60,8 @@ def main() -> None:
     naive_s = time.perf_counter() - t
     # the two pipelines decode the same faces (draft mode differs by a few grey levels)
     diff = float(np.abs(base.astype(int) - cold.x.reshape(base.shape).astype(int)).mean())
-    print(json.dumps({"n": len(cold.frame), "naive_s": round(naive_s, 3), "cold_s": round(cold_s, 3),
+    print(json.dumps({"n": len(cold.frame), "naive_s": round(naive_s, 3),
+                      "cold_s": round(cold_s, 3),
                       "warm_s": round(warm_s, 3), "cold_vs_naive": round(cold_s / naive_s, 3),
                       "skipped": len(cold.bad), "mean_abs_pixel_diff": round(diff, 2),
                       "cores": os.cpu_count(), "size": a.size, "color": a.color}))

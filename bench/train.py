@@ -17,12 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SHARED_UTK = Path(__file__).resolve().parents[2] / "shared" / "data" / "utkface"
 
@@ -95,7 +93,8 @@ def main() -> None:
     plain_s, engine_s = min(plain_times), min(engine_times)
     plain_ips = n * a.epochs / plain_s
     engine_ips = n * a.epochs / engine_s
-    print(json.dumps({"dataset": a.dataset, "n_train": n, "size": a.size, "batch_size": a.batch_size,
+    print(json.dumps({"dataset": a.dataset, "n_train": n, "size": a.size,
+                      "batch_size": a.batch_size,
                       "timed_epochs": a.epochs, "device": device_info()["device"],
                       "backend": keras.backend.backend(),
                       "plain_fit_img_s": round(plain_ips, 1), "engine_img_s": round(engine_ips, 1),

@@ -29,9 +29,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import median_ms  # noqa: E402
+from _timing import median_ms  # noqa: E402 - bench/ is the script's own directory
 
 import numpy as np  # noqa: E402
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_CHECKOUT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = _CHECKOUT if (_CHECKOUT / "streamlit_app.py").is_file() else Path.cwd()
+"""The project checkout (an editable install, the README's way); for a copy installed with
+``pip install .`` (the package alone, in site-packages), the directory it was started in."""
 
 
 def runs_dir() -> Path:

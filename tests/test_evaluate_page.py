@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,14 +12,10 @@ from streamlit.testing.v1 import AppTest
 
 from faceml.metrics import cell_members
 from faceml.runs import RunStore
+from tests.test_evaluate import shared_utk_run
+from ui.evaluate import PER_PAGE, cell_from_event, cell_keys
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # the page imports ui/ from the project root
-    sys.path.insert(0, str(ROOT))
-
-from test_evaluate import shared_utk_run  # noqa: E402
-
-from ui.evaluate import PER_PAGE, cell_from_event, cell_keys  # noqa: E402
 
 PAGE = "../app_pages/evaluate.py"
 

@@ -219,8 +219,7 @@ def test_decoding_hostile_files_is_memory_bounded():
     needs 1.2 GB): every hostile file ends in a DataError and the process stays small."""
     code = r"""
 import io, json, sys
-sys.path.insert(0, "tests")
-from test_security import BAD, animated_gif, sixteen_bit
+from tests.test_security import BAD, animated_gif, sixteen_bit
 from faceml.predict import read_upload
 from faceml.errors import DataError
 out = {}

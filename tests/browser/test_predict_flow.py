@@ -15,7 +15,8 @@ import pytest
 from .conftest import ROOT, assert_no_exception, served_run, wait_idle, wait_rendered
 
 expect = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not importable; pip install -r requirements-dev.txt"
+    "playwright.sync_api",
+    reason="playwright is not importable; pip install -r requirements-dev.txt"
 ).expect
 
 pytestmark = pytest.mark.browser
@@ -116,10 +117,7 @@ PHOTO_MP = 20
 def camera_photos(tmp_path_factory):
     """About 20 MP progressive JPEGs, quality 90: the shared portraits upscaled (with a little
     camera-like noise), else the astronaut on a 5472×3648 canvas."""
-    import sys
-
-    sys.path.insert(0, str(ROOT / "tests"))
-    from photo_fixtures import canvas, jpeg, upscaled
+    from tests.photo_fixtures import canvas, jpeg, upscaled
 
     out = tmp_path_factory.mktemp("camera")
     shared = ROOT.parent / "shared" / "data" / "photos"
