@@ -34,4 +34,4 @@ sleeper=$!
 wait "${pids[@]}"
 kill "$sleeper" 2>/dev/null
 for f in /tmp/faceml-logs/*.err; do echo "== $f"; tail -n 3 "$f"; done
-python3 scripts/pack_runs.py "$FACEML_RUNS_DIR" "$OUT"
+python3 -m scripts.pack_runs "$FACEML_RUNS_DIR" "$OUT"

@@ -1,6 +1,9 @@
 """Pack finished runs for the trip back from a GPU server (see scripts/gpu_candidates.sh).
 
-    python scripts/pack_runs.py RUNS_DIR OUT
+    python -m scripts.pack_runs RUNS_DIR OUT     # from the project root
+
+(as a module, so that it finds ``faceml`` in a checkout where the package is not installed,
+as on the GPU server)
 
 Writes OUT/ID.keras (the best checkpoint without optimizer state) per run, OUT/runs.tgz (every
 run's config, status, history, metrics, heads and predictions) and prints one summary line
@@ -14,8 +17,6 @@ import json
 import sys
 import tarfile
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 RECORDS = ("config.json", "status.json", "history.json", "metrics.json", "heads.json",
            "predictions.csv")
