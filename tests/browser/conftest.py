@@ -274,13 +274,28 @@ def shot(page, request):
     return lambda name="": screenshot(page, request, name)
 
 
-def open_box(page, box):
-    """Open a selectbox's list (a click may only focus it; the arrow key opens it)."""
-    box.click()
+def open_box(page, box, tries: int = 3):
+    """Open a selectbox's list (a click may only focus it; the arrow key opens it).
+
+    A slow browser (CI's, or one throttled on purpose) can still be redrawing the page when
+    the click comes, so Playwright never sees the box stable; the click is tried again once
+    the page is idle, and the last failure says what the box looked like."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(tries):
+        try:
+            box.click(timeout=10_000)
+            break
+        except PlaywrightTimeout:
+            if attempt == tries - 1:
+                raise AssertionError(
+                    f"selectbox never clickable: {box.evaluate('e => e.outerHTML')[:600]}"
+                ) from None
+            wait_idle(page)
     options = page.get_by_role("option")
     try:
         options.first.wait_for(timeout=1500)
-    except Exception:  # noqa: BLE001 - Playwright's TimeoutError: open it from the keyboard
+    except PlaywrightTimeout:  # only focused: open it from the keyboard
         page.keyboard.press("ArrowDown")
         options.first.wait_for()
     return options

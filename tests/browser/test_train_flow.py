@@ -8,7 +8,8 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from .conftest import assert_no_exception, charts, screenshot, wait_idle, wait_rendered
+from .conftest import (assert_no_exception, charts, open_box, screenshot, wait_idle,
+                       wait_rendered)
 
 expect = pytest.importorskip(
     "playwright.sync_api", reason="playwright is not importable; pip install -r requirements-dev.txt"
@@ -29,7 +30,7 @@ def select(page, label: str, option: str) -> None:
     """Choose ``option`` in the Streamlit selectbox labelled ``label``."""
     box = page.locator('[data-testid="stSelectbox"]').filter(
         has=page.locator('[data-testid="stWidgetLabel"]', has_text=re.compile(rf"^{label}$")))
-    box.click()
+    open_box(page, box)
     page.get_by_role("option", name=option, exact=True).click()
     wait_idle(page)
 
