@@ -290,8 +290,8 @@ with tabs[3]:
                "fixed. The sliders' face is the one of the last full page run.")
     shown = [i for i in range(D) if not active_only or kl[i] >= uv.INACTIVE_KL]
     for i in shown:
-        l, r = st.columns([1, 12], vertical_alignment="center")
-        l.markdown(f"**z{i}**" + ("" if kl[i] >= uv.INACTIVE_KL else "  \n*inactive*"))
+        lc, r = st.columns([1, 12], vertical_alignment="center")
+        lc.markdown(f"**z{i}**" + ("" if kl[i] >= uv.INACTIVE_KL else "  \n*inactive*"))
         show(r, uv.faces(grid[i]), width=int(W / 1.4) if D > 16 else W,
                 caption=[f"{v:+g}" for v in VALUES] if i == shown[0] else None)
 

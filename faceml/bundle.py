@@ -5,7 +5,8 @@
 
 writes ``models/NAME.keras`` (weights and preprocessing, no optimizer state),
 ``models/NAME.predictions.csv`` (its validation answers, for the Predict page's age intervals
-and rare-group warnings) and ``models/NAME.md`` — the card: data and split, preprocessing, the exact command that trained
+and rare-group warnings) and ``models/NAME.md`` — the card: data and split, preprocessing,
+the exact command that trained
 it, metrics overall and per group on the test split, intended use, limits and ethics.
 """
 
@@ -142,7 +143,8 @@ def _trained_line(run) -> str:
                if cfg.get("arch_params") else "")
             + f", {len(hist)} epochs on {dev.get('device', '?')} ({dev.get('backend', '?')}){per}; "
             f"optimizer {cfg['optimizer']} at {cfg['lr']:g} ({cfg['schedule']}), batch "
-            f"{cfg['batch_size']}, augmentation {', '.join(cfg.get('augmentation') or []) or 'none'}")
+            f"{cfg['batch_size']}, augmentation "
+            f"{', '.join(cfg.get('augmentation') or []) or 'none'}")
 
 
 def model_card(runs: list, name: str, frames: dict | None = None, test_path: str | None = None,

@@ -72,7 +72,8 @@ def _data_options(a) -> dict:
     try:
         edges = [int(e) for e in a.age_edges.split(",")] if a.age_edges else None
     except ValueError:
-        raise FaceMLError(f"--age-edges takes whole numbers like 18,40,65, not {a.age_edges!r}") from None
+        raise FaceMLError(
+            f"--age-edges takes whole numbers like 18,40,65, not {a.age_edges!r}") from None
     return PrepOptions(dataset=a.dataset, path=a.path, dataset_options=ds_opts, size=a.size,
                        color=a.color, fraction=a.fraction, seed=a.data_seed, age=a.age,
                        age_edges=edges)

@@ -33,7 +33,8 @@ class FacePreprocessing(keras.layers.Layer):
 
     def call(self, inputs):
         x = ops.cast(inputs, self.compute_dtype)
-        mean = ops.convert_to_tensor(np.asarray(self.mean, dtype="float32"), dtype=self.compute_dtype)
+        mean = ops.convert_to_tensor(np.asarray(self.mean, dtype="float32"),
+                                     dtype=self.compute_dtype)
         std = ops.convert_to_tensor(np.asarray(self.std, dtype="float32"), dtype=self.compute_dtype)
         return (x - mean) / std
 

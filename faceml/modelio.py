@@ -43,8 +43,10 @@ def load_model(path: str | Path, compile: bool = False):
         msg = str(e)
         if "safe_mode" in msg or "Lambda" in msg or "unsafe" in msg.lower():
             raise FaceMLError(f"{p.name} was refused: it contains code that would run on "
-                              "loading (e.g. a Lambda layer); only safe models are loaded") from None
-        raise FaceMLError(f"{p.name} could not be loaded as a model: {msg.splitlines()[0]}") from None
+                              "loading (e.g. a Lambda layer); only safe models are loaded"
+                              ) from None
+        raise FaceMLError(
+            f"{p.name} could not be loaded as a model: {msg.splitlines()[0]}") from None
     except (OSError, KeyError, TypeError, zipfile.BadZipFile) as e:
         raise FaceMLError(f"{p.name} could not be loaded as a model: {e}") from None
 

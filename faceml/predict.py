@@ -40,9 +40,9 @@ naming its size and the limit; so is a compressed PNG text chunk inflating past 
 1/8, 1/4, 1/2 that keeps ``FIRST_SIDE`` (480 px) on its long side (libjpeg's DCT scaling,
 Pillow's ``draft``): a 12–100 MP photo at 1/8, 354–1250 px. The detector works on that copy
 (it needs at most 512 px), the page shows it downscaled, and a face is cut from it when it
-has enough pixels there (for a 64 px model: a face of 512 px or more); otherwise the 1/4 or 1/2 copy (never
-more than ``MAX_DECODE_PIXELS`` = 25 MP) is decoded once for it. A progressive JPEG — what
-most phones and editors write — spends most of its decoding time Huffman-decoding its AC
+has enough pixels there (for a 64 px model: a face of 512 px or more); otherwise the 1/4 or 1/2
+copy (never more than ``MAX_DECODE_PIXELS`` = 25 MP) is decoded once for it. A progressive
+JPEG — what most phones and editors write — spends most of its decoding time Huffman-decoding its AC
 scans, which a 1/8 decode of the luma never uses: they are dropped before decoding (see
 :func:`_dc_only`; the luma of the 1/8 copy is bit-for-bit Pillow's own). Measured with
 ``bench/predict.py --photos`` on the shared portraits upscaled to 12–45 MP as progressive

@@ -110,7 +110,8 @@ class PrepOptions:
         if len(s) != 3 or min(s) < 0 or s[0] <= 0 or abs(sum(s) - 1) > 1e-6:
             raise ConfigError(f"split must be three fractions (train, val, test) summing to 1: {s}")
         if self.age not in AGE_MODES:
-            raise ConfigError(f"unknown age mode {self.age!r}; choose one of {', '.join(AGE_MODES)}")
+            raise ConfigError(
+                f"unknown age mode {self.age!r}; choose one of {', '.join(AGE_MODES)}")
         if self.age == "custom":
             age_bins("custom", self.age_edges)
 
@@ -138,7 +139,8 @@ def labels_for(opts: PrepOptions) -> dict[str, LabelSpec]:
     class-per-folder set) is scanned."""
     hosting.current().dataset_path(opts.dataset, opts.path)  # hosted: the allow-list only
     adapter = datasets.get(opts.dataset)
-    labels = dict(adapter.label_specs()) or dict(adapter.scan(opts.path, **opts.dataset_options).labels)
+    labels = dict(adapter.label_specs()) or dict(
+        adapter.scan(opts.path, **opts.dataset_options).labels)
     age = labels.get("age")
     if age is not None and age.kind == "years" and opts.age != "years":
         labels["age"] = _binned_age_spec(opts)

@@ -92,7 +92,9 @@ def list_sweeps(store: RunStore | None = None) -> list[dict]:
     store = store or RunStore()
     d = store.root / ".sweeps"
     out = []
-    for p in sorted(d.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True) if d.exists() else []:
+    found = sorted(d.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True) \
+        if d.exists() else []
+    for p in found:
         try:
             out.append(json.loads(p.read_text()))
         except (OSError, ValueError):
@@ -131,7 +133,8 @@ def run_curve_summary(run: Run, head: str | None = None) -> dict:
     return out
 
 
-def sweep_table(sweep: dict, store: RunStore | None = None, head: str | None = None) -> pd.DataFrame:
+def sweep_table(sweep: dict, store: RunStore | None = None,
+                head: str | None = None) -> pd.DataFrame:
     """One row per cell: the two hyperparameters, run id, state and curve summary."""
     store = store or RunStore()
     rows = []
@@ -167,7 +170,8 @@ def config_differences(runs: list[Run]) -> pd.DataFrame:
     flat = {r.id: _flatten(r.config) for r in runs}
     keys = sorted(set().union(*[f.keys() for f in flat.values()]))
     rows = {k: {rid: f.get(k) for rid, f in flat.items()} for k in keys}
-    diff = {k: v for k, v in rows.items() if len({json.dumps(x, default=str) for x in v.values()}) > 1}
+    diff = {k: v for k, v in rows.items()
+            if len({json.dumps(x, default=str) for x in v.values()}) > 1}
     return pd.DataFrame.from_dict(diff, orient="index", columns=[r.id for r in runs])
 
 

@@ -24,7 +24,8 @@ OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine", "plateau")
 AUGMENTATIONS = ("flip", "rotation", "zoom", "contrast")
 AUG_LAYERS = {"flip": {"type": "flip"}, "rotation": {"type": "rotation", "factor": 0.05},
-              "zoom": {"type": "zoom", "factor": 0.1}, "contrast": {"type": "contrast", "factor": 0.2}}
+              "zoom": {"type": "zoom", "factor": 0.1},
+              "contrast": {"type": "contrast", "factor": 0.2}}
 
 
 @dataclass
@@ -61,7 +62,8 @@ class TrainConfig:
         if int(self.epochs) < 1:
             raise ConfigError(f"epochs must be at least 1, not {self.epochs}")
         if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose {', '.join(OPTIMIZERS)}")
+            raise ConfigError(
+                f"unknown optimizer {self.optimizer!r}; choose {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"unknown schedule {self.schedule!r}; choose {', '.join(SCHEDULES)}")
         bad = [a for a in self.augmentation if a not in AUGMENTATIONS]
@@ -173,7 +175,8 @@ def make_optimizer(cfg: TrainConfig, steps_per_epoch: int):
 
     lr = float(cfg.lr)
     if cfg.schedule == "cosine":
-        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, steps_per_epoch * cfg.epochs))
+        lr = keras.optimizers.schedules.CosineDecay(
+            lr, decay_steps=max(1, steps_per_epoch * cfg.epochs))
     if cfg.optimizer == "adam":
         return keras.optimizers.Adam(lr)
     if cfg.optimizer == "adamw":
@@ -378,7 +381,8 @@ def train_run(run, prep: Prepared | None = None, progress=None) -> dict:
                       initial_epoch=start, validation_data=val if len(val[0]) else None,
                       callbacks=callbacks, verbose=0, shuffle=True)
         if engine.nan_epoch:
-            return run.set_status(state="failed", reason=f"loss became NaN at epoch {engine.nan_epoch}")
+            return run.set_status(state="failed",
+                                  reason=f"loss became NaN at epoch {engine.nan_epoch}")
         done_epochs = int(run.history()["epoch"].max()) if len(run.history()) else 0
         run.set_status(phase="evaluating")
         _store_results(run, cfg, prep, heads)
@@ -394,7 +398,8 @@ def train_run(run, prep: Prepared | None = None, progress=None) -> dict:
                               reason=f"could not read or write a file{where}: {_os_reason(e)}")
     except Exception as e:  # noqa: BLE001 - a run records why it failed instead of crashing
         msg = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-        if "ResourceExhausted" in msg or "out of memory" in msg.lower() or isinstance(e, MemoryError):
+        if ("ResourceExhausted" in msg or "out of memory" in msg.lower()
+                or isinstance(e, MemoryError)):
             msg = f"out of memory: {msg} — try a smaller batch size or image size"
         return run.set_status(state="failed", reason=msg, phase="")
 
@@ -436,7 +441,8 @@ def _store_results(run, cfg: TrainConfig, prep: Prepared, heads) -> None:
                 rec = vae.reconstruct(model, prep.x[idx])
                 xs = prep.x[idx].astype("float32") / 255
                 mse = float(np.mean((rec.astype("float32") / 255 - xs) ** 2))
-                base = float(np.mean((xs - prep.x[prep.split_index("train")].astype("float32").mean(0) / 255) ** 2))
+                mean = prep.x[prep.split_index("train")].astype("float32").mean(0) / 255
+                base = float(np.mean((xs - mean) ** 2))
                 out[split] = {"dataset": cfg.data.dataset, "split": split, "n": int(len(idx)),
                               "recon_mse": mse, "mean_image_mse": base}
         write_json_atomic(run.dir / "metrics.json", out)

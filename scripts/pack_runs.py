@@ -37,12 +37,14 @@ def main(runs_dir: str, out: str) -> None:
                 save_model(load_model(best, compile=False), out_dir / f"{d.name}.keras")
             cfg = json.loads((d / "config.json").read_text())
             status = json.loads((d / "status.json").read_text())
-            metrics = json.loads((d / "metrics.json").read_text()) if (d / "metrics.json").exists() else {}
+            metrics = json.loads((d / "metrics.json").read_text()) \
+                if (d / "metrics.json").exists() else {}
             summary = {"run": d.name, "arch": cfg["arch"], "params": cfg.get("arch_params"),
                        "lr": cfg["lr"], "batch": cfg["batch_size"], "epochs": cfg["epochs"],
                        "state": status.get("state"), "reason": status.get("reason", ""),
                        "device": (status.get("device") or {}).get("device")}
-            hist = json.loads((d / "history.json").read_text()) if (d / "history.json").exists() else []
+            hist = json.loads((d / "history.json").read_text()) \
+                if (d / "history.json").exists() else []
             secs = sorted(r["seconds"] for r in hist)
             summary["epochs_done"] = len(hist)
             summary["sec_per_epoch_median"] = round(secs[len(secs) // 2], 2) if secs else None

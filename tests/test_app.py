@@ -1,4 +1,5 @@
-"""Streamlit AppTest of the Data and Train pages (in-process; the browser flows are in tests/browser)."""
+"""Streamlit AppTest of the Data and Train pages (in-process; the browser flows are in
+tests/browser)."""
 
 import pytest
 from streamlit.testing.v1 import AppTest

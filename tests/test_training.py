@@ -34,7 +34,8 @@ class _NanAges(DatasetAdapter):
         return {"age": LabelSpec("age", "years")}
 
     def scan(self, path=None):
-        frame = pd.DataFrame({"source": [f"f{i}" for i in range(60)], "age": np.arange(60) % 50 + 1.0})
+        frame = pd.DataFrame({"source": [f"f{i}" for i in range(60)],
+                              "age": np.arange(60) % 50 + 1.0})
         return Scan(self.name, None, frame, self.label_specs())
 
     def read(self, scan, rows, size, color, progress=None):
@@ -46,7 +47,8 @@ def test_run_id_is_a_hash_of_the_canonical_config():
     assert a.run_id() == b.run_id()
     assert tiny(lr=0.01).run_id() != a.run_id()
     assert tiny(seed=1).run_id() != a.run_id()
-    assert tiny(augmentation=["zoom", "flip"]).run_id() == tiny(augmentation=["flip", "zoom"]).run_id()
+    assert (tiny(augmentation=["zoom", "flip"]).run_id()
+            == tiny(augmentation=["flip", "zoom"]).run_id())
     round_trip = TrainConfig.from_dict(json.loads(json.dumps(a.canonical())))
     assert round_trip.run_id() == a.run_id()
     assert round_trip.canonical() == a.canonical()

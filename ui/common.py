@@ -142,7 +142,8 @@ def dataset_picker() -> PrepOptions:
                                                    key=keep("data_seed", 0))))
     edges = None
     if age == "custom":
-        txt = kept("age_edges", st.text_input("Custom age edges", key=keep("age_edges", "18,40,65")))
+        txt = kept("age_edges", st.text_input("Custom age edges",
+                                              key=keep("age_edges", "18,40,65")))
         try:
             edges = [int(v) for v in txt.split(",") if v.strip()]
         except ValueError:

@@ -213,7 +213,8 @@ def default_cnn(x, *, image_size, color, heads, dense_units, dropout):
 
 
 def _conv_bn_relu(x, filters: int, block: str, tag: str, use_bias: bool = True):
-    """Conv 3×3 same + BatchNorm + relu, named ``{block}_conv{tag}``, ``_bn{tag}``, ``_relu{tag}``."""
+    """Conv 3×3 same + BatchNorm + relu, named ``{block}_conv{tag}``, ``_bn{tag}``,
+    ``_relu{tag}``."""
     x = L.Conv2D(filters, 3, padding="same", use_bias=use_bias, name=f"{block}_conv{tag}")(x)
     x = L.BatchNormalization(name=f"{block}_bn{tag}")(x)
     return L.Activation("relu", name=f"{block}_relu{tag}")(x)

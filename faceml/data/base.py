@@ -86,7 +86,8 @@ class Scan:
     """Adapter options (e.g. synthetic ``n``/``seed``) needed again by ``read``."""
 
     def fingerprint(self, rows: pd.DataFrame | None = None) -> str:
-        """A content key for ``rows`` (default: all): sources, plus file size and mtime where known."""
+        """A content key for ``rows`` (default: all): sources, plus file size and mtime where
+        known."""
         rows = self.frame if rows is None else rows
         h = hashlib.sha256()
         h.update(json.dumps([self.dataset, self.path, self.options], sort_keys=True,

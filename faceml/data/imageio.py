@@ -77,7 +77,8 @@ def open_image(source: str | Path | bytes, size: int | None = None, color: str =
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise DataError(f"image too large to decode safely ({e})") from None
     except FileNotFoundError:
-        raise DataError("image file is missing (moved or deleted since the dataset was scanned)") from None
+        raise DataError(
+            "image file is missing (moved or deleted since the dataset was scanned)") from None
     except UnidentifiedImageError:
         raise DataError("not an image file (or an image format Pillow cannot read)") from None
     except OSError as e:  # truncated JPEG, broken PNG, zero bytes...

@@ -24,7 +24,8 @@ from .conftest import (ROOT, START_TIMEOUT, AppServer, _free_port, _healthy, _ki
 from .test_train_flow import number, run_head, select, state_of
 
 expect = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not importable; pip install -r requirements-dev.txt"
+    "playwright.sync_api",
+    reason="playwright is not importable; pip install -r requirements-dev.txt"
 ).expect
 
 pytestmark = pytest.mark.browser

@@ -16,7 +16,8 @@ from .conftest import RERUN_TIMEOUT, assert_no_exception, open_box, wait_idle
 from .test_train_flow import launch_small, run_head, select, state_of
 
 expect = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not importable; pip install -r requirements-dev.txt"
+    "playwright.sync_api",
+    reason="playwright is not importable; pip install -r requirements-dev.txt"
 ).expect
 
 pytestmark = pytest.mark.browser

@@ -12,7 +12,8 @@ from .conftest import (assert_no_exception, charts, open_box, screenshot, wait_i
                        wait_rendered)
 
 expect = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not importable; pip install -r requirements-dev.txt"
+    "playwright.sync_api",
+    reason="playwright is not importable; pip install -r requirements-dev.txt"
 ).expect
 
 pytestmark = pytest.mark.browser

@@ -9,7 +9,8 @@ import pytest
 from .conftest import assert_no_exception, served_run, wait_idle, wait_rendered
 
 expect = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not importable; pip install -r requirements-dev.txt"
+    "playwright.sync_api",
+    reason="playwright is not importable; pip install -r requirements-dev.txt"
 ).expect
 
 pytestmark = pytest.mark.browser
