@@ -43,7 +43,7 @@ def make_run(store_root: Path, n: int, seed: int = 0, n_val: int = 500) -> str:
     from faceml.heads import HeadSpec
     from faceml.metrics import Interpretation, predictions_frame
     from faceml.preprocessing import PrepOptions
-    from faceml.runs import RunStore, write_json_atomic, write_text_atomic
+    from faceml.runs import RunStore
     from faceml.training import TrainConfig
 
     total = n + n_val
@@ -78,10 +78,8 @@ def make_run(store_root: Path, n: int, seed: int = 0, n_val: int = 500) -> str:
         metrics[split] = Interpretation(f, heads, dataset="synthetic", split=split).summary()
     import pandas as pd
 
-    write_text_atomic(run.dir / "predictions.csv", pd.concat(frames).to_csv(index=False))
-    write_json_atomic(run.dir / "metrics.json", metrics)
-    write_json_atomic(run.dir / "heads.json", [h.to_dict() for h in heads])
-    write_json_atomic(run.dir / "history.json", [{"epoch": 1, "loss": 1.0, "seconds": 1.0}])
+    run.write_results(pd.concat(frames), metrics, heads)
+    run.append_history({"epoch": 1, "loss": 1.0, "seconds": 1.0})
     run.set_status(state="done", finished=time.time())
     return run.id
 

@@ -88,18 +88,13 @@ def _as_run(run: Run | str, store: RunStore | None = None) -> Run:
 
 
 def run_heads(run: Run, frame: pd.DataFrame | None = None) -> list[HeadSpec]:
-    """The run's heads (``heads.json``; else recovered from its predictions frame)."""
-    p = run.dir / "heads.json"
-    if p.exists():
-        try:
-            return [HeadSpec.from_dict(h) for h in json.loads(p.read_text())]
-        except (OSError, ValueError, TypeError) as e:
-            raise RunDamaged(f"run {run.id}: heads.json is damaged ({e})") from None
-    if frame is not None:
-        from faceml.metrics import heads_from_frame
+    """The run's heads as stored; else recovered from its predictions ``frame``."""
+    heads = run.heads()
+    if heads or frame is None:
+        return heads
+    from faceml.metrics import heads_from_frame
 
-        return heads_from_frame(frame)
-    return []
+    return heads_from_frame(frame)
 
 
 _FRAMES = MemoryLRU(8)
@@ -110,22 +105,16 @@ def stored_predictions(run: Run | str) -> pd.DataFrame | None:
     when the run has stored none yet. Class names are read as text (a class called ``"1"`` stays
     ``"1"``)."""
     run = _as_run(run)
-    p = run.dir / "predictions.csv"
-    try:
-        st = p.stat()
-    except FileNotFoundError:
+    key = run.predictions_version()
+    if key is None:
         return None
-    key = (str(p), st.st_mtime_ns, st.st_size)
     hit = _FRAMES.get(key)
     if hit is not None:
         return hit
-    from faceml.metrics import read_predictions
-
-    heads = run_heads(run)
-    try:
-        frame = read_predictions(p, heads)
-    except (OSError, ValueError, pd.errors.ParserError) as e:
-        raise RunDamaged(f"run {run.id}: predictions.csv is damaged ({e})") from None
+    frame = run.predictions()
+    if frame is None:  # removed meanwhile
+        return None
+    heads = run.heads()
     cfg = run.config
     ckpt = checkpoint_info(run)
     frame.attrs.update(dataset=cfg.get("data", {}).get("dataset", ""), run=run.id,
@@ -160,7 +149,7 @@ def checkpoint_info(run: Run, which: str | None = None) -> dict:
     rec = _recorded_results(run) if which is None else None
     if which is None:
         which = rec["checkpoint"] if rec else (
-            "last" if run.has_model("last") and not run.has_model("best") else "best")
+            "last" if run.saved_checkpoint("best") == "last" else "best")
     if which not in ("best", "last"):
         raise ConfigError(f"unknown checkpoint {which!r}; choose best or last")
     try:
@@ -296,7 +285,7 @@ def _run_checkpoint(run: Run, notes: list[str]) -> Path:
     """The checkpoint to evaluate: best when the run is finished, last while it trains."""
     st = run.status()
     state = st.get("state", "queued")
-    best, last = run.model_path("best"), run.model_path("last")
+    best, last = run.checkpoint("best"), run.checkpoint("last")
     if state in ("running", "queued") or not best.exists():
         if not last.exists() and not best.exists():
             raise FaceMLError(f"run {run.id} has no saved model yet ({state}); wait for its "
@@ -321,7 +310,7 @@ def _load(model_or_run) -> tuple[Any, str, list[str], Run | None, dict | None]:
     if isinstance(model_or_run, Run):
         run = model_or_run
         path = _run_checkpoint(run, notes)
-        ckpt = checkpoint_info(run, "best" if path == run.model_path("best") else "last")
+        ckpt = checkpoint_info(run, "best" if path == run.checkpoint("best") else "last")
         return _load_file(path), f"run {run.id} ({path.name})", notes, run, ckpt
     if isinstance(model_or_run, str | Path):
         p = Path(model_or_run)

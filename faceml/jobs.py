@@ -146,7 +146,7 @@ def work(store: RunStore | None = None, once: bool = False, idle_exit: float = 2
         lock.acquire(timeout=wait)
     except Timeout:
         return 0
-    from faceml.runs import write_text_atomic
+    from faceml.io import write_text_atomic
     from faceml.training import train_run
 
     write_text_atomic(store.root / ".worker.pid", str(os.getpid()))

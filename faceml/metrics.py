@@ -326,16 +326,6 @@ def predictions_frame(sources: Sequence[str], heads: list[HeadSpec],
 
 # --- classification --------------------------------------------------------------------------
 
-def read_predictions(path, heads: list[HeadSpec]) -> pd.DataFrame:
-    """A stored predictions CSV, with class names kept as text (a class called "1" stays "1")."""
-    text = {"source": str, "split": str}
-    for h in heads:
-        if h.kind != "regression":
-            text[f"{h.name}_true"] = str
-            text[f"{h.name}_pred"] = str
-    return pd.read_csv(path, dtype=text)
-
-
 def classification_metrics(frame: pd.DataFrame, head: HeadSpec | str,
                            threshold: float | None = None, *, split: str | None = None,
                            ordered: bool | None = None) -> dict:

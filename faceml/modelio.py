@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
 from faceml.errors import FaceMLError
+from faceml.io import atomic_file, temp_beside
 
 
 def _register_custom_objects() -> None:
@@ -51,24 +51,11 @@ def load_model(path: str | Path, compile: bool = False):
         raise FaceMLError(f"{p.name} could not be loaded as a model: {e}") from None
 
 
-def _temp_beside(dest: Path) -> str:
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}-", suffix=".keras", dir=dest.parent)
-    os.close(fd)
-    return tmp
-
-
 def _write_atomic(dest: str | Path, write) -> None:
     """``write(tmp_path)`` to a temporary ``.keras`` beside ``dest``, then rename it into place,
     so a crash never leaves a half-written model."""
-    d = Path(dest)
-    tmp = _temp_beside(d)
-    try:
+    with atomic_file(dest, suffix=".keras") as tmp:
         write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a model file is meant to be shared
-        os.replace(tmp, d)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_model(model, path: str | Path) -> None:
@@ -94,12 +81,11 @@ def staged_checkpoint(model, last: str | Path, best: str | Path | None = None):
     temps: list[str] = []
     try:
         for i, dest in enumerate(targets):
-            temps.append(_temp_beside(dest))
+            temps.append(temp_beside(dest, suffix=".keras"))
             if i == 0:
                 model.save(temps[0])
             else:  # the same weights: a copy, not a second save
                 shutil.copyfile(temps[0], temps[i])
-            os.chmod(temps[i], 0o644)
         yield
         for tmp, dest in zip(temps[::-1], targets[::-1]):  # best first: last says "epoch done"
             os.replace(tmp, dest)

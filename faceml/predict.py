@@ -581,7 +581,7 @@ def reference_for_run(run: Run) -> Reference | None:
 def _reference_for_file(path: Path, meta: dict, heads: list[HeadSpec]) -> Reference | None:
     side = path.with_suffix(".predictions.csv")
     if side.is_file():
-        from faceml.metrics import read_predictions
+        from faceml.runs import read_predictions
 
         try:
             return Reference.from_frame(read_predictions(side, heads), heads, side.name)

@@ -7,8 +7,13 @@
         last.keras         the model after the last finished epoch (with optimizer state: resume)
         best.keras         the model with the best validation loss so far
         predictions.csv    per face predictions on val and test (see faceml.metrics)
+        heads.json         the model's heads (names, kinds, classes in output order)
         metrics.json       final metrics per split
+        STOP               present while a stop is requested
         log.txt            the worker's output for this run
+
+Only this module spells these names: everyone else asks a :class:`Run` (``checkpoint``,
+``heads``, ``predictions``, ``history``, ``metrics``, ``write_results``…).
 
 Every file is written to a temporary name and renamed into place, so a crash or a kill never
 leaves a half-written file; a run whose files are damaged anyway is listed as ``damaged`` and
@@ -22,6 +27,7 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,28 +35,13 @@ import pandas as pd
 
 from faceml import paths
 from faceml.errors import FaceMLError
+from faceml.heads import HeadSpec
+from faceml.io import write_json_atomic, write_text_atomic
 
 STATES = ("queued", "running", "done", "failed", "stopped")
 FINISHED = ("done", "failed", "stopped")
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 """What a run id may look like (a config hash, or a test's plain name): never a path."""
-
-
-def write_json_atomic(path: Path, obj) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=1, default=str))
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -85,6 +76,17 @@ def best_epoch(hist: pd.DataFrame) -> tuple[int | None, str | None]:
             if losses.notna().any():
                 return int(hist["epoch"].iloc[int(losses.idxmin())]), monitor
     return None, None
+
+
+def read_predictions(path: str | Path, heads: list[HeadSpec]) -> pd.DataFrame:
+    """A stored predictions CSV (a run's, or one shipped beside a bundled model), with class
+    names kept as text: a class called ``"1"`` stays ``"1"``."""
+    text = {"source": str, "split": str}
+    for h in heads:
+        if h.kind != "regression":
+            text[f"{h.name}_true"] = str
+            text[f"{h.name}_pred"] = str
+    return pd.read_csv(path, dtype=text)
 
 
 def valid_run_id(run_id) -> bool:
@@ -166,33 +168,89 @@ class Run:
         rows = self._read_json("history.json", [])
         write_json_atomic(self.dir / "history.json", [r for r in rows if r["epoch"] <= epochs])
 
-    def model_path(self, which: str = "best") -> Path:
+    @property
+    def kind(self) -> str:
+        """``"vae"`` or ``"classifier"`` (RunDamaged when config.json holds no configuration)."""
+        return "vae" if self.train_config().is_vae else "classifier"
+
+    def checkpoint(self, which: str = "best") -> Path:
+        """Where the ``best`` or ``last`` checkpoint is (or will be written)."""
+        if which not in ("best", "last"):
+            raise FaceMLError(f"unknown checkpoint {which!r}; choose best or last")
         return self.dir / f"{which}.keras"
 
-    def has_model(self, which: str = "best") -> bool:
-        return self.model_path(which).exists()
+    def has_checkpoint(self, which: str = "best") -> bool:
+        return self.checkpoint(which).exists()
+
+    def saved_checkpoint(self, prefer: str = "best") -> str | None:
+        """``prefer`` when it was saved, else the other one; None before the first epoch."""
+        other = "last" if prefer == "best" else "best"
+        return next((w for w in (prefer, other) if self.has_checkpoint(w)), None)
 
     def load_model(self, which: str = "best"):
         """Load a checkpoint with ``safe_mode=True`` (falls back from best to last)."""
         from faceml.modelio import load_model
 
-        p = self.model_path(which)
+        p = self.checkpoint(which)
         if not p.exists() and which == "best":
-            p = self.model_path("last")
+            p = self.checkpoint("last")
         if not p.exists():
             raise FaceMLError(f"run {self.id} has no saved model yet")
         return load_model(p)
 
-    def predictions(self) -> pd.DataFrame | None:
-        p = self.dir / "predictions.csv"
-        if not p.exists():
-            return None
+    def heads(self) -> list[HeadSpec]:
+        """The model's heads as training stored them (``[]`` before training stored any)."""
+        rows = self._read_json("heads.json", [], kind=list)
         try:
-            return pd.read_csv(p, dtype={"source": str})
+            return [HeadSpec.from_dict(h) for h in rows]
+        except (TypeError, ValueError, KeyError, AttributeError) as e:
+            raise RunDamaged(f"run {self.id}: heads.json is damaged ({e})") from None
+
+    def has_predictions(self) -> bool:
+        return self._predictions_path.exists()
+
+    @property
+    def _predictions_path(self) -> Path:
+        return self.dir / "predictions.csv"
+
+    def predictions_version(self) -> tuple | None:
+        """Changes whenever the stored predictions do (None: none stored)."""
+        try:
+            st = self._predictions_path.stat()
+        except FileNotFoundError:
+            return None
+        return (str(self._predictions_path), st.st_mtime_ns, st.st_size)
+
+    def predictions(self) -> pd.DataFrame | None:
+        """The stored predictions on val and test (class names as text), or None before
+        training stored any."""
+        if not self.has_predictions():
+            return None
+        heads = self.heads()
+        try:
+            return read_predictions(self._predictions_path, heads)
         except (OSError, ValueError) as e:  # pandas' ParserError and decode errors included
             raise RunDamaged(f"run {self.id}: predictions.csv is damaged "
                              f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") \
                 from None
+
+    def write_results(self, predictions: pd.DataFrame, metrics: dict,
+                      heads: list[HeadSpec]) -> None:
+        """Store a classifier's predictions on val and test, its metrics and its heads."""
+        write_text_atomic(self._predictions_path, predictions.to_csv(index=False))
+        self.write_metrics(metrics)
+        write_json_atomic(self.dir / "heads.json", [h.to_dict() for h in heads])
+
+    RECORDS = ("config.json", "status.json", "history.json", "metrics.json", "heads.json",
+               "predictions.csv")
+
+    def records(self) -> list[Path]:
+        """The run's record files that exist (everything but checkpoints, logs and flags):
+        what travels back from a GPU server with the chosen checkpoint."""
+        return [self.dir / n for n in self.RECORDS if (self.dir / n).exists()]
+
+    def write_metrics(self, metrics: dict) -> None:
+        write_json_atomic(self.dir / "metrics.json", metrics)
 
     def metrics(self) -> dict:
         return self._read_json("metrics.json", {}, kind=dict)
@@ -289,6 +347,20 @@ class RunStore:
 
     def table(self) -> pd.DataFrame:
         return pd.DataFrame([r.summary() for r in self.list()])
+
+    def find(self, kind: str | None = None, state: str | Sequence[str] | None = None
+             ) -> list[Run]:
+        """The runs of this ``kind`` (``"vae"``/``"classifier"``) in this ``state`` (one or
+        several), oldest first; damaged runs match no kind and no state."""
+        states = (state,) if isinstance(state, str) else state
+        out = []
+        for r in self.list():
+            try:
+                if kind in (None, r.kind) and (states is None or r.state in states):
+                    out.append(r)
+            except RunDamaged:
+                continue
+        return out
 
     def queued(self) -> list[Run]:
         """Queued runs, oldest first (the order jobs were launched)."""

@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from faceml.errors import ConfigError, FaceMLError
-from faceml.runs import Run, RunDamaged, RunStore, write_json_atomic
+from faceml.io import write_json_atomic
+from faceml.runs import Run, RunDamaged, RunStore
 from faceml.training import TrainConfig
 
 # hyperparameters a sweep may vary, with the type of their values

@@ -309,12 +309,12 @@ def _engine_callback(run, cfg: TrainConfig, start_epoch: int):
             # last (and best: the same weights, copied) are written aside, the epoch recorded,
             # then both renamed into place: a failed write leaves every file at the last epoch
             try:
-                with staged_checkpoint(self.model, run.model_path("last"),
-                                       run.model_path("best") if better else None):
+                with staged_checkpoint(self.model, run.checkpoint("last"),
+                                       run.checkpoint("best") if better else None):
                     row["time"] = time.time()  # wall clock after saving: incl. checkpoints
                     run.append_history(row)
             except OSError as e:
-                kept = (f"the checkpoint of epoch {epoch} is kept" if run.has_model("last")
+                kept = (f"the checkpoint of epoch {epoch} is kept" if run.has_checkpoint("last")
                         else "no checkpoint was saved yet")
                 raise CheckpointError(
                     f"could not save the checkpoint of epoch {epoch + 1}: {_os_reason(e)}; "
@@ -358,10 +358,10 @@ def train_run(run, prep: Prepared | None = None, progress=None) -> dict:
             raise FaceMLError("the training split is empty")
         steps = math.ceil(len(x) / cfg.batch_size)
         hist = run.history()
-        start = int(hist["epoch"].max()) if len(hist) and run.has_model("last") else 0
+        start = int(hist["epoch"].max()) if len(hist) and run.has_checkpoint("last") else 0
         if start:
             # compiled load: weights, optimizer state and schedule position all come back
-            model = load_model(run.model_path("last"), compile=True)
+            model = load_model(run.checkpoint("last"), compile=True)
             allow_jax_jit(model)
         else:
             run.truncate_history(0)
@@ -408,7 +408,7 @@ def results_checkpoint(run) -> dict | None:
     """Which checkpoint a run's stored predictions and metrics come from: ``best`` (the epoch
     with the lowest validation loss, or training loss without a validation split) or ``last``
     when there is no best. ``{"checkpoint", "epoch", "monitor"}``; None before any."""
-    which = "best" if run.has_model("best") else "last" if run.has_model("last") else None
+    which = run.saved_checkpoint("best")
     if which is None:
         return None
     from faceml.runs import best_epoch
@@ -425,7 +425,6 @@ def _store_results(run, cfg: TrainConfig, prep: Prepared, heads) -> None:
     """Predictions of the best model on val and test, and metrics per split; the status
     records which checkpoint they come from (``results``)."""
     from faceml.metrics import Interpretation, predictions_frame
-    from faceml.runs import write_json_atomic
 
     source = results_checkpoint(run)
     if source is None:
@@ -445,7 +444,7 @@ def _store_results(run, cfg: TrainConfig, prep: Prepared, heads) -> None:
                 base = float(np.mean((xs - mean) ** 2))
                 out[split] = {"dataset": cfg.data.dataset, "split": split, "n": int(len(idx)),
                               "recon_mse": mse, "mean_image_mse": base}
-        write_json_atomic(run.dir / "metrics.json", out)
+        run.write_metrics(out)
         run.set_status(results=source)
         return
     frames, metrics = [], {}
@@ -462,11 +461,7 @@ def _store_results(run, cfg: TrainConfig, prep: Prepared, heads) -> None:
         metrics[split] = Interpretation(f, heads, dataset=cfg.data.dataset, split=split).summary()
     import pandas as pd
 
-    from faceml.runs import write_text_atomic
-
-    write_text_atomic(run.dir / "predictions.csv", pd.concat(frames).to_csv(index=False))
-    write_json_atomic(run.dir / "metrics.json", metrics)
-    write_json_atomic(run.dir / "heads.json", [h.to_dict() for h in heads])
+    run.write_results(pd.concat(frames), metrics, heads)
     run.set_status(results=source)
 
 

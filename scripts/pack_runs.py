@@ -18,34 +18,32 @@ import sys
 import tarfile
 from pathlib import Path
 
-RECORDS = ("config.json", "status.json", "history.json", "metrics.json", "heads.json",
-           "predictions.csv")
-
 
 def main(runs_dir: str, out: str) -> None:
     from faceml.modelio import load_model, save_model
+    from faceml.runs import RunDamaged, RunStore
 
-    runs, out_dir = Path(runs_dir), Path(out)
+    out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tarfile.open(out_dir / "runs.tgz", "w:gz") as tar:
-        for d in sorted(p for p in runs.iterdir() if (p / "config.json").exists()):
-            for name in RECORDS:
-                if (d / name).exists():
-                    tar.add(d / name, arcname=f"{d.name}/{name}")
-            best = d / "best.keras" if (d / "best.keras").exists() else d / "last.keras"
-            if best.exists():
-                save_model(load_model(best, compile=False), out_dir / f"{d.name}.keras")
-            cfg = json.loads((d / "config.json").read_text())
-            status = json.loads((d / "status.json").read_text())
-            metrics = json.loads((d / "metrics.json").read_text()) \
-                if (d / "metrics.json").exists() else {}
-            summary = {"run": d.name, "arch": cfg["arch"], "params": cfg.get("arch_params"),
+        for run in sorted(RunStore(runs_dir).list(), key=lambda r: r.id):
+            for f in run.records():
+                tar.add(f, arcname=f"{run.id}/{f.name}")
+            which = run.saved_checkpoint("best")
+            if which:
+                save_model(load_model(run.checkpoint(which), compile=False),
+                           out_dir / f"{run.id}.keras")
+            try:
+                cfg, status, metrics = run.config, run.status(), run.metrics()
+                hist = run.history()
+            except RunDamaged as e:
+                print(json.dumps({"run": run.id, "damaged": str(e)}))
+                continue
+            summary = {"run": run.id, "arch": cfg["arch"], "params": cfg.get("arch_params"),
                        "lr": cfg["lr"], "batch": cfg["batch_size"], "epochs": cfg["epochs"],
                        "state": status.get("state"), "reason": status.get("reason", ""),
                        "device": (status.get("device") or {}).get("device")}
-            hist = json.loads((d / "history.json").read_text()) \
-                if (d / "history.json").exists() else []
-            secs = sorted(r["seconds"] for r in hist)
+            secs = sorted(hist["seconds"]) if "seconds" in hist else []
             summary["epochs_done"] = len(hist)
             summary["sec_per_epoch_median"] = round(secs[len(secs) // 2], 2) if secs else None
             for split in ("val", "test"):

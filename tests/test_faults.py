@@ -65,8 +65,8 @@ def test_a_failed_checkpoint_write_fails_the_run_and_keeps_the_previous_one(monk
                             "run."), st["reason"]
     assert str(run.dir) not in st["reason"]  # no server path in what a visitor reads
     # the previous checkpoints are intact and agree with the history
-    assert digest(run.model_path("last")) == seen["last"]
-    assert digest(run.model_path("best")) == seen["best"]
+    assert digest(run.checkpoint("last")) == seen["last"]
+    assert digest(run.checkpoint("best")) == seen["best"]
     assert run.history()["epoch"].tolist() == [1]
     assert not leftovers(run), leftovers(run)
     run.load_model("last")  # loads: not the half-written file
@@ -106,7 +106,7 @@ def test_a_full_disk_fails_the_run_with_the_reason_and_keeps_the_checkpoint(smal
     one = tiny(epochs=1, seed=4)
     r, _ = probe.create(one.run_id(), one.canonical())
     assert train_run(r)["state"] == "done"
-    size = r.model_path("last").stat().st_size
+    size = r.checkpoint("last").stat().st_size
     # room for epoch 1 (last + best) and the small JSON files, not for a third model
     disk = small_disk((int(2.5 * size) // 4096 + 16) * 4096)
     store = RunStore(disk / "runs")

@@ -56,7 +56,7 @@ def test_stop_then_kill_then_resume_continue_from_the_last_epoch():
     assert st["state"] == "stopped", st
     assert "stopped by the user" in st["reason"]
     stopped_at = int(run.history()["epoch"].max())
-    assert run.has_model("last")
+    assert run.has_checkpoint("last")
     before = run.history().set_index("epoch")["loss"]
 
     # resume, then SIGKILL the worker mid-training: the run shows as crashed

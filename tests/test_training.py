@@ -87,7 +87,7 @@ def test_train_run_stores_everything():
     hist = run.history()
     assert hist["epoch"].tolist() == [1, 2]
     assert {"loss", "val_loss", "seconds", "eyewear_accuracy", "age_mae"} <= set(hist.columns)
-    assert run.has_model("best") and run.has_model("last")
+    assert run.has_checkpoint("best") and run.has_checkpoint("last")
     assert run.status()["device"]["backend"] == "tensorflow"
     preds = run.predictions()
     assert set(preds["split"]) == {"val", "test"}
@@ -194,7 +194,7 @@ def test_stored_results_say_which_checkpoint_they_come_from():
     best_epoch = int(hist.loc[hist["val_loss"].idxmin(), "epoch"])
     assert st["results"] == {"checkpoint": "best", "epoch": best_epoch, "monitor": "val_loss"}
     assert results_checkpoint(run) == st["results"]
-    run.model_path("best").unlink()  # without a best checkpoint the last one is used
+    run.checkpoint("best").unlink()  # without a best checkpoint the last one is used
     assert results_checkpoint(run) == {"checkpoint": "last", "epoch": 3, "monitor": "val_loss"}
 
 
@@ -204,4 +204,4 @@ def test_checkpoints_leave_no_temporary_files_behind():
     run, _ = store.create(cfg.run_id(), cfg.canonical())
     assert train_run(run)["state"] == "done"
     assert not [p.name for p in run.dir.iterdir() if p.name.startswith(".")]
-    assert run.has_model("best") and run.has_model("last")
+    assert run.has_checkpoint("best") and run.has_checkpoint("last")

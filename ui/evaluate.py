@@ -122,14 +122,14 @@ def run_view(run: Run, split: str) -> View:
     """The run's stored predictions on ``split``; its last checkpoint while it trains (or when
     it stored none)."""
     state = run.status().get("state", "queued")
-    pred = run.dir / "predictions.csv"
-    if state in ("running", "queued") or not pred.exists():
-        path = run.model_path("last") if run.has_model("last") else run.model_path("best")
+    stored = run.predictions_version()
+    if state in ("running", "queued") or stored is None:
+        path = run.checkpoint(run.saved_checkpoint("last") or "last")
         key = json.dumps(["checkpoint", str(run.dir), _stamp(path), split])
         return _computed_view(key, f"Evaluating run {run.id}'s last checkpoint",
                               lambda cb: ev.evaluate_model(run, None, split, progress=cb),
                               "checkpoint")
-    key = json.dumps(["stored", str(run.dir), _stamp(pred), split])
+    key = json.dumps(["stored", str(run.dir), list(stored[1:]), split])
     store = _views()
     hit = store.get(key)
     if hit is None:
@@ -142,7 +142,7 @@ def run_view(run: Run, split: str) -> View:
 
 
 def cross_view(run: Run, data: dict, split: str) -> View:
-    path = run.model_path("best") if run.has_model("best") else run.model_path("last")
+    path = run.checkpoint(run.saved_checkpoint("best") or "best")
     key = json.dumps(["cross", str(run.dir), _stamp(path), data, split], sort_keys=True,
                      default=str)
     from faceml.preprocessing import PrepOptions
@@ -167,9 +167,7 @@ def evaluable_runs(store: RunStore) -> list[dict]:
         if cfg.get("arch") == "vae" or not cfg.get("heads"):
             continue
         state = st_.get("state", "queued")
-        has_pred = (run.dir / "predictions.csv").exists()
-        has_model = run.has_model("last") or run.has_model("best")
-        if not has_pred and not has_model:
+        if not run.has_predictions() and run.saved_checkpoint() is None:
             continue
         rows.append({"run": run, "id": run.id, "state": state,
                      "dataset": cfg.get("data", {}).get("dataset", ""),

@@ -90,12 +90,15 @@ class Choice:
     def stamp(self) -> tuple:
         from pathlib import Path
 
-        p = (Path(self.root) / self.ident / "best.keras") if self.kind == "run" \
-            else Path(self.ident)
         try:
+            if self.kind == "run":
+                run = RunStore(self.root).get(self.ident)
+                p = run.checkpoint(run.saved_checkpoint("best") or "best")
+            else:
+                p = Path(self.ident)
             st_ = p.stat()
             return (st_.st_mtime_ns, st_.st_size)
-        except OSError:
+        except (OSError, FaceMLError):
             return (0, 0)
 
     def load(self) -> Predictor:
@@ -114,7 +117,7 @@ def model_choices(store: RunStore) -> list[Choice]:
             continue
         if state != "done" or cfg.get("arch") == "vae" or not cfg.get("heads"):
             continue
-        if not (run.has_model("best") or run.has_model("last")):
+        if run.saved_checkpoint() is None:
             continue
         created = run.status().get("created") or 0
         runs.append((created, Choice("run", run.id, f"Run {run.id} · {cfg['data']['dataset']} · "

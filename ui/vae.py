@@ -39,7 +39,7 @@ def usable(run: Run) -> bool:
         state = run.status().get("state")
     except RunDamaged:
         return False
-    return state in ("done", "stopped") and (run.has_model("best") or run.has_model("last"))
+    return state in ("done", "stopped") and run.saved_checkpoint() is not None
 
 
 def vae_runs(store: RunStore) -> list[Run]:
@@ -67,13 +67,13 @@ def classifiers_for(store: RunStore, data: dict) -> list[Run]:
     for r in reversed(store.list()):
         cfg = _config(r)
         if cfg.get("arch") and cfg.get("arch") != "vae" and usable(r) \
-                and same_data(cfg.get("data", {}), data) and (r.dir / "heads.json").exists():
+                and same_data(cfg.get("data", {}), data) and _has_heads(r):
             out.append(r)
     return out
 
 
 def model_file(run: Run) -> Path:
-    return run.model_path("best") if run.has_model("best") else run.model_path("last")
+    return run.checkpoint(run.saved_checkpoint("best") or "best")
 
 
 def model_key(run: Run) -> tuple[str, float]:
@@ -244,16 +244,19 @@ def selected_index(event) -> int | None:
 
 # --------------------------------------------------------------------------- classifier
 
-def head_specs(run: Run):
-    """The run's heads (heads.json)."""
-    import json
-
-    from faceml.heads import HeadSpec
-
+def _has_heads(run: Run) -> bool:
     try:
-        return [HeadSpec.from_dict(d) for d in json.loads((run.dir / "heads.json").read_text())]
-    except (OSError, ValueError, TypeError) as e:
-        raise FaceMLError(f"run {run.id}: heads.json is missing or damaged ({e})") from None
+        return bool(run.heads())
+    except RunDamaged:
+        return False
+
+
+def head_specs(run: Run):
+    """The run's heads, as training stored them."""
+    heads = run.heads()
+    if not heads:
+        raise FaceMLError(f"run {run.id} has stored no heads (it never finished training)")
+    return heads
 
 
 def classify(model, img: np.ndarray) -> dict[str, np.ndarray]:
