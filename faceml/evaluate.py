@@ -238,7 +238,8 @@ def group_members(interp: Interpretation, head: HeadSpec | str, by: list[str], v
                   threshold: float | None = None) -> pd.DataFrame:
     """The faces of one row of :func:`breakdown` (``values``: its ``by`` columns), worst
     first (highest loss; mistakes and correct faces both)."""
-    from faceml.metrics import GROUP_PREFIX, age_groups
+    from faceml.data.ages import age_groups
+    from faceml.metrics import GROUP_PREFIX
 
     rows = interp.top_losses(head, only_wrong=False, threshold=threshold)
     mask = np.ones(len(rows), dtype=bool)
@@ -366,7 +367,7 @@ def _mapping_note(dataset: str, label: str, before: pd.Series, after: pd.Series)
 def _true_values(sub: pd.DataFrame, h: HeadSpec, spec, dataset: str, own: PrepOptions | None,
                  notes: list[str]) -> np.ndarray:
     """The true values of head ``h`` in the model's terms (class names or years)."""
-    from faceml.data.mapping import bin_years, translate
+    from faceml.data.mapping import translate
 
     col = sub[h.name]
     if h.kind == "regression":
@@ -385,21 +386,14 @@ def _true_values(sub: pd.DataFrame, h: HeadSpec, spec, dataset: str, own: PrepOp
         out = translate(col, h.name, h.classes)
     except DataError:
         # age bins of another scheme: through representative years into the model's scheme
-        from faceml.preprocessing import AGE_SCHEMES
+        from faceml.data.ages import AGE_SCHEMES, rebin
 
         scheme = own.age if own is not None else None
         if h.name != "age" or scheme not in (*AGE_SCHEMES, "custom"):
             raise
-        from faceml.preprocessing import age_bins, bin_ages
-
-        years = col.map(lambda v: bin_years(v) if isinstance(v, str) else v)
-        years = pd.to_numeric(years, errors="coerce")
-        if years[col.notna()].isna().any():
+        out = rebin(col, scheme, own.age_edges)
+        if out is None:
             raise
-        names = age_bins(scheme, own.age_edges)[1]
-        idx = bin_ages(years.to_numpy(dtype=float), scheme, own.age_edges)
-        out = pd.Series([names[i] if not np.isnan(y) else None for i, y in zip(idx, years)],
-                        index=col.index, dtype=object)
     note = _mapping_note(dataset, h.name, col, out)
     if note:
         notes.append(note)

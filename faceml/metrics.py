@@ -69,15 +69,14 @@ from sklearn.metrics import (
     root_mean_squared_error,
 )
 
+from faceml.data.ages import AGE_DECADES, age_groups
 from faceml.errors import FaceMLError
 from faceml.heads import HeadSpec
 
 __all__ = [
-    "AGE_DECADES",
     "GROUP_PREFIX",
     "Interpretation",
     "MetricsInputError",
-    "age_groups",
     "bootstrap_ci",
     "cell_members",
     "classification_metrics",
@@ -94,8 +93,6 @@ __all__ = [
 ]
 
 GROUP_PREFIX = "group_"
-AGE_DECADES: tuple[float, ...] = (0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100, math.inf)
-"""Default age-group edges (years): ``[0, 10), [10, 20), ..., [90, 100), [100, inf)``."""
 
 ZERO_DIVISION = 0.0
 _RESERVED = ("source", "split")
@@ -594,29 +591,6 @@ def top_losses(frame: pd.DataFrame, head: HeadSpec | str, true_class: str | None
 
 
 # --- regression ------------------------------------------------------------------------------
-
-def age_groups(years, edges: Sequence[float] | None = None) -> pd.Categorical:
-    """Ages binned into ``[edges[i], edges[i+1])`` (default: decades, :data:`AGE_DECADES`).
-
-    Labels read ``"20-29"`` for whole-year edges (``"100+"`` for an open last bin), else
-    ``"[2.5, 7.5)"``. Ages outside the edges are missing.
-    """
-    e = [float(x) for x in (AGE_DECADES if edges is None else edges)]
-    if len(e) < 2 or any(b <= a for a, b in zip(e, e[1:])):
-        raise MetricsInputError(f"age-group edges must be at least two increasing numbers, "
-                                f"got {list(edges) if edges is not None else e}")
-    labels = []
-    for a, b in zip(e, e[1:]):
-        whole = float(a).is_integer() and (math.isinf(b) or float(b).is_integer())
-        if math.isinf(b):
-            labels.append(f"{a:g}+")
-        elif whole:
-            labels.append(f"{a:g}-{b - 1:g}")
-        else:
-            labels.append(f"[{a:g}, {b:g})")
-    values = np.asarray(years, dtype=np.float64)
-    return pd.Categorical(pd.cut(values, bins=e, right=False, labels=labels))
-
 
 def regression_metrics(frame: pd.DataFrame, head: HeadSpec | str,
                        groups: Sequence[float] | None = AGE_DECADES, *,

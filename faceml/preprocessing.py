@@ -23,6 +23,7 @@ from sklearn.utils.class_weight import compute_sample_weight
 from faceml import data as datasets
 from faceml import hosting
 from faceml.cache import ArrayCache, make_key
+from faceml.data.ages import AGE_MODES, age_bins, bin_ages
 from faceml.data.base import SPLITS, BadItem, LabelSpec, Progress, check_color
 from faceml.errors import ConfigError, DataError, FaceMLError
 from faceml.heads import HeadSpec
@@ -44,45 +45,6 @@ def channel_stats(x: np.ndarray, batch: int = 4096) -> tuple[list[float], list[f
     mean = total / count
     var = np.maximum(sq / count - mean * mean, 0.0)
     return mean.tolist(), np.sqrt(var).tolist()
-
-
-# --- age bins -------------------------------------------------------------------------------
-# Each scheme: the lower edge (in years) of every bin after the first, and the bins' names.
-AGE_SCHEMES: dict[str, tuple[list[int], list[str]]] = {
-    "decades": ([10, 20, 30, 40, 50, 60, 70, 80, 90],
-                ["0-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "70-79", "80-89",
-                 "90+"]),
-    # the six life stages of the UTKFace-CSV notebook
-    "life6": ([3, 13, 20, 40, 60],
-              ["infant (0-2)", "child (3-12)", "teen (13-19)", "young adult (20-39)",
-               "middle-aged (40-59)", "senior (60+)"]),
-    # FairFace's nine bins
-    "fairface9": ([3, 10, 20, 30, 40, 50, 60, 70],
-                  ["0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69",
-                   "more than 70"]),
-}
-AGE_MODES = ("years", *AGE_SCHEMES, "custom")
-
-
-def age_bins(scheme: str, edges: list[int] | None = None) -> tuple[list[int], list[str]]:
-    """Edges and names of an age scheme; ``custom`` takes increasing integer ``edges``."""
-    if scheme in AGE_SCHEMES:
-        return AGE_SCHEMES[scheme]
-    if scheme != "custom":
-        raise ConfigError(f"unknown age scheme {scheme!r}; choose one of {', '.join(AGE_MODES)}")
-    if not edges:
-        raise ConfigError("custom age bins need at least one edge, e.g. 18,40,65")
-    e = [int(v) for v in edges]
-    if any(b <= a for a, b in zip(e, e[1:])) or e[0] <= 0:
-        raise ConfigError(f"custom age edges must be positive and increasing: {edges}")
-    names = [f"0-{e[0] - 1}"] + [f"{a}-{b - 1}" for a, b in zip(e, e[1:])] + [f"{e[-1]}+"]
-    return e, names
-
-
-def bin_ages(years: np.ndarray, scheme: str, edges: list[int] | None = None) -> np.ndarray:
-    """Bin index of each age: bin i holds ages in ``[edges[i-1], edges[i])``."""
-    e, _ = age_bins(scheme, edges)
-    return np.digitize(np.asarray(years, dtype=float), e, right=False)
 
 
 # --- options --------------------------------------------------------------------------------

@@ -7,9 +7,9 @@ import math
 import pandas as pd
 import pytest
 
+from faceml.data.ages import age_bin_range, bin_years, years_to_bin
 from faceml.data.mapping import (FAIRFACE_AGE_BINS, FAIRFACE_RACES, GENDERS, UTKFACE_RACES,
-                                 age_bin_range, bin_years, gender_of, translate, uncovered,
-                                 years_to_bin)
+                                 gender_of, translate, uncovered)
 from faceml.errors import DataError
 
 

@@ -10,7 +10,8 @@ import pytest
 from faceml import data as datasets
 from faceml.data.base import DatasetAdapter, LabelSpec, Scan
 from faceml.errors import ConfigError, DataError
-from faceml.preprocessing import (PrepOptions, age_bins, bin_ages, channel_stats, prepare)
+from faceml.data.ages import age_bins, bin_ages
+from faceml.preprocessing import PrepOptions, channel_stats, prepare
 
 SYN = dict(dataset="synthetic", dataset_options={"n": 600}, size=24)
 

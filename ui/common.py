@@ -13,7 +13,8 @@ from faceml import data as datasets
 from faceml import hosting
 from faceml.cache import MemoryLRU
 from faceml.errors import FaceMLError
-from faceml.preprocessing import AGE_MODES, PrepOptions, prepare
+from faceml.data.ages import AGE_MODES
+from faceml.preprocessing import PrepOptions, prepare
 
 
 def policy() -> hosting.HostingPolicy:

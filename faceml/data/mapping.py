@@ -11,12 +11,11 @@ The tables below are the whole declaration; :func:`translate` applies them::
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
+from faceml.data.ages import bin_years, years_to_bin
 from faceml.errors import DataError
 
 # -- class sets of the built-in datasets ---------------------------------------------------------
@@ -48,13 +47,6 @@ FAIRFACE_TO_UTKFACE_RACE: dict[str, str] = {
 UTKFACE_TO_FAIRFACE_RACE: dict[str, str] = {"White": "White", "Black": "Black",
                                             "Indian": "Indian"}
 
-# -- age: FairFace bins <-> years ------------------------------------------------------------------
-AGE_BIN_YEARS: dict[str, float] = {
-    "0-2": 1.0, "3-9": 6.0, "10-19": 14.5, "20-29": 24.5, "30-39": 34.5, "40-49": 44.5,
-    "50-59": 54.5, "60-69": 64.5, "more than 70": 75.0,
-}
-"""A bin's representative age in years (its midpoint; 75 for the open top bin)."""
-
 # label -> the class-name tables tried, in order, for values not already in the target classes
 TABLES: dict[str, list[Mapping[str, str]]] = {
     "gender": [GENDER_SYNONYMS],
@@ -72,44 +64,6 @@ KNOWN_CLASS_SETS: dict[tuple[str, ...], str] = {
 def gender_of(name: str) -> str | None:
     """``"Male"``/``"Female"`` for a gender name in any case (``men``, ``F``...), else None."""
     return GENDER_SYNONYMS.get(str(name).strip().lower())
-
-
-# -- age bins -------------------------------------------------------------------------------------
-_RANGE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
-_OPEN = re.compile(r"^\s*(?:more than|over|>=?)\s*(\d+)\s*$"
-                   r"|^\s*(\d+)\s*(?:\+|and over|or more)\s*$", re.IGNORECASE)
-
-
-def age_bin_range(name: str) -> tuple[float, float] | None:
-    """``(low, high)`` years of a bin name (high inclusive; ``inf`` for an open top bin):
-    ``"20-29"`` → (20, 29), ``"more than 70"``/``"70+"`` → (70, inf); None if not a bin."""
-    m = _RANGE.match(str(name))
-    if m:
-        return float(m[1]), float(m[2])
-    m = _OPEN.match(str(name))
-    if m:
-        return float(m[1] or m[2]), math.inf
-    return None
-
-
-def bin_years(name: str) -> float | None:
-    """A bin's representative age: :data:`AGE_BIN_YEARS`, else the midpoint of its range."""
-    if name in AGE_BIN_YEARS:
-        return AGE_BIN_YEARS[name]
-    r = age_bin_range(name)
-    if r is None:
-        return None
-    lo, hi = r
-    return lo + 5.0 if math.isinf(hi) else (lo + hi) / 2.0
-
-
-def years_to_bin(years: float, bins: Sequence[str]) -> str | None:
-    """The bin of ``bins`` holding ``years`` (bins are ``"a-b"`` or open ``"more than a"``)."""
-    for b in bins:
-        r = age_bin_range(b)
-        if r is not None and r[0] <= years < r[1] + 1:
-            return b
-    return None
 
 
 def _as_years(value) -> float | None:
