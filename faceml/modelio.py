@@ -51,6 +51,18 @@ def load_model(path: str | Path, compile: bool = False):
         raise FaceMLError(f"{p.name} could not be loaded as a model: {e}") from None
 
 
+def named_outputs(model, out, names=None) -> dict:
+    """A model's outputs as ``{output name: array}``: Keras returns a dict, a list or one
+    array depending on how the model was built. ``names`` when the model has none (the
+    heads' names, in output order)."""
+    if isinstance(out, dict):
+        return dict(out)
+    outs = list(out) if isinstance(out, list | tuple) else [out]
+    names = list(getattr(model, "output_names", None) or names
+                 or [f"out{i}" for i in range(len(outs))])
+    return dict(zip(names, outs))
+
+
 def _write_atomic(dest: str | Path, write) -> None:
     """``write(tmp_path)`` to a temporary ``.keras`` beside ``dest``, then rename it into place,
     so a crash never leaves a half-written model."""

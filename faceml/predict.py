@@ -98,6 +98,7 @@ from PIL import ExifTags, Image, ImageOps
 from faceml import paths
 from faceml.errors import DataError, FaceMLError
 from faceml.heads import HeadSpec
+from faceml.modelio import named_outputs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -721,9 +722,7 @@ class Predictor:
             x = x[None]
         with self._lock:  # one model serves every session: one call at a time
             out = self.model.predict_on_batch(x)
-        if not isinstance(out, dict):
-            names = list(getattr(self.model, "output_names", None) or [h.name for h in self.heads])
-            out = dict(zip(names, out if isinstance(out, list | tuple) else [out]))
+        out = named_outputs(self.model, out, [h.name for h in self.heads])
         return {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
 
     def answers(self, x: np.ndarray) -> list[dict[str, HeadAnswer]]:

@@ -467,8 +467,7 @@ def _store_results(run, cfg: TrainConfig, prep: Prepared, heads) -> None:
 
 def predict_arrays(model, x: np.ndarray, batch_size: int = 256) -> dict[str, np.ndarray]:
     """Model outputs as a dict of numpy arrays (one entry per head)."""
-    out = model.predict(x, batch_size=batch_size, verbose=0)
-    if not isinstance(out, dict):
-        names = model.output_names if hasattr(model, "output_names") else ["out"]
-        out = dict(zip(names, out if isinstance(out, list | tuple) else [out]))
+    from faceml.modelio import named_outputs
+
+    out = named_outputs(model, model.predict(x, batch_size=batch_size, verbose=0))
     return {k: np.asarray(v) for k, v in out.items()}

@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from faceml.errors import FaceMLError
+from faceml.modelio import named_outputs
 from faceml.runs import Run, RunDamaged, RunStore
 
 TRAIN_HINT = "train one with Architecture = vae on the Train page"
@@ -264,10 +265,7 @@ def classify(model, img: np.ndarray) -> dict[str, np.ndarray]:
     from keras import ops
 
     x = np.asarray(img)[None].astype("float32")
-    out = model(x, training=False)
-    if not isinstance(out, dict):
-        names = list(getattr(model, "output_names", None) or [f"out{i}" for i in range(len(out))])
-        out = dict(zip(names, out if isinstance(out, list | tuple) else [out]))
+    out = named_outputs(model, model(x, training=False))
     return {k: np.asarray(ops.convert_to_numpy(v))[0] for k, v in out.items()}
 
 
