@@ -22,10 +22,9 @@ from faceml.preprocessing import PrepOptions, Prepared, labels_for, prepare
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine", "plateau")
+# The augmentations a run can name; their strengths are the builder's defaults
+# (faceml.architectures.AUGMENTATIONS, the one table; a test keeps the names in step).
 AUGMENTATIONS = ("flip", "rotation", "zoom", "contrast")
-AUG_LAYERS = {"flip": {"type": "flip"}, "rotation": {"type": "rotation", "factor": 0.05},
-              "zoom": {"type": "zoom", "factor": 0.1},
-              "contrast": {"type": "contrast", "factor": 0.2}}
 
 
 @dataclass
@@ -157,7 +156,7 @@ def build_model(cfg: TrainConfig, prep: Prepared, heads):
     """The model for a config, with scaling statistics fitted on the training split."""
     metadata = {"dataset": cfg.data.dataset, "data": cfg.data.canonical(),
                 "run_config": cfg.run_id()}
-    aug = [AUG_LAYERS[a] for a in sorted(set(cfg.augmentation))]
+    aug = [{"type": a} for a in sorted(set(cfg.augmentation))]
     if cfg.is_vae:
         from faceml import vae
 

@@ -205,3 +205,23 @@ def test_checkpoints_leave_no_temporary_files_behind():
     assert train_run(run)["state"] == "done"
     assert not [p.name for p in run.dir.iterdir() if p.name.startswith(".")]
     assert run.has_checkpoint("best") and run.has_checkpoint("last")
+
+
+def test_named_augmentations_train_with_the_builders_one_table():
+    """A run's augmentation names become the builder's layers at the builder's strengths
+    (there was a second table in training, with contrast 0.2 against the builder's 0.1)."""
+    from faceml import architectures
+    from faceml.preprocessing import prepare
+    from faceml.training import AUGMENTATIONS, build_model
+
+    assert set(AUGMENTATIONS) == set(architectures.AUGMENTATIONS)
+    cfg = tiny(arch="small_cnn", augmentation=list(AUGMENTATIONS))
+    prep = prepare(cfg.data)
+    model = build_model(cfg, prep, prep.heads(cfg.heads))
+    import keras
+
+    layers = {type(layer).__name__: layer for layer in model.layers}
+    assert architectures.AUGMENTATIONS["contrast"]["factor"] == 0.2
+    assert layers["RandomContrast"].factor == keras.layers.RandomContrast(0.2).factor
+    assert layers["RandomRotation"].factor == keras.layers.RandomRotation(
+        architectures.AUGMENTATIONS["rotation"]["factor"]).factor

@@ -229,7 +229,7 @@ AUGMENTATIONS = {
     "flip": {"mode": "horizontal"},
     "rotation": {"factor": 0.05},
     "zoom": {"factor": 0.1},
-    "contrast": {"factor": 0.1},
+    "contrast": {"factor": 0.2},
 }
 _FLIP_MODES = ("horizontal", "vertical", "horizontal_and_vertical")
 

@@ -288,12 +288,6 @@ def _backbone(
     return base
 
 
-def _transfer_head(x, dense_units: int, dropout: float):
-    x = L.GlobalAveragePooling2D(name="gap")(x)
-    x = L.Dense(dense_units, activation="relu", name="fc1")(x)
-    return L.Dropout(dropout, name="fc1_drop")(x)
-
-
 @register(
     "vgg16",
     title="VGG16",
@@ -311,7 +305,7 @@ def _transfer_head(x, dense_units: int, dropout: float):
 def vgg16(x, *, image_size, color, heads, weights, fine_tune, dense_units, dropout):
     base = _backbone("VGG16", keras.applications.VGG16, image_size, weights, fine_tune, "block5")
     x = ImageNetPreprocessing("caffe", name="imagenet_caffe")(x)
-    return _transfer_head(base(x), dense_units, dropout)
+    return _pooled_dense(base(x), dense_units, dropout)
 
 
 @register(
@@ -338,7 +332,7 @@ def mobilenetv3small(x, *, image_size, color, heads, weights, fine_tune, dense_u
         "expanded_conv_10",
         include_preprocessing=True,
     )
-    return _transfer_head(base(x), dense_units, dropout)
+    return _pooled_dense(base(x), dense_units, dropout)
 
 
 @register(
@@ -364,7 +358,7 @@ def efficientnetb0(x, *, image_size, color, heads, weights, fine_tune, dense_uni
         fine_tune,
         "block7a",
     )
-    return _transfer_head(base(x), dense_units, dropout)
+    return _pooled_dense(base(x), dense_units, dropout)
 
 
 # ---------------------------------------------------------------------------------------------

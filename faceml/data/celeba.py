@@ -24,8 +24,7 @@ import numpy as np
 import pandas as pd
 
 from faceml.data import register
-from faceml.data.base import BadItem, DatasetAdapter, LabelSpec, Progress, Scan
-from faceml.data.imageio import read_files
+from faceml.data.base import BadItem, DatasetAdapter, LabelSpec, Scan
 from faceml.data.mapping import GENDERS
 from faceml.errors import DataError
 
@@ -185,7 +184,3 @@ class CelebAAdapter(DatasetAdapter):
         frame = pd.DataFrame(cols)
         return Scan(self.name, str(root), frame, _specs(attrs.columns), bad)
 
-    def read(self, scan: Scan, rows: pd.DataFrame, size: int, color: str,
-             progress: Progress | None = None) -> tuple[np.ndarray, list[BadItem]]:
-        return read_files(list(rows["_path"]), size, color, progress,
-                          names=list(rows["source"]))

@@ -23,8 +23,7 @@ import numpy as np
 import pandas as pd
 
 from faceml.data import register
-from faceml.data.base import BadItem, DatasetAdapter, LabelSpec, Progress, Scan, read_label_csv
-from faceml.data.imageio import read_files
+from faceml.data.base import BadItem, DatasetAdapter, LabelSpec, Scan, read_label_csv
 from faceml.data.mapping import FAIRFACE_AGE_BINS, FAIRFACE_RACES, GENDERS
 from faceml.errors import DataError
 
@@ -129,7 +128,3 @@ class FairFaceAdapter(DatasetAdapter):
         })
         return Scan(self.name, str(root), frame, specs, bad)
 
-    def read(self, scan: Scan, rows: pd.DataFrame, size: int, color: str,
-             progress: Progress | None = None) -> tuple[np.ndarray, list[BadItem]]:
-        return read_files(list(rows["_path"]), size, color, progress,
-                          names=list(rows["source"]))

@@ -11,12 +11,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from faceml.data import register
-from faceml.data.base import BadItem, DatasetAdapter, LabelSpec, Progress, Scan
-from faceml.data.imageio import is_image_name, read_files
+from faceml.data.base import BadItem, DatasetAdapter, LabelSpec, Scan
+from faceml.data.imageio import is_image_name
 from faceml.data.mapping import GENDERS, UTKFACE_RACES
 from faceml.errors import DataError
 
@@ -128,7 +127,3 @@ class UTKFaceAdapter(DatasetAdapter):
         bad.sort(key=lambda b: b.source)
         return Scan(self.name, str(root), frame, self.label_specs(), bad)
 
-    def read(self, scan: Scan, rows: pd.DataFrame, size: int, color: str,
-             progress: Progress | None = None) -> tuple[np.ndarray, list[BadItem]]:
-        return read_files(list(rows["_path"]), size, color, progress,
-                          names=list(rows["source"]))
