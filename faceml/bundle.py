@@ -12,55 +12,15 @@ it, metrics overall and per group on the test split, intended use, limits and et
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 from pathlib import Path
 
 from faceml import paths
 from faceml.errors import FaceMLError
+from faceml.flags import train_command  # the card's train line, generated from the flags
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-
-
-def train_command(cfg: dict) -> str:
-    """The ``python -m faceml train`` command line that reproduces a run's config."""
-    d = cfg["data"]
-    args = ["python", "-m", "faceml", "train", "--dataset", d["dataset"]]
-    if d.get("path"):
-        args += ["--path", str(d["path"])]
-    for k, v in sorted((d.get("dataset_options") or {}).items()):
-        args += ["--dataset-option", f"{k}={json.dumps(v)}"]
-    args += ["--size", str(d["size"]), "--color", d["color"]]
-    if d.get("fraction", 1.0) != 1.0:
-        args += ["--fraction", str(d["fraction"])]
-    if d.get("age", "years") != "years":
-        args += ["--age", d["age"]]
-        if d.get("age_edges"):
-            args += ["--age-edges", ",".join(map(str, d["age_edges"]))]
-    if d.get("seed", 0):
-        args += ["--data-seed", str(d["seed"])]
-    args += ["--arch", cfg["arch"]]
-    for k, v in sorted((cfg.get("arch_params") or {}).items()):
-        args += ["--param", f"{k}={json.dumps(v)}"]
-    args += ["--heads", ",".join(cfg["heads"])]
-    if cfg.get("head_weights"):
-        args += ["--head-weights", ",".join(f"{k}={v:g}" for k, v in cfg["head_weights"].items())]
-    if cfg.get("age_loss", "mae") != "mae":
-        args += ["--age-loss", cfg["age_loss"]]
-    if cfg.get("class_weights"):
-        args += ["--class-weights"]
-    args += ["--optimizer", cfg["optimizer"], "--lr", f"{cfg['lr']:g}",
-             "--schedule", cfg["schedule"], "--batch-size", str(cfg["batch_size"]),
-             "--epochs", str(cfg["epochs"])]
-    if cfg.get("early_stopping"):
-        args += ["--early-stopping", str(cfg["early_stopping"])]
-    if cfg.get("augmentation"):
-        args += ["--augment", ",".join(cfg["augmentation"])]
-    args += ["--seed", str(cfg["seed"])]
-    if cfg.get("mixed_precision"):
-        args += ["--mixed-precision"]
-    return " ".join(shlex.quote(a) for a in args)
 
 
 def _fmt(v) -> str:

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 
 from faceml.errors import FaceMLError
 
-__all__ = ["add_data_args", "add_train_args", "data_values", "parse_kv", "train_values"]
+__all__ = ["add_data_args", "add_train_args", "data_values", "parse_kv", "train_command",
+           "train_values"]
 
 
 def parse_kv(items: list[str] | None, flag: str) -> dict:
@@ -167,3 +169,29 @@ def data_values(a: argparse.Namespace) -> dict:
 def train_values(a: argparse.Namespace) -> dict:
     """The parsed data and training flags as a ``TrainConfig`` dict (``data`` nested)."""
     return _values(a, _config_actions(add_train_args))
+
+
+_MISSING = object()
+
+
+def train_command(cfg: dict) -> str:
+    """The ``python -m faceml train`` command line that reproduces a run's config (a
+    ``TrainConfig.canonical()`` dict), generated from the ``train`` flags: in the parser's order,
+    each flag whose value is not its default, and the ``shown`` ones always."""
+    args = ["python", "-m", "faceml", "train"]
+    for action in _config_actions(add_train_args):
+        key, kind, shown = action.faceml_config
+        value = cfg
+        for k in key.split("."):
+            value = value.get(k, _MISSING) if isinstance(value, dict) else _MISSING
+        flag = _flag(action)
+        if value is _MISSING or value is None:
+            continue
+        if not shown and value == _KINDS[kind][0](action.default, flag):
+            continue
+        if isinstance(action, argparse._StoreTrueAction):
+            args += [flag] if value else []
+            continue
+        for text in _KINDS[kind][1](value):
+            args += [flag, text]
+    return " ".join(shlex.quote(a) for a in args)
