@@ -19,43 +19,13 @@ from pathlib import Path
 from faceml import paths
 from faceml.errors import FaceMLError
 from faceml.flags import train_command  # the card's train line, generated from the flags
+from faceml.markdown import MODEL_CARD_ETHICS, md_table
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
-def _fmt(v) -> str:
-    if v is None or (isinstance(v, float) and v != v):  # None or NaN: not applicable
-        return "—"
-    if isinstance(v, float):
-        return f"{v:.3f}"
-    return str(v)
-
-
-def _md_table(df) -> str:
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
-    for _, r in df.iterrows():
-        lines.append("| " + " | ".join(_fmt(r[c]) for c in cols) + " |")
-    return "\n".join(lines)
-
-
-ETHICS = """## Intended use
-Teaching and self-study: seeing how a face-attribute classifier is trained and evaluated, and
-where it fails. Predictions on your own photo are a curiosity, not a fact about you.
-
-## Limits and ethics
-- **Labels are annotations, not identities.** UTKFace's gender (two classes) and race (five
-  coarse classes, "Others" lumping many groups) were assigned by annotators from appearance.
-  People do not fit these boxes; the model cannot know anyone's gender identity or ethnicity.
-- **Dataset bias.** UTKFace is dominated by White faces and by ages 20–40; its images come from
-  the web with uneven lighting and pose. Errors are larger for under-represented groups: read
-  the per-group table above, with its confidence intervals, before trusting any number.
-- **Age** is predicted from appearance; the interval is wide and grows at the extremes.
-- **Uses the model must not have:** decisions about people (hiring, admission, credit,
-  policing, access to services), surveillance or tracking, inferring the ethnicity or gender of
-  real people without their consent, or any use on children beyond this classroom.
-- Photos uploaded to the app are processed in memory and never stored.
-"""
+def _card_table(df) -> str:
+    return md_table(df, digits=3, thousands=False)  # the card's numbers: 3 decimals, plain ints
 
 
 def rescore(model, run, split: str, path: str | None = None):
@@ -161,7 +131,7 @@ def model_card(runs: list, name: str, frames: dict | None = None, test_path: str
         import pandas as pd
 
         lines += [f"Dataset `{test.get('dataset')}`, split `{test.get('split')}`, "
-                  f"n = {test.get('n')}.", "", _md_table(pd.DataFrame(rows)), ""]
+                  f"n = {test.get('n')}.", "", _card_table(pd.DataFrame(rows)), ""]
     if test_path:
         lines += [f"The models trained on a copy of the images already at {d['size']} px "
                   f"(JPEG quality 90, `{d['path']}`); these numbers are from the original "
@@ -176,8 +146,8 @@ def model_card(runs: list, name: str, frames: dict | None = None, test_path: str
                            else [])
             for col in by:
                 gb = group_breakdown(test_preds, head, [col], seed=0)
-                lines += [f"**{head} by {col.replace('_years', '')}**", "", _md_table(gb), ""]
-    lines.append(ETHICS)
+                lines += [f"**{head} by {col.replace('_years', '')}**", "", _card_table(gb), ""]
+    lines.append(MODEL_CARD_ETHICS)
     return "\n".join(lines)
 
 
