@@ -12,90 +12,20 @@ it, metrics overall and per group on the test split, intended use, limits and et
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 from pathlib import Path
 
 from faceml import paths
 from faceml.errors import FaceMLError
+from faceml.flags import train_command  # the card's train line, generated from the flags
+from faceml.markdown import MODEL_CARD_ETHICS, md_table
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
-def train_command(cfg: dict) -> str:
-    """The ``python -m faceml train`` command line that reproduces a run's config."""
-    d = cfg["data"]
-    args = ["python", "-m", "faceml", "train", "--dataset", d["dataset"]]
-    if d.get("path"):
-        args += ["--path", str(d["path"])]
-    for k, v in sorted((d.get("dataset_options") or {}).items()):
-        args += ["--dataset-option", f"{k}={json.dumps(v)}"]
-    args += ["--size", str(d["size"]), "--color", d["color"]]
-    if d.get("fraction", 1.0) != 1.0:
-        args += ["--fraction", str(d["fraction"])]
-    if d.get("age", "years") != "years":
-        args += ["--age", d["age"]]
-        if d.get("age_edges"):
-            args += ["--age-edges", ",".join(map(str, d["age_edges"]))]
-    if d.get("seed", 0):
-        args += ["--data-seed", str(d["seed"])]
-    args += ["--arch", cfg["arch"]]
-    for k, v in sorted((cfg.get("arch_params") or {}).items()):
-        args += ["--param", f"{k}={json.dumps(v)}"]
-    args += ["--heads", ",".join(cfg["heads"])]
-    if cfg.get("head_weights"):
-        args += ["--head-weights", ",".join(f"{k}={v:g}" for k, v in cfg["head_weights"].items())]
-    if cfg.get("age_loss", "mae") != "mae":
-        args += ["--age-loss", cfg["age_loss"]]
-    if cfg.get("class_weights"):
-        args += ["--class-weights"]
-    args += ["--optimizer", cfg["optimizer"], "--lr", f"{cfg['lr']:g}",
-             "--schedule", cfg["schedule"], "--batch-size", str(cfg["batch_size"]),
-             "--epochs", str(cfg["epochs"])]
-    if cfg.get("early_stopping"):
-        args += ["--early-stopping", str(cfg["early_stopping"])]
-    if cfg.get("augmentation"):
-        args += ["--augment", ",".join(cfg["augmentation"])]
-    args += ["--seed", str(cfg["seed"])]
-    if cfg.get("mixed_precision"):
-        args += ["--mixed-precision"]
-    return " ".join(shlex.quote(a) for a in args)
-
-
-def _fmt(v) -> str:
-    if v is None or (isinstance(v, float) and v != v):  # None or NaN: not applicable
-        return "—"
-    if isinstance(v, float):
-        return f"{v:.3f}"
-    return str(v)
-
-
-def _md_table(df) -> str:
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
-    for _, r in df.iterrows():
-        lines.append("| " + " | ".join(_fmt(r[c]) for c in cols) + " |")
-    return "\n".join(lines)
-
-
-ETHICS = """## Intended use
-Teaching and self-study: seeing how a face-attribute classifier is trained and evaluated, and
-where it fails. Predictions on your own photo are a curiosity, not a fact about you.
-
-## Limits and ethics
-- **Labels are annotations, not identities.** UTKFace's gender (two classes) and race (five
-  coarse classes, "Others" lumping many groups) were assigned by annotators from appearance.
-  People do not fit these boxes; the model cannot know anyone's gender identity or ethnicity.
-- **Dataset bias.** UTKFace is dominated by White faces and by ages 20–40; its images come from
-  the web with uneven lighting and pose. Errors are larger for under-represented groups: read
-  the per-group table above, with its confidence intervals, before trusting any number.
-- **Age** is predicted from appearance; the interval is wide and grows at the extremes.
-- **Uses the model must not have:** decisions about people (hiring, admission, credit,
-  policing, access to services), surveillance or tracking, inferring the ethnicity or gender of
-  real people without their consent, or any use on children beyond this classroom.
-- Photos uploaded to the app are processed in memory and never stored.
-"""
+def _card_table(df) -> str:
+    return md_table(df, digits=3, thousands=False)  # the card's numbers: 3 decimals, plain ints
 
 
 def rescore(model, run, split: str, path: str | None = None):
@@ -201,7 +131,7 @@ def model_card(runs: list, name: str, frames: dict | None = None, test_path: str
         import pandas as pd
 
         lines += [f"Dataset `{test.get('dataset')}`, split `{test.get('split')}`, "
-                  f"n = {test.get('n')}.", "", _md_table(pd.DataFrame(rows)), ""]
+                  f"n = {test.get('n')}.", "", _card_table(pd.DataFrame(rows)), ""]
     if test_path:
         lines += [f"The models trained on a copy of the images already at {d['size']} px "
                   f"(JPEG quality 90, `{d['path']}`); these numbers are from the original "
@@ -216,8 +146,8 @@ def model_card(runs: list, name: str, frames: dict | None = None, test_path: str
                            else [])
             for col in by:
                 gb = group_breakdown(test_preds, head, [col], seed=0)
-                lines += [f"**{head} by {col.replace('_years', '')}**", "", _md_table(gb), ""]
-    lines.append(ETHICS)
+                lines += [f"**{head} by {col.replace('_years', '')}**", "", _card_table(gb), ""]
+    lines.append(MODEL_CARD_ETHICS)
     return "\n".join(lines)
 
 
@@ -260,28 +190,3 @@ def bundle(runs, name: str, out_dir: Path | None = None, test_path: str | None =
                                                           index=False)
     return mpath, card
 
-
-def add_cli(sub) -> None:
-    s = sub.add_parser("bundle", help="copy a finished run (or the average of several) into "
-                       "models/ with a model card")
-    s.add_argument("run_ids", nargs="+", metavar="RUN_ID",
-                   help="one run, or several to average (an ensemble)")
-    s.add_argument("--mirror", action="store_true",
-                   help="also average each model's answer on the mirrored face")
-    s.add_argument("--name", required=True)
-    s.add_argument("--out", default=None, help="folder (default: the project's models/)")
-    s.add_argument("--test-path", default=None, metavar="FOLDER",
-                   help="score the test split on these original images (the run trained on a "
-                        "`shrink` copy of them)")
-    s.set_defaults(fn=_cmd)
-
-
-def _cmd(a) -> int:
-    from faceml.runs import RunStore
-
-    store = RunStore()
-    mpath, card = bundle([store.get(r) for r in a.run_ids], a.name, a.out, a.test_path,
-                         a.mirror)
-    size = mpath.stat().st_size / 1e6
-    print(f"{mpath} ({size:.1f} MB)\n{card}")
-    return 0

@@ -76,16 +76,14 @@ metadata), or ``models/NAME.predictions.csv`` when one is shipped beside it.
 A weak detection (see :mod:`faceml.detect`) also gets a warning.
 
 ``python -m faceml predict IMAGE… [--model FILE.keras | --run RUN_ID] [--json]`` is
-:func:`add_cli`. Module-level imports stay light (no Keras, no OpenCV).
+:mod:`faceml.cli.predict`. Module-level imports stay light (no Keras, no OpenCV).
 """
 
 from __future__ import annotations
 
 import io
-import json
 import math
 import re
-import sys
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -107,7 +105,7 @@ if TYPE_CHECKING:
     from faceml.runs import Run
 
 __all__ = ["ALLOWED_FORMATS", "FaceResult", "HeadAnswer", "Photo", "Predictor", "Reference",
-           "add_cli", "as_rgb", "bundled_models", "default_model", "find_faces", "predict_all",
+           "as_rgb", "bundled_models", "default_model", "find_faces", "predict_all",
            "predict_box", "predict_faces", "read_photo", "read_upload", "too_small",
            "UPLOAD_TYPES"]
 
@@ -887,55 +885,3 @@ def load_predictor(model: str | Path | None = None, run: str | None = None) -> P
                           "--run RUN_ID (see: python -m faceml runs)")
     return Predictor.from_file(path)
 
-
-# --- CLI ------------------------------------------------------------------------------------------
-
-def add_cli(sub) -> None:
-    """``python -m faceml predict IMAGE… [--model FILE.keras | --run RUN_ID] [--json]``"""
-    s = sub.add_parser("predict", help="find the faces in photos and predict their labels",
-                       description="Detect faces (OpenCV Haar cascade) and answer every head "
-                       "of a model, with the model's own preprocessing.")
-    s.add_argument("images", nargs="+", metavar="IMAGE", help="JPEG, PNG, WebP, GIF or BMP")
-    g = s.add_mutually_exclusive_group()
-    g.add_argument("--model", default=None, metavar="FILE.keras", help="a FaceML model file")
-    g.add_argument("--run", default=None, metavar="RUN_ID", help="a run's best model")
-    s.add_argument("--whole", action="store_true",
-                   help="when no face is found, answer for the whole image")
-    s.add_argument("--json", action="store_true",
-                   help="one JSON line per image: {image, faces: [...]}")
-    s.set_defaults(fn=cmd_predict)
-
-
-def cmd_predict(a) -> int:
-    from faceml.detect import FaceDetector
-
-    images = [(str(p), read_image_file(p)) for p in a.images]  # bad input fails before Keras
-    predictor = load_predictor(a.model, a.run)
-    detector = FaceDetector()
-    for name, img in images:
-        faces = predict_faces(img, predictor, detector)
-        if not faces and a.whole:
-            try:
-                faces = [predict_box(img, predictor, None)]
-            except FaceMLError as e:
-                raise DataError(f"{Path(name).name}: {e}") from None
-        if a.json:
-            print(json.dumps({"image": name, "width": img.width, "height": img.height,
-                              "model": predictor.name,
-                              "faces": [f.to_dict() for f in faces]}))
-            continue
-        turned = faces[0].turn if faces else 0
-        print(f"{name}: {len(faces)} face(s)" + ("" if faces else
-              " — none found, upright or turned; --whole answers for the whole image")
-              + (f" (found with the photo turned {turned}° counter-clockwise; boxes are in "
-                 "the turned photo)" if turned else ""))
-        for i, f in enumerate(faces, 1):
-            x, y, w, h = f.box
-            score = ("" if f.score is None else
-                     f", score {f.score:g}" + (" (weak)" if f.weak else ""))
-            print(f"  face {i} at x={x} y={y} {w}×{h}{score}: "
-                  + "; ".join(ans.text() for ans in f.heads.values()))
-            for wmsg in f.warnings:
-                print(f"    warning: {wmsg}")
-    sys.stdout.flush()
-    return 0

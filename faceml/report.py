@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +26,7 @@ import pandas as pd
 
 from faceml.errors import FaceMLError
 from faceml.heads import HeadSpec
+from faceml.markdown import ETHICS_AND_LIMITS, cell_text, md_table
 from faceml.metrics import Interpretation, MetricsInputError
 
 __all__ = [
@@ -212,48 +212,6 @@ def bar_figure(labels: Sequence[str], values, low=None, high=None, *, title: str
 
 # --- the report ----------------------------------------------------------------------------------
 
-ETHICS_AND_LIMITS: list[tuple[str, str]] = [
-    ("Dataset bias",
-     "The numbers above hold for the faces of this dataset only. UTKFace (about 20k faces, "
-     "ages 0-116) has many more White faces than any other group and few old people; its "
-     "labels were estimated by an algorithm and checked by an annotator. FairFace (about 108k "
-     "faces from Flickr) was balanced over 7 race groups, but its age, gender and race labels "
-     "are crowd-workers' judgements. CelebA (about 200k photos of about 10k celebrities) is "
-     "mostly young, light-skinned and professionally photographed, and several of its 40 "
-     "attributes are subjective. The synthetic faces are cartoons: numbers on them say nothing "
-     "about real people. A model trained on one of these sets is not representative of any "
-     "real population."),
-    ("Labels are perceived categories, not identities",
-     "Gender, race and age labels are what annotators (or the file names) say a face looks "
-     "like, in categories chosen by the dataset's authors. Gender is recorded as a binary that "
-     "does not describe everyone; race groups are social categories whose borders differ "
-     "between datasets (mapping FairFace's 7 groups into UTKFace's 5 loses information). A "
-     "prediction is a guess about appearance, never a fact about a person."),
-    ("Uses this model must not have",
-     "No decisions about people (hiring, admission, credit, insurance, policing, access to "
-     "services). No surveillance, tracking or profiling. No inferring the identity, gender or "
-     "ethnicity of real people without their informed consent. This is a teaching model: its "
-     "use is learning how such systems work and fail."),
-    ("Error rates differ by group",
-     "The per-group table shows that accuracy (or age error) is not the same for every group; "
-     "an overall number hides these gaps. Small groups have wide confidence intervals (Wilson "
-     "for accuracy, bootstrap for MAE): do not over-read them, and do not read a narrow gap as "
-     "fairness."),
-]
-
-
-def _fmt(v) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, bool | np.bool_):
-        return str(bool(v))
-    if isinstance(v, int | np.integer):
-        return f"{int(v):,}"
-    if isinstance(v, float | np.floating):
-        return "—" if math.isnan(float(v)) else f"{float(v):.4f}"
-    return str(v)
-
-
 def _metrics_row(m: dict) -> dict:
     keys = ("n", "accuracy", "balanced_accuracy", "f1_macro", "f1_weighted", "auc", "log_loss",
             "within_one_bin_accuracy")
@@ -319,7 +277,7 @@ def _config_rows(config: dict) -> pd.DataFrame:
             ("early stopping", config.get("early_stopping")),
             ("augmentation", ", ".join(config.get("augmentation", [])) or "none"),
             ("seed", config.get("seed"))]
-    return pd.DataFrame([(k, _fmt(v) if not isinstance(v, list | tuple) else str(list(v)))
+    return pd.DataFrame([(k, cell_text(v) if not isinstance(v, list | tuple) else str(list(v)))
                          for k, v in rows], columns=["setting", "value"])
 
 
@@ -415,19 +373,6 @@ def report_blocks(interp: Interpretation, *, config: dict | None = None,
     return b
 
 
-def _md_cell(v) -> str:
-    return _fmt(v).replace("|", "\\|").replace("\n", " ")
-
-
-def _md_table(df: pd.DataFrame) -> str:
-    cols = [str(c) for c in df.columns]
-    lines = ["| " + " | ".join(_md_cell(c) for c in cols) + " |",
-             "|" + "|".join("---" for _ in cols) + "|"]
-    for row in df.itertuples(index=False):
-        lines.append("| " + " | ".join(_md_cell(v) for v in row) + " |")
-    return "\n".join(lines)
-
-
 def _render_md(blocks: list[tuple]) -> str:
     out = []
     for blk in blocks:
@@ -439,7 +384,7 @@ def _render_md(blocks: list[tuple]) -> str:
         elif kind == "list":
             out.append("\n".join(f"- {x}" for x in blk[1]))
         elif kind == "table":
-            out.append(_md_table(blk[1]))
+            out.append(md_table(blk[1]))
         elif kind == "code":
             out.append("```\n" + blk[1] + "\n```")
         elif kind == "figure":
@@ -487,7 +432,7 @@ def _render_html(blocks: list[tuple], title: str) -> str:
         elif kind == "table":
             df = blk[1]
             head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-            rows = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in r)
+            rows = "".join("<tr>" + "".join(f"<td>{html.escape(cell_text(v))}</td>" for v in r)
                            + "</tr>" for r in df.itertuples(index=False))
             out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
         elif kind == "code":

@@ -243,10 +243,6 @@ def fit_arrays(cfg: TrainConfig, prep: Prepared, heads, split: str):
 
 
 # --- the engine -----------------------------------------------------------------------------
-class StopTraining(Exception):
-    pass
-
-
 class CheckpointError(FaceMLError):
     """A checkpoint could not be written (a full disk): the run fails with this reason."""
 

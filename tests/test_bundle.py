@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from faceml.bundle import bundle, train_command
-from faceml.cli import _train_config, build_parser
+from faceml.cli import build_parser
+from faceml.cli.train import train_config
 from faceml.errors import FaceMLError
 from faceml.modelio import load_model
 from faceml.preprocessing import PrepOptions
@@ -25,7 +26,7 @@ def test_the_card_command_reproduces_the_config():
                       schedule="cosine", batch_size=32, epochs=7, early_stopping=2,
                       augmentation=["flip", "zoom"], seed=5)
     argv = shlex.split(train_command(cfg.canonical()))[3:]  # drop "python -m faceml"
-    parsed = _train_config(build_parser().parse_args(argv))
+    parsed = train_config(build_parser().parse_args(argv))
     assert parsed.canonical() == cfg.canonical()
     assert parsed.run_id() == cfg.run_id()
 

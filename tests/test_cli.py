@@ -99,3 +99,53 @@ def test_real_process_exit_code():
                           "/nonexistent"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[-1].startswith("error: utkface: path does not exist")
+
+
+HEAVY = ("keras", "tensorflow", "pandas", "numpy", "PIL", "sklearn", "cv2")
+
+
+def _imported_by(argv: list[str]) -> tuple[str, list[str], list[str]]:
+    """``python -m faceml ARGV`` in a fresh process: its output, the heavy libraries and the
+    command modules it imported."""
+    code = ("import json, runpy, sys; sys.argv = ['faceml', *sys.argv[1:]]\n"
+            "try:\n    runpy.run_module('faceml', run_name='__main__')\n"
+            "except SystemExit:\n    pass\n"
+            f"print('IMPORTED', json.dumps([sorted(m for m in {HEAVY!r} if m in sys.modules), "
+            "sorted(m for m in sys.modules if m.startswith('faceml.cli.') "
+            "and m != 'faceml.cli.common')]))")
+    out = subprocess.run([sys.executable, "-c", code, *argv], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    text, _, tail = out.stdout.rpartition("IMPORTED ")
+    heavy, mods = json.loads(tail)
+    return text, heavy, mods
+
+
+def test_help_lists_every_command_and_imports_no_heavy_library():
+    from faceml.cli import COMMANDS
+
+    text, heavy, mods = _imported_by(["--help"])
+    assert heavy == [] and mods == []  # no Keras, TensorFlow, pandas…; no command module
+    for name, (_, help_text) in COMMANDS.items():
+        assert f"    {name} " in text and help_text.split()[0] in text
+
+
+def test_a_commands_help_imports_that_command_only():
+    text, heavy, mods = _imported_by(["train", "--help"])
+    assert "--mixed-precision" in text and "--dataset-option" in text
+    assert mods == ["faceml.cli.train"]
+    assert not {"keras", "tensorflow"} & set(heavy)
+
+
+def test_the_library_never_imports_the_cli():
+    import ast
+    from pathlib import Path
+
+    pkg = Path(ROOT) / "faceml"
+    for f in pkg.rglob("*.py"):
+        if f.parent.name == "cli" or f.name == "__main__.py":
+            continue
+        for node in ast.walk(ast.parse(f.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not any(n == "faceml.cli" or n.startswith("faceml.cli.") for n in names), f

@@ -228,6 +228,7 @@ print(json.dumps({"before_mb": int(before.split()[1]) / 1024, "peak_mb": int(hwm
     assert prog["decoded"] == [8] and prog["peak_mb"] - prog["before_mb"] < 200, out
 
 
+@pytest.mark.slow  # about 17 s of real photos upscaled to 20-45 MP
 def test_shared_portraits_upscaled_to_20_45_megapixels(photos_dir, detector, predictor):
     """The 5 portraits as progressive 20–45 MP camera-like JPEGs: one face each, found on the
     1/8 copy (the bearded man with glasses weakly, as at his own size), and a crop from a

@@ -64,28 +64,3 @@ def shrink(path: str | Path, out: str | Path, size: int, color: str = "rgb", *,
     return {"written": len(names) - len(broken), "skipped": skipped, "out": str(out),
             "bytes": sum(f.stat().st_size for f in out.iterdir() if f.is_file())}
 
-
-def add_cli(sub) -> None:
-    s = sub.add_parser("shrink", help="a UTKFace copy at model size (for carrying to a server)")
-    s.add_argument("--dataset", default="utkface")
-    s.add_argument("--path", required=True, help="the original folder")
-    s.add_argument("--out", required=True, help="the folder to write (same file names)")
-    s.add_argument("--size", type=int, default=64)
-    s.add_argument("--color", default="rgb", choices=["rgb", "gray"])
-    s.add_argument("--quality", type=int, default=95, help="JPEG quality")
-    s.set_defaults(fn=_cmd)
-
-
-def _cmd(a) -> int:
-    from faceml.cli import _bar
-
-    cb, close = _bar("shrink")
-    try:
-        r = shrink(a.path, a.out, a.size, a.color, dataset=a.dataset, quality=a.quality,
-                   progress=cb)
-    finally:
-        close()
-    for name, reason in r["skipped"]:
-        print(f"skipped {name}: {reason}")
-    print(f"{r['written']} faces written to {r['out']} ({r['bytes'] / 1e6:.1f} MB)")
-    return 0

@@ -1,0 +1,28 @@
+"""``python -m faceml bundle RUN_ID… --name NAME``: a finished run (or the average of several)
+into ``models/`` with its model card."""
+
+from __future__ import annotations
+
+
+def add_arguments(s) -> None:
+    s.add_argument("run_ids", nargs="+", metavar="RUN_ID",
+                   help="one run, or several to average (an ensemble)")
+    s.add_argument("--mirror", action="store_true",
+                   help="also average each model's answer on the mirrored face")
+    s.add_argument("--name", required=True)
+    s.add_argument("--out", default=None, help="folder (default: the project's models/)")
+    s.add_argument("--test-path", default=None, metavar="FOLDER",
+                   help="score the test split on these original images (the run trained on a "
+                        "`shrink` copy of them)")
+
+
+def run(a) -> int:
+    from faceml.bundle import bundle
+    from faceml.runs import RunStore
+
+    store = RunStore()
+    mpath, card = bundle([store.get(r) for r in a.run_ids], a.name, a.out, a.test_path,
+                         a.mirror)
+    size = mpath.stat().st_size / 1e6
+    print(f"{mpath} ({size:.1f} MB)\n{card}")
+    return 0

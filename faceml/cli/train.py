@@ -1,0 +1,58 @@
+"""``python -m faceml train …``: train a model (a known configuration returns its run)."""
+
+from __future__ import annotations
+
+import sys
+
+from faceml.cli.common import add_train_args, bar, print_json, train_values
+
+
+def add_arguments(p) -> None:
+    add_train_args(p)  # every flag of the configuration (faceml.flags)
+    p.add_argument("--again", action="store_true", help="train again even if cached")
+    p.add_argument("--resume", action="store_true", help="continue a stopped/crashed run")
+    p.add_argument("--background", action="store_true", help="queue for the worker and return")
+    p.add_argument("--json", action="store_true")
+
+
+def train_config(a):
+    """The parsed ``train`` flags as a ``TrainConfig``."""
+    from faceml.training import TrainConfig
+
+    return TrainConfig.from_dict(train_values(a))
+
+
+def run(a) -> int:
+    from faceml import hosting, jobs
+    from faceml.runs import RunStore
+    from faceml.training import train_run
+
+    cfg = train_config(a)
+    store = RunStore()
+    run, new = jobs.submit(cfg, store, again=a.again, start_worker=False,
+                           visitor=hosting.OPERATOR)
+    state = run.status().get("state")
+    if not new and state in ("stopped", "failed") and a.resume:
+        jobs.resume(run, store) if a.background else run.set_status(state="queued")
+        new = True
+    if new and a.background:
+        jobs.ensure_worker(store)
+    elif new:
+        hosting.current().yield_to_visitors()  # hosted: the visitors' pages come first
+        cb, close = bar("prepare data", not a.json)
+        try:
+            train_run(run, progress=cb)
+        finally:
+            close()
+    st = run.status()
+    if a.json:
+        print_json({"run_id": run.id, "cached": not new, "status": st.get("state"),
+                    "reason": st.get("reason", ""), "metrics": run.metrics()})
+    else:
+        print(run.id)
+        if not new:
+            print(f"(cached: this configuration already ran; status {st.get('state')})",
+                  file=sys.stderr)
+        elif st.get("state") == "failed":
+            print(f"run failed: {st.get('reason')}", file=sys.stderr)
+    return 1 if st.get("state") == "failed" else 0
