@@ -3,9 +3,9 @@
 import plotly.express as px
 import streamlit as st
 
-from faceml import sweeps
+from faceml.training import sweeps
 from faceml.runs import RunStore
-from faceml.training import TrainConfig
+from faceml.config import TrainConfig
 from ui.common import policy, user_errors, visitor
 
 st.title("Compare & sweep")

@@ -4,11 +4,12 @@ import json
 
 import streamlit as st
 
-from faceml import architectures, jobs
+from faceml.modeling import architectures
+from faceml.training import jobs
 from faceml.errors import FaceMLError
-from faceml.preprocessing import labels_for
+from faceml.data.prepare import labels_for
 from faceml.runs import RunStore, valid_run_id
-from faceml.training import AUGMENTATIONS, OPTIMIZERS, SCHEDULES, TrainConfig
+from faceml.config import AUGMENTATIONS, OPTIMIZERS, SCHEDULES, TrainConfig
 from ui.common import dataset_picker, error_text, keep, kept, policy, user_errors, visitor
 from ui.runs import (TRANSFER_ARCHS, VAE_DEFAULTS, form_state, kept_settings, launch_config,
                      layer_table_for, run_panel, runs_table, training_device)

@@ -9,9 +9,9 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from faceml import vae
+from faceml.modeling import vae
 from faceml.errors import FaceMLError
-from faceml.preprocessing import PrepOptions
+from faceml.data.prepare import PrepOptions
 from faceml.runs import RunStore
 from ui import vae as uv
 from ui.common import load_prepared, user_errors

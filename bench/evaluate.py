@@ -40,11 +40,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def make_run(store_root: Path, n: int, seed: int = 0, n_val: int = 500) -> str:
     """A finished run whose stored predictions hold ``n`` test and ``n_val`` val faces."""
     from faceml import data as datasets
-    from faceml.heads import HeadSpec
-    from faceml.metrics import Interpretation, predictions_frame
-    from faceml.preprocessing import PrepOptions
+    from faceml.data.heads import HeadSpec
+    from faceml.evaluation.metrics import Interpretation, predictions_frame
+    from faceml.data.prepare import PrepOptions
     from faceml.runs import RunStore
-    from faceml.training import TrainConfig
+    from faceml.config import TrainConfig
 
     total = n + n_val
     cfg = TrainConfig(data=PrepOptions(dataset="synthetic", dataset_options={"n": total},

@@ -101,26 +101,41 @@ def _proc_table() -> dict[int, tuple[int, float]]:
     return out
 
 
-def cpu_by_group(groups: dict[str, list[int]]) -> dict[str, float]:
-    """CPU seconds used so far by each group of process trees (a pid and its descendants)."""
-    table = _proc_table()
+def _tree(roots: list[int], table: dict[int, tuple[int, float]]) -> list[int]:
+    """``roots`` and all their descendants in ``table``."""
     kids: dict[int, list[int]] = {}
     for pid, (ppid, _) in table.items():
         kids.setdefault(ppid, []).append(pid)
-    out = {}
-    for name, roots in groups.items():
-        total, todo = 0.0, list(roots)
-        while todo:
-            pid = todo.pop()
-            total += table.get(pid, (0, 0.0))[1]
-            todo += kids.get(pid, [])
-        out[name] = total
+    out, todo = [], list(roots)
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo += kids.get(pid, [])
     return out
+
+
+def cpu_by_group(groups: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds used so far by each group of process trees (a pid and its descendants)."""
+    table = _proc_table()
+    return {name: sum(table.get(pid, (0, 0.0))[1] for pid in _tree(roots, table))
+            for name, roots in groups.items()}
+
+
+def lowest_priority(roots: list[int]) -> None:
+    """Give these process trees the lowest CPU priority (niceness 19). The visitors' browsers
+    stand for machines of their own: here they share the server's two cores, and without this
+    they would take the CPU the server needs to answer them (the bench reports their CPU)."""
+    for pid in _tree(roots, _proc_table()):
+        try:
+            os.setpriority(os.PRIO_PROCESS, pid, 19)
+        except OSError:  # gone meanwhile
+            pass
 
 
 async def open_page(browser, url: str):
     """A new visitor (its own context: cookies, session) on the Predict page, idle."""
-    ctx = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    ctx = await browser.new_context(viewport={"width": 1400, "height": 1000},
+                                    reduced_motion="reduce")
     ctx.set_default_timeout(180_000)
     page = await ctx.new_page()
     await page.goto(f"{url}/predict")
@@ -141,7 +156,8 @@ async def upload(page, photo: Path) -> float | None:
     return dt
 
 
-async def load(url, photo: Path, visitors: int, groups: dict[str, list[int]]):
+async def load(url, photo: Path, visitors: int, groups: dict[str, list[int]],
+               own_cores: bool = True):
     """Returns (one visitor's time, every visitor's time, CPU seconds by group meanwhile)."""
     from playwright.async_api import async_playwright
 
@@ -152,6 +168,8 @@ async def load(url, photo: Path, visitors: int, groups: dict[str, list[int]]):
         known = {pid for pids in groups.values() for pid in pids}
         groups = {**groups, "browsers": [pid for pid, (ppid, _) in _proc_table().items()
                                          if ppid == os.getpid() and pid not in known]}
+        if own_cores:
+            lowest_priority(groups["browsers"])  # renderers fork from these: they inherit it
         ctx, page = await open_page(browser, url)
         await upload(page, photo)  # warm-up: the server loads the model once
         await ctx.close()
@@ -159,6 +177,8 @@ async def load(url, photo: Path, visitors: int, groups: dict[str, list[int]]):
         one = await upload(page, photo)  # the baseline: one visitor alone
         await ctx.close()
         opened = await asyncio.gather(*(open_page(browser, url) for _ in range(visitors)))
+        if own_cores:
+            lowest_priority(groups["browsers"])
         before = cpu_by_group(groups)
         times = await asyncio.gather(*(upload(pg, photo) for _, pg in opened))  # all at once
         after = cpu_by_group(groups)
@@ -174,6 +194,9 @@ def main() -> None:
     ap.add_argument("--training", type=int, default=2, help="runs training meanwhile")
     ap.add_argument("--photo", default=None, help="a portrait to enlarge (default: shared)")
     ap.add_argument("--mp", type=float, default=13.0, help="megapixels of the uploaded photo")
+    ap.add_argument("--browsers-compete", action="store_true",
+                    help="leave the browsers at normal CPU priority (they take the server's "
+                         "cores, as no real visitor's browser does)")
     a = ap.parse_args()
     if not shutil.which("chromium"):
         raise SystemExit("chromium is not installed; run scripts/install-browser.sh")
@@ -189,7 +212,8 @@ def main() -> None:
             procs = start_training(url, a.training, train_env) if a.training else []
             try:
                 groups = {"server": [url.pid], "training": [q.pid for q in procs]}
-                one, times, cpu = asyncio.run(load(url, photo, a.visitors, groups))
+                one, times, cpu = asyncio.run(load(url, photo, a.visitors, groups,
+                                                   own_cores=not a.browsers_compete))
                 rss = url.peak_rss_mb()
             finally:
                 for p in procs:
@@ -204,7 +228,8 @@ def main() -> None:
            "p95_s": round(float(np.percentile(ok, 95)), 2) if ok else None,
            "max_s": round(max(ok), 2) if ok else None,
            "peak_rss_mb": round(rss), "goal_p95_s": 3.0,
-           "cpu_s": cpu, "server_cpu_per_upload_s": round(cpu["server"] / a.visitors, 3),
+           "browsers_niced": not a.browsers_compete, "cpu_s": cpu,
+           "server_cpu_per_upload_s": round(cpu["server"] / a.visitors, 3),
            "browser_cpu_per_upload_s": round(cpu["browsers"] / a.visitors, 3)}
     print(json.dumps(out))
 

@@ -79,8 +79,8 @@ def photo_bytes(path: str | None) -> bytes:
 
 
 def built_model():
-    from faceml import architectures
-    from faceml.heads import HeadSpec
+    from faceml.modeling import architectures
+    from faceml.data.heads import HeadSpec
 
     heads = [HeadSpec("gender", "binary", ["male", "female"]),
              HeadSpec("race", "multiclass", ["White", "Black", "Asian", "Indian", "Others"]),
@@ -98,7 +98,7 @@ def compare_detectors(n: int) -> dict:
     from skimage.feature import Cascade
 
     from faceml import paths
-    from faceml.detect import FaceDetector
+    from faceml.serving.detect import FaceDetector
 
     photos = {Path(f).name: Image.open(f).convert("L")
               for f in sorted(glob.glob(str(paths.shared_data_dir() / "photos" / "*")))}
@@ -182,7 +182,7 @@ def make_photos(out_dir: str) -> dict:
 def bench_photos(folder: str, predictor, detector, n: int, baseline: bool) -> dict:
     """Each photo of ``folder`` through the library's whole path; see the module docstring."""
     from faceml.data.imageio import to_pixels
-    from faceml.predict import predict_faces, read_photo
+    from faceml.serving.predict import predict_faces, read_photo
 
     files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
     if not files:
@@ -280,7 +280,7 @@ def _pillow_full(data: bytes) -> Image.Image:
 
 
 def load_model(a):
-    from faceml.predict import Predictor, default_model, load_predictor
+    from faceml.serving.predict import Predictor, default_model, load_predictor
 
     if a.model or a.run or default_model():
         return load_predictor(a.model, a.run)
@@ -309,7 +309,7 @@ def main() -> None:
         print(json.dumps(make_photos(a.make_photos)))
         return
     if a.photos:
-        from faceml.detect import FaceDetector
+        from faceml.serving.detect import FaceDetector
 
         out = bench_photos(a.photos, load_model(a), FaceDetector(),
                            a.n or 5, not a.no_baseline)
@@ -325,13 +325,13 @@ def main() -> None:
 
     import cv2
 
-    from faceml.detect import FaceDetector
-    from faceml.predict import Predictor, default_model, predict_faces, read_upload
-    from faceml.training import predict_arrays
+    from faceml.serving.detect import FaceDetector
+    from faceml.serving.predict import Predictor, default_model, predict_faces, read_upload
+    from faceml.modeling.modelio import predict_arrays
 
     t = time.perf_counter()
     if a.model or a.run or default_model():
-        from faceml.predict import load_predictor
+        from faceml.serving.predict import load_predictor
 
         predictor = load_predictor(a.model, a.run)
         model_name = predictor.name

@@ -21,8 +21,8 @@ import numpy as np
 from PIL import Image
 
 
-from faceml.cache import ArrayCache  # noqa: E402
-from faceml.preprocessing import PrepOptions, prepare  # noqa: E402
+from faceml.data.cache import ArrayCache  # noqa: E402
+from faceml.data.prepare import PrepOptions, prepare  # noqa: E402
 
 
 def naive(paths: list[Path], size: int, color: str) -> np.ndarray:

@@ -28,9 +28,10 @@ SHARED_UTK = Path(__file__).resolve().parents[2] / "shared" / "data" / "utkface"
 def main() -> None:
     import keras
 
-    from faceml.preprocessing import PrepOptions, prepare
+    from faceml.data.prepare import PrepOptions, prepare
     from faceml.runs import RunStore
-    from faceml.training import TrainConfig, build_model, compile_model, device_info, train_run
+    from faceml.config import TrainConfig
+    from faceml.training.engine import build_model, compile_model, device_info, train_run
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--dataset", default="utkface" if SHARED_UTK.is_dir() else "synthetic")

@@ -84,10 +84,11 @@ def main() -> None:
 
     import keras
 
-    from faceml import vae
-    from faceml.preprocessing import PrepOptions, prepare
+    from faceml.modeling import vae
+    from faceml.data.prepare import PrepOptions, prepare
     from faceml.runs import RunStore
-    from faceml.training import TrainConfig, train_run
+    from faceml.config import TrainConfig
+    from faceml.training.engine import train_run
 
     data = PrepOptions(dataset=a.dataset, path=path, size=size, color=a.color,
                        fraction=a.fraction,

@@ -35,6 +35,7 @@ import hashlib
 import os
 import tomllib
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
 from faceml import paths
@@ -46,6 +47,29 @@ OPERATOR = "operator"
 """The visitor token of the server's own tools (CLI, scripts): may stop any run."""
 
 ACTIVE = ("queued", "running")
+
+
+class _Datasets:
+    """The dataset registry as the policy sees it: ``get(name)`` and ``names()``, handed over
+    by :mod:`faceml.data` when it is imported (:func:`use_datasets`), so the policy, which the
+    adapters consult, never imports them."""
+
+    get = None
+    names = None
+
+
+_datasets = _Datasets()
+
+
+def use_datasets(get, names) -> None:
+    """Called once by :mod:`faceml.data`: how the policy finds dataset adapters."""
+    _datasets.get, _datasets.names = get, names
+
+
+def _data() -> _Datasets:
+    if _datasets.get is None:  # a caller that reads datasets has imported faceml.data
+        raise RuntimeError("faceml.data is not imported: the hosting policy has no datasets")
+    return _datasets
 
 
 class PolicyError(FaceMLError):
@@ -69,11 +93,20 @@ def owner_tag(visitor: str) -> str:
 @dataclass(frozen=True)
 class HostingPolicy:
     hosted: bool = False
-    datasets: dict[str, str | None] = field(default_factory=dict)
-    """Hosted: allowed dataset name -> server path (None = built in / default location)."""
+    allow_list: dict[str, str | None] | None = None
+    """Hosted: the operator's allowed dataset name -> server path (None = built in / default
+    location); None: the built-in datasets and those found at their default location."""
     caps: Caps = field(default_factory=Caps)
     train_nice: int = 10
     """Hosted: the niceness training processes lower themselves to (0 = as the web server)."""
+
+    @cached_property
+    def datasets(self) -> dict[str, str | None]:
+        """Hosted: allowed dataset name -> server path (the operator's list, or the defaults,
+        read from the dataset registry when first asked for)."""
+        if self.allow_list is not None or not self.hosted:
+            return dict(self.allow_list or {})
+        return _default_datasets()
 
     # -- what may be shown -------------------------------------------------------------------
     @property
@@ -92,16 +125,14 @@ class HostingPolicy:
 
     def dataset_names(self) -> list[str]:
         """The datasets a visitor may choose, in the registry's order."""
-        from faceml import data
-
+        data = _data()
         names = data.names()
         if not self.hosted:
             return names
         return [n for n in names if n in self.datasets and self._on_disk(n)]
 
     def _on_disk(self, name: str) -> bool:
-        from faceml import data
-
+        data = _data()
         try:
             return data.get(name).found(self.datasets.get(name))
         except OSError:
@@ -127,8 +158,9 @@ class HostingPolicy:
         """How many of ``n`` faces a hosted run or page may use."""
         return min(n, self.caps.faces) if self.hosted else n
 
-    def check_train(self, cfg, store, visitor: str | None) -> None:
-        """Refuse a run over the caps, before anything is built or queued."""
+    def check_train(self, cfg, store, visitor: str | None, count_params) -> None:
+        """Refuse a run over the caps, before anything is built or queued. ``count_params()``
+        gives the model's parameter count (without building weights); it is asked last."""
         if not self.hosted:
             return
         self.dataset_path(cfg.data.dataset, cfg.data.path)
@@ -142,9 +174,7 @@ class HostingPolicy:
         if cfg.repeat and not self.train_again:
             raise PolicyError("training a configuration again is off on this server; its "
                               "cached run is shown instead")
-        from faceml.sizing import model_size
-
-        total = model_size(cfg).total
+        total = count_params()
         if total > self.caps.params:
             raise PolicyError(f"this model has {total:,} parameters; this server trains models "
                               f"of at most {self.caps.params:,}. Use fewer or narrower layers.")
@@ -185,8 +215,7 @@ class HostingPolicy:
         """``text`` with every server path it names replaced (hosted only)."""
         if not self.hosted:
             return text
-        from faceml import data
-
+        data = _data()
         places: dict[str, str] = {}
         for name, p in self.datasets.items():
             try:
@@ -207,8 +236,7 @@ class HostingPolicy:
 
 
 def _same_path(a: str, b: str | None, name: str) -> bool:
-    from faceml import data
-
+    data = _data()
     try:
         want = data.get(name).location(b)
         return want is not None and Path(a).expanduser().resolve() == Path(want).resolve()
@@ -231,8 +259,7 @@ def _owner(run) -> str | None:
 
 
 def _default_datasets() -> dict[str, str | None]:
-    from faceml import data
-
+    data = _data()
     out: dict[str, str | None] = {}
     for name in data.names():
         ad = data.get(name)
@@ -259,10 +286,9 @@ def from_env(environ: dict | None = None) -> HostingPolicy:
         return HostingPolicy()
     cfg_path = env.get(CONFIG_ENV)
     cfg = _read_config(cfg_path) if cfg_path else {}
+    datasets = None  # the defaults, resolved when first needed
     if "datasets" in cfg:
         datasets = {str(k): (str(v) if v else None) for k, v in cfg["datasets"].items()}
-    else:
-        datasets = _default_datasets()
     caps = Caps()
     for k, v in (cfg.get("caps") or {}).items():
         if k not in Caps.__dataclass_fields__ or isinstance(v, bool) or not isinstance(v, int) \
@@ -274,7 +300,7 @@ def from_env(environ: dict | None = None) -> HostingPolicy:
     if isinstance(nice, bool) or not isinstance(nice, int) or not 0 <= nice <= 19:
         raise FaceMLError(f"hosting config: [training] nice = {nice!r} is not a whole number "
                           "from 0 to 19")
-    return HostingPolicy(hosted=True, datasets=datasets, caps=caps, train_nice=nice)
+    return HostingPolicy(hosted=True, allow_list=datasets, caps=caps, train_nice=nice)
 
 
 _cache: dict = {}

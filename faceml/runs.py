@@ -35,7 +35,7 @@ import pandas as pd
 
 from faceml import paths
 from faceml.errors import FaceMLError
-from faceml.heads import HeadSpec
+from faceml.data.heads import HeadSpec
 from faceml.io import write_json_atomic, write_text_atomic
 
 STATES = ("queued", "running", "done", "failed", "stopped")
@@ -124,7 +124,7 @@ class Run:
     def train_config(self):
         """The run's :class:`~faceml.training.TrainConfig` (RunDamaged when config.json does
         not hold one)."""
-        from faceml.training import TrainConfig
+        from faceml.config import TrainConfig
 
         cfg = self.config
         try:
@@ -189,7 +189,7 @@ class Run:
 
     def load_model(self, which: str = "best"):
         """Load a checkpoint with ``safe_mode=True`` (falls back from best to last)."""
-        from faceml.modelio import load_model
+        from faceml.modeling.modelio import load_model
 
         p = self.checkpoint(which)
         if not p.exists() and which == "best":

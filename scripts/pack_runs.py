@@ -20,7 +20,7 @@ from pathlib import Path
 
 
 def main(runs_dir: str, out: str) -> None:
-    from faceml.modelio import load_model, save_model
+    from faceml.modeling.modelio import load_model, save_model
     from faceml.runs import RunDamaged, RunStore
 
     out_dir = Path(out)

@@ -40,7 +40,7 @@ def check_pixels(adapter: DatasetAdapter, scan: Scan, rows: pd.DataFrame | None 
 # -- common ----------------------------------------------------------------------------------------
 def test_registered_under_their_names():
     for cls in ADAPTERS:
-        assert data._REGISTRY[cls.name] is cls
+        assert data.registry._REGISTRY[cls.name] is cls
         a = cls()
         assert a.title and a.description and a.needs_path
     assert {c.name for c in ADAPTERS} == {"utkface", "utkface-csv", "fairface", "celeba",

@@ -4,7 +4,7 @@ tests/browser)."""
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from faceml import jobs
+from faceml.training import jobs
 from faceml.runs import RunStore
 
 TIMEOUT = 120

@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from faceml import architectures as A
-from faceml.architectures import builder
-from faceml.architectures.layers import ImageNetPreprocessing
+from faceml.modeling import architectures as A
+from faceml.modeling import builder
+from faceml.modeling.layers import ImageNetPreprocessing
 from faceml.errors import ConfigError
-from faceml.heads import HeadSpec
-from faceml.layers import FacePreprocessing, find_preprocessing
+from faceml.data.heads import HeadSpec
+from faceml.modeling.layers import FacePreprocessing, find_preprocessing
 
 GENDER = HeadSpec("gender", "binary", ["female", "male"])
 RACE = HeadSpec(

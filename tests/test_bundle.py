@@ -6,14 +6,15 @@ import numpy as np
 
 import pytest
 
-from faceml.bundle import bundle, train_command
+from faceml.serving.bundle import bundle, train_command
 from faceml.cli import build_parser
 from faceml.cli.train import train_config
 from faceml.errors import FaceMLError
-from faceml.modelio import load_model
-from faceml.preprocessing import PrepOptions
+from faceml.modeling.modelio import load_model
+from faceml.data.prepare import PrepOptions
 from faceml.runs import RunStore
-from faceml.training import TrainConfig, train_run
+from faceml.config import TrainConfig
+from faceml.training.engine import train_run
 
 
 def test_the_card_command_reproduces_the_config():
@@ -62,7 +63,7 @@ def test_a_run_trained_on_a_shrunk_copy_is_scored_on_the_originals(tmp_path):
     from fixtures_formats import make_utkface
 
     from faceml.data.shrink import shrink
-    from faceml.preprocessing import prepare
+    from faceml.data.prepare import prepare
 
     orig = make_utkface(tmp_path / "utk", 60, size=40)
     (orig / "61_1_2017.jpg.chip.jpg").write_bytes((orig / next(orig.iterdir()).name).read_bytes())
@@ -98,7 +99,7 @@ def test_a_run_trained_on_a_shrunk_copy_is_scored_on_the_originals(tmp_path):
 def test_an_ensemble_of_runs_averages_them_and_its_card_names_every_command(tmp_path):
     from fixtures_formats import make_utkface
 
-    from faceml.ensemble import build_ensemble
+    from faceml.modeling.ensemble import build_ensemble
 
     data = PrepOptions(dataset="utkface", path=str(make_utkface(tmp_path / "utk", 60)), size=16,
                        stratify="gender")

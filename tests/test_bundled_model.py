@@ -5,8 +5,8 @@ import pytest
 from PIL import Image
 
 from faceml import paths
-from faceml.detect import FaceDetector
-from faceml.predict import load_predictor, predict_faces
+from faceml.serving.detect import FaceDetector
+from faceml.serving.predict import load_predictor, predict_faces
 
 BUNDLED = paths.PROJECT_ROOT / "models" / "utkface-multitask.keras"
 

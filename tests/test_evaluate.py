@@ -17,16 +17,9 @@ import pytest
 
 from faceml.data.mapping import FAIRFACE_RACES, UTKFACE_RACES
 from faceml.errors import DataError, FaceMLError
-from faceml.evaluate import (
-    evaluate_model,
-    face_images,
-    group_columns,
-    group_members,
-    interpret,
-    load_interpretation,
-    stored_predictions,
-)
-from faceml.preprocessing import PrepOptions
+from faceml.evaluation.evaluate import (evaluate_model, face_images, group_columns, group_members,
+                                        interpret, load_interpretation, stored_predictions)
+from faceml.data.prepare import PrepOptions
 from faceml.runs import Run, RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +30,8 @@ def shared_utk_run(tmp_path_factory) -> Run:
     session; its store and cache live under the session's base temp folder."""
     from fixtures_formats import make_utkface
 
-    from faceml.training import TrainConfig, train_run
+    from faceml.config import TrainConfig
+    from faceml.training.engine import train_run
 
     base = tmp_path_factory.getbasetemp() / "evaluate_shared"
     data = base / "utk"
@@ -144,9 +138,9 @@ def test_a_class_with_no_mapping_is_named(tmp_path):
     import keras
     from fixtures_formats import make_utkface
 
-    from faceml import architectures
-    from faceml.heads import HeadSpec
-    from faceml.modelio import save_model
+    from faceml.modeling import architectures
+    from faceml.data.heads import HeadSpec
+    from faceml.modeling.modelio import save_model
 
     model = architectures.build("mlp", image_size=16, color="gray",
                                 heads=[HeadSpec("race", "multiclass", list(FAIRFACE_RACES))],
@@ -207,7 +201,7 @@ def test_group_columns_and_members(run):
 # --- report and CSV ------------------------------------------------------------------------------
 
 def test_report_names_dataset_split_and_has_the_ethics_section(run):
-    from faceml.report import report_html, report_markdown
+    from faceml.evaluation.report import report_html, report_markdown
 
     interp = load_interpretation(run, "val")
     md = report_markdown(interp, config=run.config, title=f"run {run.id}")
@@ -304,7 +298,7 @@ def _with_history(run: Run, dest: Path, val_losses: list[float]) -> Run:
 
 
 def test_checkpoint_info_names_the_best_epoch_or_the_last(run, tmp_path):
-    from faceml.evaluate import checkpoint_info
+    from faceml.evaluation.evaluate import checkpoint_info
 
     # a run just trained: training recorded which checkpoint its predictions come from
     assert run.status()["results"]["checkpoint"] == "best"
@@ -334,7 +328,7 @@ def test_checkpoint_info_names_the_best_epoch_or_the_last(run, tmp_path):
 
 
 def test_an_evaluated_model_says_which_checkpoint_it_was(run, tmp_path):
-    from faceml.report import report_markdown
+    from faceml.evaluation.report import report_markdown
 
     done = _with_history(run, tmp_path / "runs" / "done", [0.9, 0.4, 0.6])
     frame = evaluate_model(done, None, "val")

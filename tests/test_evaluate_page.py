@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from faceml.metrics import cell_members
+from faceml.evaluation.metrics import cell_members
 from faceml.runs import RunStore
 from tests.test_evaluate import shared_utk_run
 from ui.evaluate import PER_PAGE, cell_from_event, cell_keys
@@ -95,7 +95,7 @@ def test_selecting_a_cell_shows_exactly_that_cells_faces(store, run):
                            ["Male", "Female"]) == ("Female", "Male")
     assert cell_from_event({"selection": {"points": []}}, ["Male", "Female"]) is None
     at = page(run.id)
-    from faceml.evaluate import load_interpretation
+    from faceml.evaluation.evaluate import load_interpretation
 
     interp = load_interpretation(run, "test")
     kt, kp = cell_keys(interp.heads[0])

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from faceml import jobs
-from faceml.preprocessing import PrepOptions
+from faceml.training import jobs
+from faceml.data.prepare import PrepOptions
 from faceml.runs import RunDamaged, RunStore
-from faceml.training import TrainConfig, train_run
+from faceml.config import TrainConfig
+from faceml.training.engine import train_run
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,8 +8,8 @@ import pytest
 from faceml import flags
 from faceml.cli import build_parser
 from faceml.cli.train import train_config
-from faceml.preprocessing import PrepOptions
-from faceml.training import TrainConfig
+from faceml.data.prepare import PrepOptions
+from faceml.config import TrainConfig
 
 
 def _round_trip(cfg: TrainConfig) -> TrainConfig:

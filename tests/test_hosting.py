@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from faceml import data, hosting, jobs
+from faceml import data, hosting
+from faceml.training import jobs
 from faceml.hosting import OPERATOR, PolicyError
-from faceml.preprocessing import PrepOptions, labels_for, prepare
+from faceml.data.prepare import PrepOptions, labels_for, prepare
 from faceml.runs import RunStore
-from faceml.training import TrainConfig
+from faceml.config import TrainConfig
 from tests.fixtures_formats import make_folder, make_utkface
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -232,7 +233,7 @@ def test_sizing_in_concurrent_sessions_never_allocates_weights():
     deferred-weights scope (keras.backend.clear_session() would, for every thread)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from faceml.sizing import model_size
+    from faceml.modeling.sizing import model_size
 
     cfg = small(arch="custom", arch_params=HUGE, heads=["eyewear"])
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -244,7 +245,7 @@ def test_sizing_in_concurrent_sessions_never_allocates_weights():
 
 def test_a_model_that_cannot_be_built_is_a_config_error():
     from faceml.errors import ConfigError
-    from faceml.sizing import model_size
+    from faceml.modeling.sizing import model_size
 
     bad = {"conv_blocks": [{"filters": 8, "kernel": 9, "padding": "valid", "batchnorm": False,
                             "pool": 0, "dropout": 0, "activation": "relu"}] * 3,
@@ -255,7 +256,7 @@ def test_a_model_that_cannot_be_built_is_a_config_error():
 
 def test_a_run_whose_training_raises_fails_alone_and_the_worker_goes_on(monkeypatch):
     """Even a run whose status cannot be written (disk full) never stalls the queue."""
-    from faceml import training
+    from faceml.training import engine as training
 
     monkeypatch.delenv("FACEML_HOSTED", raising=False)
     store = RunStore()

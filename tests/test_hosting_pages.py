@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from faceml import jobs
+from faceml.training import jobs
 from faceml.runs import RunStore
 from tests.fixtures_formats import make_folder, make_utkface
 from tests.test_hosting import HUGE

@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from faceml import jobs
-from faceml.preprocessing import PrepOptions
+from faceml.training import jobs
+from faceml.data.prepare import PrepOptions
 from faceml.runs import RunStore
-from faceml.training import TrainConfig
+from faceml.config import TrainConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -34,7 +34,7 @@ def wait_for(pred, timeout=120, poll=0.2):
 
 
 def test_a_job_outlives_the_process_that_started_it():
-    code = ("from faceml import jobs; from tests.test_jobs import cfg; "
+    code = ("from faceml.training import jobs; from tests.test_jobs import cfg; "
             "run, new = jobs.submit(cfg(epochs=2)); print(run.id)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          timeout=120, env=os.environ.copy())

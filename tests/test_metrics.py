@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from faceml import metrics as M
-from faceml.heads import HeadSpec
+from faceml.evaluation import metrics as M
+from faceml.data.heads import HeadSpec
 
 GENDER = HeadSpec("gender", "binary", ["Male", "Female"])
 RACE = HeadSpec("race", "multiclass", ["White", "Black", "Asian", "Indian"])

@@ -15,10 +15,10 @@ import pytest
 from PIL import Image
 
 from faceml.data.imageio import to_pixels
-from faceml.detect import FaceDetector
-from faceml.heads import HeadSpec
-from faceml.predict import (MAX_DECODE_PIXELS, Photo, Predictor, _dc_only, find_faces,
-                            predict_faces, read_photo, read_upload)
+from faceml.serving.detect import FaceDetector
+from faceml.data.heads import HeadSpec
+from faceml.serving.predict import (MAX_DECODE_PIXELS, Photo, Predictor, _dc_only, find_faces,
+                                    predict_faces, read_photo, read_upload)
 from photo_fixtures import PORTRAIT_MEGAPIXELS, astronaut, canvas, jpeg, portraits
 
 pytest.importorskip("skimage.data")
@@ -39,7 +39,7 @@ def detector():
 @pytest.fixture(scope="module")
 def predictor():
     """An untrained 64 px RGB model (the bundled model's input): crops and shapes only."""
-    from faceml import architectures
+    from faceml.modeling import architectures
 
     model = architectures.build("small_cnn", image_size=64, color="rgb",
                                 heads=[HeadSpec("gender", "binary", ["male", "female"])],
@@ -129,7 +129,7 @@ def test_the_eighth_of_a_progressive_jpeg_is_pillows_own(big_photos):
     small = jpeg(astronaut().resize((901, 677)), progressive=True)
     assert np.array_equal(ycbcr_eighth(_dc_only(small))[..., 0], ycbcr_eighth(small)[..., 0])
     gray = jpeg(astronaut().convert("L").resize((1203, 998)), progressive=True)
-    from faceml.predict import _jpeg_decode
+    from faceml.serving.predict import _jpeg_decode
 
     assert np.array_equal(np.asarray(_jpeg_decode(gray, 8)),
                           np.asarray(pillow(gray, 8).convert("L")))

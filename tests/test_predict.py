@@ -16,11 +16,11 @@ from PIL import Image
 
 from faceml.cli import main
 from faceml.data.imageio import to_pixels
-from faceml.detect import FaceDetector
+from faceml.serving.detect import FaceDetector
 from faceml.errors import DataError, FaceMLError
-from faceml.heads import HeadSpec
-from faceml.predict import (Predictor, Reference, predict_all, predict_box, predict_faces,
-                            read_upload)
+from faceml.data.heads import HeadSpec
+from faceml.serving.predict import (Predictor, Reference, predict_all, predict_box, predict_faces,
+                                    read_upload)
 
 skd = pytest.importorskip("skimage.data")
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,9 +40,10 @@ def trained_run(tmp_path_factory) -> tuple[Path, str]:
         return _TRAINED["run"]
     import os
 
-    from faceml.preprocessing import PrepOptions
+    from faceml.data.prepare import PrepOptions
     from faceml.runs import RunStore
-    from faceml.training import TrainConfig, train_run
+    from faceml.config import TrainConfig
+    from faceml.training.engine import train_run
 
     base = tmp_path_factory.mktemp("predict_store")
     old = {k: os.environ.get(k) for k in ("FACEML_RUNS_DIR", "FACEML_CACHE_DIR")}
@@ -101,7 +102,7 @@ def png(img: Image.Image) -> bytes:
 
 def gray_model():
     """An untrained gray 24 px model with a binary head (shapes and preprocessing only)."""
-    from faceml import architectures
+    from faceml.modeling import architectures
 
     return architectures.build("small_cnn", image_size=24, color="gray",
                                heads=[HeadSpec("gender", "binary", ["male", "female"])],
@@ -212,7 +213,7 @@ def test_the_crop_shown_is_exactly_the_models_input(predictor, detector, astrona
     assert f.crop.dtype == np.uint8
     assert f.crop.shape == tuple(predictor.model.input_shape[1:]) == (32, 32, 3)
     # and the answers are the model's outputs on exactly that array (the engine's predict)
-    from faceml.training import predict_arrays
+    from faceml.modeling.modelio import predict_arrays
 
     out = predict_arrays(predictor.model, expected[None])
     assert f.heads["eyewear"].probs["glasses"] == pytest.approx(float(out["eyewear"][0, 0]),
@@ -258,7 +259,7 @@ def test_a_vae_or_foreign_model_is_refused_clearly():
                               keras.layers.Dense(1)])
     with pytest.raises(FaceMLError, match="no FacePreprocessing layer"):
         Predictor(plain, "plain")
-    from faceml import vae
+    from faceml.modeling import vae
 
     with pytest.raises(FaceMLError, match="VAE"):
         Predictor(vae.build_vae(16, "gray", latent_dim=2, filters=[8]), "v")
@@ -312,7 +313,7 @@ def test_reference_interval_and_rare_group_warnings():
     assert "all 200 validation faces" in note  # ~22 faces predicted 30–39: below 30
     assert lo == pytest.approx(30 + np.percentile(res, 10))
     assert hi == pytest.approx(30 + np.percentile(res, 90))
-    from faceml.predict import HeadAnswer
+    from faceml.serving.predict import HeadAnswer
 
     assert ref.rare(heads[1], HeadAnswer("race", "multiclass", "Others")) is not None
     assert "0 of 200" in ref.rare(heads[1], HeadAnswer("race", "multiclass", "Asian"))

@@ -11,7 +11,7 @@ from faceml import data as datasets
 from faceml.data.base import DatasetAdapter, LabelSpec, Scan
 from faceml.errors import ConfigError, DataError
 from faceml.data.ages import age_bins, bin_ages
-from faceml.preprocessing import PrepOptions, channel_stats, prepare
+from faceml.data.prepare import PrepOptions, channel_stats, prepare
 
 SYN = dict(dataset="synthetic", dataset_options={"n": 600}, size=24)
 
@@ -163,8 +163,9 @@ def test_regression_target_statistics_use_training_split_only():
 
 def test_model_carries_train_only_scaling():
     """The saved model's FacePreprocessing holds the training split's statistics."""
-    from faceml.layers import find_preprocessing
-    from faceml.training import TrainConfig, build_model
+    from faceml.modeling.layers import find_preprocessing
+    from faceml.config import TrainConfig
+    from faceml.training.engine import build_model
 
     prep = prepare(toy(n=300))
     cfg = TrainConfig(data=prep.options, arch="mlp", heads=["kind"])

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from plotly.offline import get_plotlyjs
 
-from faceml import metrics as M
-from faceml import report
-from faceml.heads import HeadSpec
+from faceml.evaluation import metrics as M
+from faceml.evaluation import report
+from faceml.data.heads import HeadSpec
 
 GENDER = HeadSpec("gender", "binary", ["Male", "Female"])
 RACE = HeadSpec("race", "multiclass", ["White", "Black", "Asian"])

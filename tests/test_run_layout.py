@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 
 from faceml.errors import FaceMLError
-from faceml.heads import HeadSpec
-from faceml.preprocessing import PrepOptions
+from faceml.data.heads import HeadSpec
+from faceml.data.prepare import PrepOptions
 from faceml.runs import Run, RunStore
-from faceml.training import TrainConfig
+from faceml.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_FILES = {"config.json", "status.json", "history.json", "metrics.json", "heads.json",

@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 from faceml.errors import DataError, FaceMLError
-from faceml.predict import read_upload
+from faceml.serving.predict import read_upload
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -160,7 +160,7 @@ def test_the_size_limits_name_the_size_and_the_limit():
 def test_a_100_megapixel_jpeg_is_accepted_at_an_eighth():
     """At the limit, a JPEG claiming 10000×10000 (its data ends early: libjpeg fills the rest
     with grey) is decoded at 1/8 scale only."""
-    from faceml.predict import read_photo
+    from faceml.serving.predict import read_photo
 
     photo = read_photo(jpeg_header(10000, 10000))
     assert photo.size == (10000, 10000) and photo.decoded() == [8]
@@ -207,7 +207,7 @@ def test_accepted_formats_decode(fmt):
 
 
 def test_a_long_thin_strip_is_answered_not_crashed():
-    from faceml.detect import FaceDetector
+    from faceml.serving.detect import FaceDetector
 
     img = read_upload(encoded(Image.new("L", (5000, 1), 128), "PNG"))
     assert img.size == (5000, 1)
@@ -254,8 +254,8 @@ print(json.dumps(out))
 def test_a_keras_file_with_a_lambda_layer_is_refused_and_runs_nothing(tmp_path):
     import keras
 
-    from faceml.modelio import load_model
-    from faceml.predict import Predictor
+    from faceml.modeling.modelio import load_model
+    from faceml.serving.predict import Predictor
 
     marker = tmp_path / "code-ran"
     payload = eval(f"lambda x: (__import__('pathlib').Path({str(marker)!r}).touch(), x)[1]")
@@ -274,7 +274,7 @@ def test_a_keras_file_with_a_lambda_layer_is_refused_and_runs_nothing(tmp_path):
 
 
 def test_files_that_are_not_models_are_refused_clearly(tmp_path):
-    from faceml.predict import Predictor
+    from faceml.serving.predict import Predictor
 
     text = tmp_path / "notes.keras"
     text.write_text("not a model")

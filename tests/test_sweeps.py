@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from faceml import jobs, sweeps
+from faceml.training import jobs, sweeps
 from faceml.errors import ConfigError
-from faceml.preprocessing import PrepOptions
+from faceml.data.prepare import PrepOptions
 from faceml.runs import RunStore
-from faceml.training import TrainConfig
+from faceml.config import TrainConfig
 
 
 def base(**kw) -> TrainConfig:

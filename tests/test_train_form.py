@@ -10,10 +10,10 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from faceml import jobs
-from faceml.preprocessing import PrepOptions
+from faceml.training import jobs
+from faceml.data.prepare import PrepOptions
 from faceml.runs import RunStore
-from faceml.training import TrainConfig
+from faceml.config import TrainConfig
 from ui.runs import form_state, kept_settings, launch_config, results_caption, table_states
 
 PAGE = "../app_pages/train.py"

@@ -7,12 +7,13 @@ import pandas as pd
 import pytest
 
 from faceml import data as datasets
-from faceml import jobs
+from faceml.training import jobs
 from faceml.data.base import DatasetAdapter, LabelSpec, Scan
 from faceml.errors import ConfigError
-from faceml.preprocessing import PrepOptions, prepare
+from faceml.data.prepare import PrepOptions, prepare
 from faceml.runs import RunStore
-from faceml.training import TrainConfig, build_model, train_run
+from faceml.config import TrainConfig
+from faceml.training.engine import build_model, train_run
 
 
 def tiny(**kw) -> TrainConfig:
@@ -166,7 +167,7 @@ def test_rotation_and_zoom_models_are_jit_compiled_under_jax(monkeypatch):
     whole training step run op by op (70 s an epoch on an H200), so the engine allows jit."""
     import keras
 
-    from faceml.training import allow_jax_jit
+    from faceml.training.engine import allow_jax_jit
 
     cfg = TrainConfig(data=PrepOptions(dataset="synthetic", dataset_options={"n": 60}, size=16),
                       arch="small_cnn", heads=["age"], augmentation=["flip", "rotation", "zoom"])
@@ -183,7 +184,7 @@ def test_rotation_and_zoom_models_are_jit_compiled_under_jax(monkeypatch):
 
 
 def test_stored_results_say_which_checkpoint_they_come_from():
-    from faceml.training import results_checkpoint
+    from faceml.training.engine import results_checkpoint
 
     store = RunStore()
     cfg = tiny(epochs=3, seed=7)
@@ -210,9 +211,10 @@ def test_checkpoints_leave_no_temporary_files_behind():
 def test_named_augmentations_train_with_the_builders_one_table():
     """A run's augmentation names become the builder's layers at the builder's strengths
     (there was a second table in training, with contrast 0.2 against the builder's 0.1)."""
-    from faceml import architectures
-    from faceml.preprocessing import prepare
-    from faceml.training import AUGMENTATIONS, build_model
+    from faceml.modeling import architectures
+    from faceml.data.prepare import prepare
+    from faceml.config import AUGMENTATIONS
+    from faceml.training.engine import build_model
 
     assert set(AUGMENTATIONS) == set(architectures.AUGMENTATIONS)
     cfg = tiny(arch="small_cnn", augmentation=list(AUGMENTATIONS))

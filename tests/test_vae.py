@@ -9,9 +9,9 @@ import keras
 import numpy as np
 import pytest
 
-from faceml import vae
+from faceml.modeling import vae
 from faceml.errors import ConfigError, DataError
-from faceml.layers import find_preprocessing
+from faceml.modeling.layers import find_preprocessing
 
 S, LATENT, FILTERS, HIDDEN = 16, 4, (8, 16), 32
 

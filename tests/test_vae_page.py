@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from faceml.heads import HeadSpec
-from faceml.preprocessing import PrepOptions
+from faceml.data.heads import HeadSpec
+from faceml.data.prepare import PrepOptions
 from faceml.runs import RunStore
-from faceml.training import TrainConfig, train_run
+from faceml.config import TrainConfig
+from faceml.training.engine import train_run
 from ui import vae as uv
 
 TIMEOUT = 120

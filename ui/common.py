@@ -11,10 +11,10 @@ import streamlit as st
 
 from faceml import data as datasets
 from faceml import hosting
-from faceml.cache import MemoryLRU
+from faceml.data.cache import MemoryLRU
 from faceml.errors import FaceMLError
 from faceml.data.ages import AGE_MODES
-from faceml.preprocessing import PrepOptions, prepare
+from faceml.data.prepare import PrepOptions, prepare
 
 
 def policy() -> hosting.HostingPolicy:

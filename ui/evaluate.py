@@ -23,12 +23,12 @@ import pandas as pd
 import streamlit as st
 
 from faceml import data as datasets
-from faceml import evaluate as ev
-from faceml import metrics
-from faceml import report as rep
-from faceml.cache import MemoryLRU
+from faceml.evaluation import evaluate as ev
+from faceml.evaluation import metrics
+from faceml.evaluation import report as rep
+from faceml.data.cache import MemoryLRU
 from faceml.errors import FaceMLError
-from faceml.heads import HeadSpec
+from faceml.data.heads import HeadSpec
 from faceml.runs import Run, RunDamaged, RunStore
 from ui.common import error_text, policy, progress_callback
 
@@ -145,7 +145,7 @@ def cross_view(run: Run, data: dict, split: str) -> View:
     path = run.checkpoint(run.saved_checkpoint("best") or "best")
     key = json.dumps(["cross", str(run.dir), _stamp(path), data, split], sort_keys=True,
                      default=str)
-    from faceml.preprocessing import PrepOptions
+    from faceml.data.prepare import PrepOptions
 
     opts = PrepOptions.from_dict(data)
     return _computed_view(key, f"Evaluating run {run.id} on {opts.dataset}",
@@ -652,7 +652,7 @@ def cross_panel(run: Run) -> View | None:
         split = c3.selectbox("Split", list(ev.EVAL_SPLITS), index=3, key="ev_x_split")
         b1, b2 = st.columns([1, 4])
         if b1.button("Evaluate", key="ev_x_go", type="primary", disabled=adapter is None):
-            from faceml.preprocessing import PrepOptions
+            from faceml.data.prepare import PrepOptions
 
             data = PrepOptions(**{**opts}).canonical()
             data.update(size=own.get("size", 64), color=own.get("color", "rgb"))

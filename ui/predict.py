@@ -33,10 +33,10 @@ import numpy as np
 import streamlit as st
 from PIL import Image, ImageDraw
 
-from faceml.detect import FaceDetector
+from faceml.serving.detect import FaceDetector
 from faceml.errors import FaceMLError
-from faceml.predict import (FaceResult, Photo, Predictor, bundled_models, predict_all,
-                            predict_box, read_photo, too_small)
+from faceml.serving.predict import (FaceResult, Photo, Predictor, bundled_models, predict_all,
+                                    predict_box, read_photo, too_small)
 from faceml.runs import RunDamaged, RunStore
 
 log = logging.getLogger(__name__)

@@ -10,10 +10,11 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from faceml import data as datasets
-from faceml import hosting, jobs
+from faceml import hosting
+from faceml.training import jobs
 from faceml.errors import FaceMLError
 from faceml.runs import Run, RunDamaged, RunStore
-from faceml.training import TrainConfig
+from faceml.config import TrainConfig
 
 STATE_ICON = {"queued": "⏳", "running": "🏃", "done": "✅", "failed": "❌", "stopped": "⏹",
               "damaged": "⚠️"}
@@ -28,7 +29,7 @@ _FLASH = "_run_panel_flash"
 @st.cache_resource(show_spinner=False)
 def training_device() -> dict:
     """Where the worker will train: the Keras backend and the GPU, if any (looked up once)."""
-    from faceml.training import device_info
+    from faceml.training.engine import device_info
 
     return device_info()
 
@@ -37,7 +38,7 @@ def training_device() -> dict:
 def layer_table_for(cfg_json: str):
     """Layer table and parameter counts of a config's model: built without weights, so any
     size a visitor types costs no memory (:mod:`faceml.sizing`)."""
-    from faceml.sizing import model_size
+    from faceml.modeling.sizing import model_size
 
     return model_size(TrainConfig.from_dict(json.loads(cfg_json)))
 

@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from faceml.errors import FaceMLError
-from faceml.modelio import named_outputs
+from faceml.modeling.modelio import named_outputs
 from faceml.runs import Run, RunDamaged, RunStore
 
 TRAIN_HINT = "train one with Architecture = vae on the Train page"
@@ -96,14 +96,14 @@ def load(run: Run):
 @st.cache_data(max_entries=8, show_spinner="Encoding the validation faces…")
 def encoded(run_dir: str, mtime: float, data_key: str, _model, _x: np.ndarray):
     """``(mu, logvar)`` of the faces ``_x`` (the run's validation split)."""
-    from faceml import vae
+    from faceml.modeling import vae
 
     return vae.encode(_model, _x)
 
 
 @st.cache_data(max_entries=8, show_spinner="Computing the map…")
 def cached_map(run_dir: str, mtime: float, data_key: str, method: str, _mu: np.ndarray):
-    from faceml import vae
+    from faceml.modeling import vae
 
     return vae.latent_map(_mu, method)
 

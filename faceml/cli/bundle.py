@@ -17,7 +17,7 @@ def add_arguments(s) -> None:
 
 
 def run(a) -> int:
-    from faceml.bundle import bundle
+    from faceml.serving.bundle import bundle
     from faceml.runs import RunStore
 
     store = RunStore()

@@ -46,6 +46,6 @@ def print_json(obj) -> None:
 
 def data_options(a):
     """The parsed data flags (:func:`add_data_args`) as ``PrepOptions``."""
-    from faceml.preprocessing import PrepOptions
+    from faceml.data.prepare import PrepOptions
 
     return PrepOptions.from_dict(data_values(a))

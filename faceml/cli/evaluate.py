@@ -32,7 +32,7 @@ def add_arguments(s) -> None:
 
 def _options(a):
     from faceml import data as datasets
-    from faceml.preprocessing import PrepOptions
+    from faceml.data.prepare import PrepOptions
 
     if a.dataset is None:
         if a.path or a.dataset_option:
@@ -47,9 +47,9 @@ def _options(a):
 
 
 def run(a) -> int:
-    from faceml import report
-    from faceml.evaluate import (STORED_SPLITS, check_split, evaluate_model, interpret,
-                                 load_interpretation, stored_predictions)
+    from faceml.evaluation import report
+    from faceml.evaluation.evaluate import (STORED_SPLITS, check_split, evaluate_model, interpret,
+                                            load_interpretation, stored_predictions)
     from faceml.runs import RunStore
 
     if bool(a.run_id) == bool(a.model):

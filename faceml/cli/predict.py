@@ -23,8 +23,8 @@ def add_arguments(s) -> None:
 
 
 def run(a) -> int:
-    from faceml.detect import FaceDetector
-    from faceml.predict import load_predictor, predict_box, predict_faces, read_image_file
+    from faceml.serving.detect import FaceDetector
+    from faceml.serving.predict import load_predictor, predict_box, predict_faces, read_image_file
 
     images = [(str(p), read_image_file(p)) for p in a.images]  # bad input fails before Keras
     predictor = load_predictor(a.model, a.run)

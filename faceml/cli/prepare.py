@@ -11,7 +11,7 @@ def add_arguments(p) -> None:
 
 
 def run(a) -> int:
-    from faceml.preprocessing import prepare
+    from faceml.data.prepare import prepare
 
     opts = data_options(a)
     cb, close = bar(f"prepare {a.dataset}", not a.json)

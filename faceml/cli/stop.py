@@ -8,7 +8,8 @@ def add_arguments(p) -> None:
 
 
 def run(a) -> int:
-    from faceml import hosting, jobs
+    from faceml import hosting
+    from faceml.training import jobs
     from faceml.runs import RunStore
 
     jobs.stop(RunStore().get(a.run_id), hosting.OPERATOR)

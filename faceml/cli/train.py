@@ -17,15 +17,16 @@ def add_arguments(p) -> None:
 
 def train_config(a):
     """The parsed ``train`` flags as a ``TrainConfig``."""
-    from faceml.training import TrainConfig
+    from faceml.config import TrainConfig
 
     return TrainConfig.from_dict(train_values(a))
 
 
 def run(a) -> int:
-    from faceml import hosting, jobs
+    from faceml import hosting
+    from faceml.training import jobs
     from faceml.runs import RunStore
-    from faceml.training import train_run
+    from faceml.training.engine import train_run
 
     cfg = train_config(a)
     store = RunStore()

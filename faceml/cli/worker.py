@@ -10,7 +10,7 @@ def add_arguments(p) -> None:
 
 def run(a) -> int:
     from faceml import hosting
-    from faceml.jobs import work
+    from faceml.training.jobs import work
 
     hosting.current().yield_to_visitors()  # hosted: the visitors' pages come first
     work(idle_exit=a.idle_exit, wait=a.wait)

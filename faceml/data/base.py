@@ -153,14 +153,9 @@ class DatasetAdapter:
         with c = 1 for ``"gray"`` and 3 for ``"rgb"``, in the order of ``rows``.
 
         Items that cannot be decoded are returned in the bad list; their slots are zero and
-        the caller drops them (see :func:`faceml.preprocessing.load`).
-
-        This default reads image files: the scan's ``_path`` column, named by ``source``
-        (every file-based adapter); an adapter of another storage overrides it."""
-        from faceml.data.imageio import read_files
-
-        return read_files(list(rows["_path"]), size, color, progress,
-                          names=list(rows["source"]))
+        the caller drops them (see :func:`faceml.data.prepare.load`); adapters of image files
+        inherit it from :class:`faceml.data.imageio.FileAdapter`."""
+        raise NotImplementedError
 
     # helpers for subclasses -------------------------------------------------------------
     def require_dir(self, path: str | Path | None) -> Path:

@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from faceml.data import register
-from faceml.data.base import BadItem, DatasetAdapter, LabelSpec, Scan
+from faceml.data.registry import register
+from faceml.data.imageio import FileAdapter
+from faceml.data.base import BadItem, LabelSpec, Scan
 from faceml.data.mapping import GENDERS
 from faceml.errors import DataError
 
@@ -99,7 +100,7 @@ def _first(root: Path, *names: str) -> Path | None:
 
 
 @register
-class CelebAAdapter(DatasetAdapter):
+class CelebAAdapter(FileAdapter):
     name = "celeba"
     title = "CelebA"
     description = ("~200k aligned celebrity faces with 40 binary attributes (gender from Male, "

@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from faceml.data import register
-from faceml.data.base import BadItem, DatasetAdapter, LabelSpec, Scan, read_label_csv
+from faceml.data.registry import register
+from faceml.data.imageio import FileAdapter
+from faceml.data.base import BadItem, LabelSpec, Scan, read_label_csv
 from faceml.data.mapping import FAIRFACE_AGE_BINS, FAIRFACE_RACES, GENDERS
 from faceml.errors import DataError
 
@@ -54,7 +55,7 @@ def _stat_dirs(root: Path, files: pd.Series) -> dict[str, tuple[str, int, int]]:
 
 
 @register
-class FairFaceAdapter(DatasetAdapter):
+class FairFaceAdapter(FileAdapter):
     name = "fairface"
     title = "FairFace"
     description = ("~108k faces balanced over 7 race groups, labelled with age bin (9), gender "

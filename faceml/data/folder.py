@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from faceml.data import register
-from faceml.data.base import BadItem, DatasetAdapter, LabelSpec, Scan
-from faceml.data.imageio import is_image_name
+from faceml.data.registry import register
+from faceml.data.base import BadItem, LabelSpec, Scan
+from faceml.data.imageio import FileAdapter, is_image_name
 from faceml.data.mapping import GENDERS, gender_of
 from faceml.errors import DataError
 
@@ -42,7 +42,7 @@ def _entries(d: str) -> tuple[list[os.DirEntry], list[os.DirEntry]]:
 
 
 @register
-class FolderAdapter(DatasetAdapter):
+class FolderAdapter(FileAdapter):
     name = "folder"
     title = "Image folder (one sub-folder per class)"
     description = ("Your own images: root/<class>/*.jpg, optionally inside train/, val/ "

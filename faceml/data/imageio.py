@@ -14,9 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from faceml.data.base import BadItem, Progress, check_color
+from faceml.data.base import BadItem, DatasetAdapter, Progress, Scan, check_color
 from faceml.errors import DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
@@ -136,3 +137,13 @@ def map_progress(progress: Progress | None, lo: float, hi: float) -> Callable[[i
             progress(int(frac * 1000), 1000)
 
     return inner
+
+
+class FileAdapter(DatasetAdapter):
+    """An adapter whose scan lists image files (``_path``, named by ``source``): reading them
+    is the same for all of them."""
+
+    def read(self, scan: Scan, rows: pd.DataFrame, size: int, color: str,
+             progress: Progress | None = None) -> tuple[np.ndarray, list[BadItem]]:
+        return read_files(list(rows["_path"]), size, color, progress,
+                          names=list(rows["source"]))

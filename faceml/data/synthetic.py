@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 
-from faceml.data import register
+from faceml.data.registry import register
 from faceml.data.base import BadItem, DatasetAdapter, LabelSpec, Progress, Scan, check_color
 from faceml.data.imageio import to_pixels
 from faceml.errors import DataError

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from faceml.data import register
-from faceml.data.base import BadItem, DatasetAdapter, LabelSpec, Scan
-from faceml.data.imageio import is_image_name
+from faceml.data.registry import register
+from faceml.data.base import BadItem, LabelSpec, Scan
+from faceml.data.imageio import FileAdapter, is_image_name
 from faceml.data.mapping import GENDERS, UTKFACE_RACES
 from faceml.errors import DataError
 
@@ -69,7 +69,7 @@ def no_images_message(adapter: str, root: Path, n_files: int, subdirs: list[str]
 
 
 @register
-class UTKFaceAdapter(DatasetAdapter):
+class UTKFaceAdapter(FileAdapter):
     name = "utkface"
     title = "UTKFace"
     description = ("~20k aligned face crops (200×200) labelled by file name with age, gender "

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from faceml.data import register
+from faceml.data.registry import register
 from faceml.data.base import (
     BadItem,
     DatasetAdapter,

@@ -161,7 +161,7 @@ def served_run(app_server, monkeypatch, cfg):
     so the session's shared store is left as it was (the Evaluate page rewrites its URL to
     ``?run=<id>`` once a run exists, which other tests do not expect)."""
     from faceml.runs import RunStore
-    from faceml.training import train_run
+    from faceml.training.engine import train_run
 
     monkeypatch.setenv("FACEML_RUNS_DIR", str(app_server.runs_dir))
     monkeypatch.setenv("FACEML_CACHE_DIR", str(app_server.runs_dir.parent / "cache"))

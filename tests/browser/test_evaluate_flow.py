@@ -22,8 +22,8 @@ GALLERY_MAX = 18  # ui.evaluate.PER_PAGE
 @pytest.fixture
 def trained_run(app_server, monkeypatch):
     """A tiny finished classifier in the server's run store (trained here, in-process)."""
-    from faceml.preprocessing import PrepOptions
-    from faceml.training import TrainConfig
+    from faceml.data.prepare import PrepOptions
+    from faceml.config import TrainConfig
 
     cfg = TrainConfig(data=PrepOptions(dataset="synthetic", dataset_options={"n": 300}, size=16,
                                        color="gray"),
@@ -33,7 +33,7 @@ def trained_run(app_server, monkeypatch):
 
 
 def test_click_cell_shows_its_faces(page, app_server, trained_run, shot):
-    from faceml.evaluate import load_interpretation
+    from faceml.evaluation.evaluate import load_interpretation
 
     t0 = time.monotonic()
     run = trained_run

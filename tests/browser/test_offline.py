@@ -69,8 +69,8 @@ def test_no_page_requests_another_host(page, app_server):
 
 @pytest.fixture
 def finished_run(app_server, monkeypatch):
-    from faceml.preprocessing import PrepOptions
-    from faceml.training import TrainConfig
+    from faceml.data.prepare import PrepOptions
+    from faceml.config import TrainConfig
 
     cfg = TrainConfig(data=PrepOptions(dataset="synthetic", dataset_options={"n": 240}, size=16,
                                        color="gray"),
@@ -108,7 +108,7 @@ def test_the_evaluate_page_of_a_finished_run_requests_no_other_host(page, app_se
 def test_the_html_report_draws_every_figure_offline(browser, tmp_path):
     from tests.test_report_offline import sample_interp
 
-    from faceml.report import report_html
+    from faceml.evaluation.report import report_html
 
     path = tmp_path / "report.html"
     path.write_text(report_html(sample_interp(), title="offline"), encoding="utf-8")
@@ -134,8 +134,8 @@ def test_hosted_evaluate_page_offers_no_path_and_asks_no_other_host(browser, hos
                                                                    monkeypatch):
     """The hosted demo in a real browser: the cross-dataset panel lists the operator's datasets
     only, with no box to type a path into, and nothing is fetched from another host."""
-    from faceml.preprocessing import PrepOptions
-    from faceml.training import TrainConfig
+    from faceml.data.prepare import PrepOptions
+    from faceml.config import TrainConfig
 
     cfg = TrainConfig(data=PrepOptions(dataset="synthetic", dataset_options={"n": 240}, size=16,
                                        color="gray"),

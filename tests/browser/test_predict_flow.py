@@ -27,8 +27,8 @@ HEADS = {"eyewear": ("none", "glasses"), "expression": ("neutral", "smiling", "f
 @pytest.fixture
 def classifier_run(app_server, monkeypatch):
     """A tiny finished RGB classifier in the server's run store (trained here, in-process)."""
-    from faceml.preprocessing import PrepOptions
-    from faceml.training import TrainConfig
+    from faceml.data.prepare import PrepOptions
+    from faceml.config import TrainConfig
 
     cfg = TrainConfig(data=PrepOptions(dataset="synthetic", dataset_options={"n": 300}, size=32,
                                        color="rgb"),

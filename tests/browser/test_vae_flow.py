@@ -19,8 +19,8 @@ pytestmark = pytest.mark.browser
 @pytest.fixture
 def vae_run(app_server, monkeypatch):
     """A tiny finished VAE in the server's run store (trained here, in-process)."""
-    from faceml.preprocessing import PrepOptions
-    from faceml.training import TrainConfig
+    from faceml.data.prepare import PrepOptions
+    from faceml.config import TrainConfig
 
     cfg = TrainConfig(data=PrepOptions(dataset="synthetic", dataset_options={"n": 300}, size=16,
                                        color="gray"),

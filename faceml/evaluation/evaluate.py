@@ -41,15 +41,15 @@ import pandas as pd
 
 from faceml import data as datasets
 from faceml import hosting
-from faceml.cache import MemoryLRU
+from faceml.data.cache import MemoryLRU
 from faceml.data.base import Progress
 from faceml.errors import ConfigError, DataError, FaceMLError
-from faceml.heads import HeadSpec
+from faceml.data.heads import HeadSpec
 from faceml.runs import Run, RunDamaged, RunStore, best_epoch
 
 if TYPE_CHECKING:  # scikit-learn and scipy load on first use, not on ``--help``
-    from faceml.metrics import Interpretation
-    from faceml.preprocessing import PrepOptions
+    from faceml.evaluation.metrics import Interpretation
+    from faceml.data.prepare import PrepOptions
 
 __all__ = [
     "EVAL_SPLITS",
@@ -91,7 +91,7 @@ def run_heads(run: Run, frame: pd.DataFrame | None = None) -> list[HeadSpec]:
     heads = run.heads()
     if heads or frame is None:
         return heads
-    from faceml.metrics import heads_from_frame
+    from faceml.evaluation.metrics import heads_from_frame
 
     return heads_from_frame(frame)
 
@@ -182,7 +182,7 @@ def load_interpretation(run: Run | str, split: str = "test") -> Interpretation:
     The result's ``frame.attrs`` carry the run's data options (``data``) so galleries can find
     the images, and ``notes``.
     """
-    from faceml.metrics import Interpretation
+    from faceml.evaluation.metrics import Interpretation
 
     run = _as_run(run)
     split = check_split(split, STORED_SPLITS + ("train", "all"))
@@ -203,7 +203,7 @@ def load_interpretation(run: Run | str, split: str = "test") -> Interpretation:
 
 def interpret(frame: pd.DataFrame) -> Interpretation:
     """The :class:`Interpretation` of a frame made by :func:`evaluate_model`."""
-    from faceml.metrics import Interpretation
+    from faceml.evaluation.metrics import Interpretation
 
     heads = [HeadSpec.from_dict(h) for h in frame.attrs.get("heads", [])] or None
     return Interpretation(frame, heads, dataset=frame.attrs.get("dataset"),
@@ -214,7 +214,7 @@ def group_columns(frame: pd.DataFrame, head: HeadSpec | str) -> list[str]:
     """The other labels a head's results can be broken down by (names for ``group_breakdown``):
     race, gender and age first where present, then the rest; the head itself is left out, and
     ``age_years`` when ``age`` is there (or the head is age)."""
-    from faceml.metrics import GROUP_PREFIX
+    from faceml.evaluation.metrics import GROUP_PREFIX
 
     name = head.name if isinstance(head, HeadSpec) else str(head)
     cols = [c[len(GROUP_PREFIX):] for c in frame.columns if c.startswith(GROUP_PREFIX)]
@@ -238,7 +238,7 @@ def group_members(interp: Interpretation, head: HeadSpec | str, by: list[str], v
     """The faces of one row of :func:`breakdown` (``values``: its ``by`` columns), worst
     first (highest loss; mistakes and correct faces both)."""
     from faceml.data.ages import age_groups
-    from faceml.metrics import GROUP_PREFIX
+    from faceml.evaluation.metrics import GROUP_PREFIX
 
     rows = interp.top_losses(head, only_wrong=False, threshold=threshold)
     mask = np.ones(len(rows), dtype=bool)
@@ -267,7 +267,7 @@ _MODELS = MemoryLRU(2)
 
 
 def _load_file(path: Path):
-    from faceml.modelio import load_model
+    from faceml.modeling.modelio import load_model
 
     try:
         st = path.stat()
@@ -324,7 +324,7 @@ def _load(model_or_run) -> tuple[Any, str, list[str], Run | None, dict | None]:
 
 
 def _preprocessing(model, origin: str):
-    from faceml.layers import find_preprocessing
+    from faceml.modeling.layers import find_preprocessing
 
     try:
         return find_preprocessing(model)
@@ -426,8 +426,8 @@ def evaluate_model(model_or_run, dataset_options: PrepOptions | dict | None = No
 
 def _evaluate_model(model_or_run, dataset_options, split, progress, batch_size,
                     policy: hosting.HostingPolicy) -> pd.DataFrame:
-    from faceml.preprocessing import PrepOptions, prepare
-    from faceml.training import predict_arrays
+    from faceml.data.prepare import PrepOptions, prepare
+    from faceml.modeling.modelio import predict_arrays
 
     split = check_split(split)
     if isinstance(dataset_options, dict):
@@ -491,7 +491,7 @@ def _evaluate_model(model_or_run, dataset_options, split, progress, batch_size,
     if lost:
         raise FaceMLError(f"{origin} has no output named {lost[0]!r} (its outputs: "
                           f"{', '.join(outputs)})")
-    from faceml.metrics import predictions_frame
+    from faceml.evaluation.metrics import predictions_frame
 
     extra_cols = [c for c in sub.columns if c not in ("source", "split")]
     frame = predictions_frame(sub["source"].to_numpy(), kept, y_true, outputs, split,
@@ -512,7 +512,7 @@ _IMAGES = MemoryLRU(2048)
 
 def dataset_available(dataset_options: PrepOptions | dict) -> bool:
     """Whether the dataset's images are on disk (cheap: no scan)."""
-    from faceml.preprocessing import PrepOptions
+    from faceml.data.prepare import PrepOptions
 
     opts = (PrepOptions.from_dict(dataset_options) if isinstance(dataset_options, dict)
             else dataset_options)
@@ -549,7 +549,7 @@ def face_images(dataset_options: PrepOptions | dict, sources, *, size: int | Non
     predictions frame), read through the dataset adapter; ``None`` for a face whose image is
     missing or unreadable, and for every face when the dataset is gone. Scans and images are
     cached in the process. ``size``/``color`` default to the options' (the model's)."""
-    from faceml.preprocessing import PrepOptions
+    from faceml.data.prepare import PrepOptions
 
     opts = (PrepOptions.from_dict(dataset_options) if isinstance(dataset_options, dict)
             else dataset_options)

@@ -13,8 +13,8 @@ from keras import layers as L
 
 from faceml.errors import ConfigError
 
-from .builder import conv_step, pool_step, register
-from .layers import ImageNetPreprocessing
+from faceml.modeling.builder import conv_step, pool_step, register
+from faceml.modeling.layers import ImageNetPreprocessing
 
 # ---------------------------------------------------------------------------------------------
 # parameter checks

@@ -27,15 +27,15 @@ def model_size(cfg) -> ModelSize:
     (validated first: a bad configuration raises its ConfigError)."""
     import keras
 
-    from faceml import architectures
-    from faceml.preprocessing import labels_for
-    from faceml.training import placeholder_head
+    from faceml.modeling import architectures
+    from faceml.data.prepare import labels_for
+    from faceml.data.heads import placeholder_head
 
     cfg.validate()
     try:
         with keras.StatelessScope(initialize_variables=False):
             if cfg.is_vae:
-                from faceml import vae
+                from faceml.modeling import vae
 
                 model = vae.build_vae(cfg.data.size, cfg.data.color, **cfg.arch_params)
             else:

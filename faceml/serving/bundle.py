@@ -35,8 +35,8 @@ def rescore(model, run, split: str, path: str | None = None):
     checked against the run's stored predictions, not assumed."""
     from dataclasses import replace
 
-    from faceml.evaluate import evaluate_model
-    from faceml.preprocessing import PrepOptions
+    from faceml.evaluation.evaluate import evaluate_model
+    from faceml.data.prepare import PrepOptions
 
     opts = PrepOptions.from_dict(run.config["data"])
     if path:
@@ -83,8 +83,8 @@ def model_card(runs: list, name: str, frames: dict | None = None, test_path: str
     ``frames``: ``{"val": …, "test": …}`` predictions of the bundled model made by
     :func:`rescore` (needed for an ensemble, a mirrored model or ``test_path``); otherwise the
     run's stored predictions are used."""
-    from faceml.evaluate import run_heads
-    from faceml.metrics import Interpretation, group_breakdown
+    from faceml.evaluation.evaluate import run_heads
+    from faceml.evaluation.metrics import Interpretation, group_breakdown
 
     run = runs[0]
     cfg = run.config
@@ -158,7 +158,7 @@ def bundle(runs, name: str, out_dir: Path | None = None, test_path: str | None =
     ``runs``: a finished run, or several (their best models are averaged, see
     :mod:`faceml.ensemble`); ``mirror``: also average each model's answer on the mirrored face;
     ``test_path``: score on these original images (the runs trained on a ``shrink`` copy)."""
-    from faceml.modelio import save_model
+    from faceml.modeling.modelio import save_model
 
     runs = [runs] if not isinstance(runs, list | tuple) else list(runs)
     if not NAME_RE.match(name):
@@ -170,7 +170,7 @@ def bundle(runs, name: str, out_dir: Path | None = None, test_path: str | None =
     out.mkdir(parents=True, exist_ok=True)
     models = [r.load_model("best") for r in runs]  # compile=False: weights and preprocessing
     if len(runs) > 1 or mirror:
-        from faceml.ensemble import build_ensemble
+        from faceml.modeling.ensemble import build_ensemble
 
         model = build_ensemble(models, mirror=mirror, name=f"faceml_{name.replace('-', '_')}")
     else:

@@ -71,7 +71,7 @@ from sklearn.metrics import (
 
 from faceml.data.ages import AGE_DECADES, age_groups
 from faceml.errors import FaceMLError
-from faceml.heads import HeadSpec
+from faceml.data.heads import HeadSpec
 
 __all__ = [
     "GROUP_PREFIX",

@@ -16,7 +16,7 @@ from faceml.errors import FaceMLError
 
 
 def _signature(model) -> tuple:
-    from faceml.layers import find_preprocessing
+    from faceml.modeling.layers import find_preprocessing
 
     pre = find_preprocessing(model)
     heads = tuple((h["name"], h["kind"], tuple(h.get("classes") or ()))
@@ -30,7 +30,7 @@ def build_ensemble(models: list, mirror: bool = False, name: str = "faceml_ensem
     The members are used as they are (renamed ``member1_…``, …), not copied."""
     import keras
 
-    from faceml.layers import HorizontalFlip
+    from faceml.modeling.layers import HorizontalFlip
 
     if not models:
         raise FaceMLError("an ensemble needs at least one model")

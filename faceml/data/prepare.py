@@ -22,11 +22,11 @@ from sklearn.utils.class_weight import compute_sample_weight
 
 from faceml import data as datasets
 from faceml import hosting
-from faceml.cache import ArrayCache, make_key
+from faceml.data.cache import ArrayCache, make_key
 from faceml.data.ages import AGE_MODES, age_bins, bin_ages
 from faceml.data.base import SPLITS, BadItem, LabelSpec, Progress, check_color
 from faceml.errors import ConfigError, DataError, FaceMLError
-from faceml.heads import HeadSpec
+from faceml.data.heads import HeadSpec
 
 def channel_stats(x: np.ndarray, batch: int = 4096) -> tuple[list[float], list[float]]:
     """Per-channel mean and standard deviation of uint8 images ``(n, h, w, c)``, in float64,

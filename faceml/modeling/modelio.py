@@ -1,4 +1,5 @@
-"""Loading and saving models: ``.keras`` only, ``safe_mode=True`` always, atomic writes."""
+"""Model files and calls: load (``.keras`` only, ``safe_mode=True`` always), save atomically,
+and name a model's outputs."""
 
 from __future__ import annotations
 
@@ -8,15 +9,17 @@ import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
 from faceml.errors import FaceMLError
 from faceml.io import atomic_file, temp_beside
 
 
 def _register_custom_objects() -> None:
     # Importing these modules registers FaceML's serializable layers and losses.
-    import faceml.layers  # noqa: F401
+    import faceml.modeling.layers  # noqa: F401
 
-    for mod in ("faceml.architectures", "faceml.vae"):
+    for mod in ("faceml.modeling.architectures", "faceml.modeling.vae"):
         try:
             __import__(mod)
         except ImportError:
@@ -61,6 +64,12 @@ def named_outputs(model, out, names=None) -> dict:
     names = list(getattr(model, "output_names", None) or names
                  or [f"out{i}" for i in range(len(outs))])
     return dict(zip(names, outs))
+
+
+def predict_arrays(model, x: np.ndarray, batch_size: int = 256) -> dict[str, np.ndarray]:
+    """Model outputs as a dict of numpy arrays (one entry per head)."""
+    out = named_outputs(model, model.predict(x, batch_size=batch_size, verbose=0))
+    return {k: np.asarray(v) for k, v in out.items()}
 
 
 def _write_atomic(dest: str | Path, write) -> None:

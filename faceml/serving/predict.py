@@ -95,13 +95,13 @@ from PIL import ExifTags, Image, ImageOps
 
 from faceml import paths
 from faceml.errors import DataError, FaceMLError
-from faceml.heads import HeadSpec
-from faceml.modelio import named_outputs
+from faceml.data.heads import HeadSpec
+from faceml.modeling.modelio import named_outputs
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from faceml.detect import Detection, FaceDetector
+    from faceml.serving.detect import Detection, FaceDetector
     from faceml.runs import Run
 
 __all__ = ["ALLOWED_FORMATS", "FaceResult", "HeadAnswer", "Photo", "Predictor", "Reference",
@@ -277,7 +277,7 @@ def _jpeg_decode(data: bytes, factor: int) -> Image.Image:
 
 def _oriented(img: Image.Image, turn: int) -> Image.Image:
     """EXIF orientation (``ImageOps.exif_transpose``), then a turn, then RGB."""
-    from faceml.detect import TRANSPOSE
+    from faceml.serving.detect import TRANSPOSE
 
     ImageOps.exif_transpose(img, in_place=True)
     img = as_rgb(img)
@@ -398,7 +398,7 @@ class Photo:
     def turned(self, turn: int) -> Photo:
         """This photo turned ``turn`` degrees counter-clockwise (0, 90, 180, 270) on top of its
         own turn; boxes of the result are in the turned frame."""
-        from faceml.detect import TRANSPOSE
+        from faceml.serving.detect import TRANSPOSE
 
         turn %= 360
         if turn == 0:
@@ -566,7 +566,7 @@ class Reference:
 
 
 def reference_for_run(run: Run) -> Reference | None:
-    from faceml.evaluate import run_heads, stored_predictions
+    from faceml.evaluation.evaluate import run_heads, stored_predictions
 
     try:
         frame = stored_predictions(run)
@@ -649,7 +649,7 @@ class Predictor:
     """A loaded model with its own preprocessing (size, colour) and head class names."""
 
     def __init__(self, model, name: str = "model", reference: Reference | None = None):
-        from faceml.layers import find_preprocessing
+        from faceml.modeling.layers import find_preprocessing
 
         try:
             pre = find_preprocessing(model)
@@ -681,8 +681,8 @@ class Predictor:
     # construction ------------------------------------------------------------------------------
     @classmethod
     def from_file(cls, path: str | Path, name: str | None = None) -> Predictor:
-        from faceml.layers import find_preprocessing
-        from faceml.modelio import load_model
+        from faceml.modeling.layers import find_preprocessing
+        from faceml.modeling.modelio import load_model
 
         p = Path(path)
         model = load_model(p)
@@ -830,7 +830,7 @@ def predict_box(img: Image.Image | Photo, predictor: Predictor, box=None) -> Fac
 
     An image (or a box) smaller than the model's input is a DataError: there is too little
     of a face to answer."""
-    from faceml.detect import clip_box
+    from faceml.serving.detect import clip_box
 
     photo = Photo.from_image(img)
     small = too_small(photo.size, predictor)

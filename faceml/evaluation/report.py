@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 
 from faceml.errors import FaceMLError
-from faceml.heads import HeadSpec
+from faceml.data.heads import HeadSpec
 from faceml.markdown import ETHICS_AND_LIMITS, cell_text, md_table
-from faceml.metrics import Interpretation, MetricsInputError
+from faceml.evaluation.metrics import Interpretation, MetricsInputError
 
 __all__ = [
     "ETHICS_AND_LIMITS",
@@ -67,10 +67,10 @@ def predictions_table(frame: pd.DataFrame, heads: Sequence[HeadSpec] | None = No
     ``P(classes[1]) >= threshold``, and its column is named after the threshold
     (:func:`pred_column`: ``gender_pred_threshold_0.30``); without one it is ``HEAD_pred``
     (binary: ``P >= 0.5``)."""
-    from faceml.metrics import MetricsInputError, predicted_classes
+    from faceml.evaluation.metrics import MetricsInputError, predicted_classes
 
     if heads is None:
-        from faceml.metrics import heads_from_frame
+        from faceml.evaluation.metrics import heads_from_frame
 
         heads = heads_from_frame(frame)
     thresholds = {k: v for k, v in (thresholds or {}).items() if v is not None}
@@ -245,7 +245,7 @@ def confusion_table(m: dict) -> pd.DataFrame:
 
 def group_table(interp: Interpretation, head: HeadSpec, by: list[str] | None = None,
                 n_resamples: int = 1000) -> pd.DataFrame | None:
-    from faceml.evaluate import group_columns
+    from faceml.evaluation.evaluate import group_columns
 
     by = by if by is not None else group_columns(interp.frame_, head)
     if not by:
@@ -346,7 +346,7 @@ def report_blocks(interp: Interpretation, *, config: dict | None = None,
         if figures:
             b.append(("figure", confusion_figure(m["confusion_matrix"], m["classes"],
                                                  title=f"{h.name}: confusion matrix")))
-            from faceml.metrics import roc_curves
+            from faceml.evaluation.metrics import roc_curves
 
             curves = roc_curves(interp.frame_, h, drop_intermediate=True)  # the same curve,
             if curves:  # without its collinear points

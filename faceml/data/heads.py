@@ -45,3 +45,11 @@ class HeadSpec:
     @classmethod
     def from_dict(cls, d: dict) -> HeadSpec:
         return cls(**d)
+
+
+def placeholder_head(spec):
+    """A head spec good enough to build a model before the data is read (shapes, counts)."""
+    if spec.kind == "years":
+        return HeadSpec(spec.name, "regression")
+    return HeadSpec(spec.name, "binary" if len(spec.classes) == 2 else "multiclass",
+                    list(spec.classes))

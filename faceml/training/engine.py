@@ -1,128 +1,18 @@
-"""The training engine: a canonical config, its run id, and ``train_run`` (Keras ``fit``).
-
-A :class:`TrainConfig` says everything that decides a result: the data and its options, the
-architecture and its parameters, the heads, the hyperparameters and the seed. Its canonical
-JSON hashed gives the run id, so the same configuration never trains twice ("train again" is
-an explicit ``repeat`` number that makes a new id).
-"""
+"""The training engine: ``train_run`` trains a run's :class:`~faceml.config.TrainConfig` with
+Keras ``fit`` and FaceML's callbacks (progress, stop, checkpoints), then stores its results."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from faceml.errors import ConfigError, FaceMLError
-from faceml.preprocessing import PrepOptions, Prepared, labels_for, prepare
-
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-SCHEDULES = ("constant", "cosine", "plateau")
-# The augmentations a run can name; their strengths are the builder's defaults
-# (faceml.architectures.AUGMENTATIONS, the one table; a test keeps the names in step).
-AUGMENTATIONS = ("flip", "rotation", "zoom", "contrast")
-
-
-@dataclass
-class TrainConfig:
-    data: PrepOptions = field(default_factory=PrepOptions)
-    arch: str = "default_cnn"
-    arch_params: dict = field(default_factory=dict)
-    heads: list[str] = field(default_factory=list)
-    head_weights: dict = field(default_factory=dict)
-    age_loss: str = "mae"
-    class_weights: bool = False
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    schedule: str = "constant"
-    batch_size: int = 64
-    epochs: int = 10
-    early_stopping: int = 0  # patience in epochs; 0 = off
-    augmentation: list[str] = field(default_factory=list)
-    seed: int = 0
-    mixed_precision: bool = False
-    repeat: int = 0  # "train again": a new run of the same configuration
-
-    @property
-    def is_vae(self) -> bool:
-        return self.arch == "vae"
-
-    def validate(self) -> None:
-        """Every check that can be made before any data is read or anything trains."""
-        self.data.validate()
-        if not (isinstance(self.lr, int | float) and math.isfinite(self.lr) and self.lr > 0):
-            raise ConfigError(f"learning rate must be > 0, not {self.lr}")
-        if int(self.batch_size) < 1:
-            raise ConfigError(f"batch size must be at least 1, not {self.batch_size}")
-        if int(self.epochs) < 1:
-            raise ConfigError(f"epochs must be at least 1, not {self.epochs}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(
-                f"unknown optimizer {self.optimizer!r}; choose {', '.join(OPTIMIZERS)}")
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(f"unknown schedule {self.schedule!r}; choose {', '.join(SCHEDULES)}")
-        bad = [a for a in self.augmentation if a not in AUGMENTATIONS]
-        if bad:
-            raise ConfigError(f"unknown augmentation {bad[0]!r}; choose {', '.join(AUGMENTATIONS)}")
-        if int(self.early_stopping) < 0:
-            raise ConfigError("early-stopping patience cannot be negative")
-        if not self.is_vae and not self.heads:
-            raise ConfigError("choose at least one label to predict")
-        labels = labels_for(self.data)
-        for h in self.heads:
-            if h not in labels:
-                raise ConfigError(f"dataset {self.data.dataset!r} has no label {h!r}; it has "
-                                  f"{', '.join(labels)}")
-        for h, w in self.head_weights.items():
-            if not (isinstance(w, int | float) and w >= 0):
-                raise ConfigError(f"loss weight of {h!r} must be ≥ 0, not {w}")
-        if self.is_vae:
-            from faceml import vae
-
-            vae.check_config(self.data.size, self.data.color, **self.arch_params)
-        else:
-            from faceml import architectures
-
-            heads = [placeholder_head(labels[h]) for h in self.heads]
-            architectures.check(self.arch, self.data.size, self.data.color, heads,
-                                **self.arch_params)
-
-    def canonical(self) -> dict:
-        d = asdict(self)
-        d["data"] = self.data.canonical()
-        d["lr"] = float(self.lr)
-        d["batch_size"] = int(self.batch_size)
-        d["epochs"] = int(self.epochs)
-        d["heads"] = list(self.heads)
-        d["head_weights"] = {k: float(v) for k, v in sorted(self.head_weights.items())
-                             if k in self.heads}
-        d["augmentation"] = sorted(set(self.augmentation))
-        return d
-
-    def run_id(self) -> str:
-        blob = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        d = dict(d)
-        d["data"] = PrepOptions.from_dict(d.get("data", {}))
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
-
-
-def placeholder_head(spec):
-    """A head spec good enough to build a model before the data is read (shapes, counts)."""
-    from faceml.heads import HeadSpec
-
-    if spec.kind == "years":
-        return HeadSpec(spec.name, "regression")
-    return HeadSpec(spec.name, "binary" if len(spec.classes) == 2 else "multiclass",
-                    list(spec.classes))
-
+from faceml.config import TrainConfig
+from faceml.errors import FaceMLError
+from faceml.modeling.modelio import predict_arrays
+from faceml.data.prepare import Prepared, prepare
 
 # --- device ---------------------------------------------------------------------------------
 def device_info() -> dict:
@@ -158,10 +48,10 @@ def build_model(cfg: TrainConfig, prep: Prepared, heads):
                 "run_config": cfg.run_id()}
     aug = [{"type": a} for a in sorted(set(cfg.augmentation))]
     if cfg.is_vae:
-        from faceml import vae
+        from faceml.modeling import vae
 
         return vae.build_vae(cfg.data.size, cfg.data.color, metadata=metadata, **cfg.arch_params)
-    from faceml import architectures
+    from faceml.modeling import architectures
 
     mean, std = prep.scaling()
     return architectures.build(cfg.arch, image_size=cfg.data.size, color=cfg.data.color,
@@ -209,7 +99,7 @@ def compile_model(model, cfg: TrainConfig, heads, steps_per_epoch: int):
 
     allow_jax_jit(model)
     if cfg.is_vae:
-        from faceml import vae
+        from faceml.modeling import vae
 
         vae.compile_vae(model, make_optimizer(cfg, steps_per_epoch),
                         beta=cfg.arch_params.get("beta", 0.05),
@@ -234,7 +124,7 @@ def fit_arrays(cfg: TrainConfig, prep: Prepared, heads, split: str):
     idx = prep.split_index(split)
     x = prep.x[idx]
     if cfg.is_vae:
-        from faceml import vae
+        from faceml.modeling import vae
 
         return x, vae.vae_targets(x), None
     y = prep.targets(heads, idx)
@@ -257,7 +147,7 @@ def _engine_callback(run, cfg: TrainConfig, start_epoch: int):
     """Per-epoch history + checkpoints (atomic), Stop within one batch, NaN detection, status."""
     import keras
 
-    from faceml.modelio import staged_checkpoint
+    from faceml.modeling.modelio import staged_checkpoint
 
     class Engine(keras.callbacks.Callback):
         def __init__(self):
@@ -328,7 +218,7 @@ def train_run(run, prep: Prepared | None = None, progress=None) -> dict:
     """
     import keras
 
-    from faceml.modelio import load_model
+    from faceml.modeling.modelio import load_model
 
     try:
         cfg = run.train_config()
@@ -419,14 +309,14 @@ def results_checkpoint(run) -> dict | None:
 def _store_results(run, cfg: TrainConfig, prep: Prepared, heads) -> None:
     """Predictions of the best model on val and test, and metrics per split; the status
     records which checkpoint they come from (``results``)."""
-    from faceml.metrics import Interpretation, predictions_frame
+    from faceml.evaluation.metrics import Interpretation, predictions_frame
 
     source = results_checkpoint(run)
     if source is None:
         return
     model = run.load_model(source["checkpoint"])
     if cfg.is_vae:
-        from faceml import vae
+        from faceml.modeling import vae
 
         out = {}
         for split in ("val", "test"):
@@ -458,11 +348,3 @@ def _store_results(run, cfg: TrainConfig, prep: Prepared, heads) -> None:
 
     run.write_results(pd.concat(frames), metrics, heads)
     run.set_status(results=source)
-
-
-def predict_arrays(model, x: np.ndarray, batch_size: int = 256) -> dict[str, np.ndarray]:
-    """Model outputs as a dict of numpy arrays (one entry per head)."""
-    from faceml.modelio import named_outputs
-
-    out = named_outputs(model, model.predict(x, batch_size=batch_size, verbose=0))
-    return {k: np.asarray(v) for k, v in out.items()}

@@ -33,7 +33,7 @@ import numpy as np
 from keras import ops
 
 from faceml.errors import ConfigError, DataError
-from faceml.layers import FacePreprocessing, find_preprocessing
+from faceml.modeling.layers import FacePreprocessing, find_preprocessing
 
 RECON_KINDS = ("mse", "bce")
 DEFAULT_BETA = 0.05

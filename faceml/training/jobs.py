@@ -19,6 +19,7 @@ from filelock import FileLock, Timeout
 
 from faceml import hosting, paths
 from faceml.errors import FaceMLError
+from faceml.modeling.sizing import model_size
 from faceml.runs import Run, RunStore
 
 
@@ -58,7 +59,7 @@ def submit(config, store: RunStore | None = None, again: bool = False,
         run = store.get(config.run_id())
         if run.status().get("state") not in ("stopped", "failed"):
             return run, False  # cached (or already queued): nothing to check or queue
-    policy.check_train(config, store, visitor)
+    policy.check_train(config, store, visitor, lambda: model_size(config).total)
     owner = {"owner": hosting.owner_tag(visitor)} if visitor else {}
     if existing and policy.hosted:
         resume(run, store, start_worker=start_worker, **owner)
@@ -147,7 +148,7 @@ def work(store: RunStore | None = None, once: bool = False, idle_exit: float = 2
     except Timeout:
         return 0
     from faceml.io import write_text_atomic
-    from faceml.training import train_run
+    from faceml.training.engine import train_run
 
     write_text_atomic(store.root / ".worker.pid", str(os.getpid()))
     n = 0

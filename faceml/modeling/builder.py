@@ -31,8 +31,8 @@ import keras
 import numpy as np
 
 from faceml.errors import ConfigError
-from faceml.heads import HeadSpec
-from faceml.layers import FacePreprocessing
+from faceml.data.heads import HeadSpec
+from faceml.modeling.layers import FacePreprocessing
 
 # How a preset wants its pixels scaled by FacePreprocessing:
 #   "fitted": the mean/std passed to build (fitted on the training split), default (0, 255)

@@ -19,7 +19,7 @@ import pandas as pd
 from faceml.errors import ConfigError, FaceMLError
 from faceml.io import write_json_atomic
 from faceml.runs import Run, RunDamaged, RunStore
-from faceml.training import TrainConfig
+from faceml.config import TrainConfig
 
 # hyperparameters a sweep may vary, with the type of their values
 SWEEPABLE = {"lr": float, "batch_size": int, "epochs": int, "optimizer": str, "schedule": str,
@@ -67,7 +67,8 @@ def launch(base: TrainConfig, a: str, values_a: list, b: str, values_b: list,
            store: RunStore | None = None, start_worker: bool = True,
            visitor: str | None = None) -> dict:
     """Queue every cell (reusing cached runs) and record the sweep so a page can find it."""
-    from faceml import hosting, jobs
+    from faceml import hosting
+    from faceml.training import jobs
 
     if not hosting.current().sweeps:
         raise hosting.PolicyError("sweeps are off on this hosted server: launch single runs "

@@ -1,7 +1,7 @@
 """Named architecture presets (like timm / keras-hub): register a trunk in a few lines, build
 by name.
 
-    from faceml import architectures
+    from faceml.modeling import architectures
     architectures.names()                       # ['mlp', 'small_cnn', ..., 'custom']
     architectures.get("default_cnn")            # ArchSpec: title, default size/colour, defaults...
     architectures.check("vgg16", 64, "rgb", heads, weights=None)   # ConfigError if it can't work
@@ -10,15 +10,12 @@ by name.
     architectures.layer_table(model); architectures.param_counts(model)
 
 Every model takes raw 0–255 pixels, starts with FacePreprocessing and returns a dict
-``{head.name: output}``. Importing this package registers :class:`ImageNetPreprocessing`, which
+``{head.name: output}``. Importing this module registers :class:`ImageNetPreprocessing`, which
 saved transfer models (VGG16) need to load.
 """
 
-from . import (
-    layers,  # noqa: F401  (registers ImageNetPreprocessing for load_model)
-    presets,  # noqa: F401  (registers the built-in presets)
-)
-from .builder import (
+from faceml.modeling import presets  # noqa: F401  (registers the built-in presets)
+from faceml.modeling.builder import (
     AUGMENTATIONS,
     ArchSpec,
     SpatialStep,
@@ -34,7 +31,7 @@ from .builder import (
     pool_step,
     register,
 )
-from .layers import ImageNetPreprocessing
+from faceml.modeling.layers import ImageNetPreprocessing
 
 __all__ = [
     "AUGMENTATIONS",
