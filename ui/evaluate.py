@@ -30,7 +30,9 @@ from faceml.cache import MemoryLRU
 from faceml.errors import FaceMLError
 from faceml.heads import HeadSpec
 from faceml.runs import Run, RunDamaged, RunStore
+from ui import pick
 from ui.common import error_text, policy, progress_callback
+from ui.pick import url_run
 
 STATE_ICON = {"queued": "⏳", "running": "🏃", "done": "✅", "failed": "❌", "stopped": "⏹"}
 PER_PAGE = 18
@@ -182,12 +184,7 @@ def run_picker(rows: list[dict]) -> Run:
     """A run chosen in a selectbox; the URL's ``?run=`` picks it on arrival and follows it."""
     ids = [r["id"] for r in rows]
     by_id = {r["id"]: r for r in rows}
-    ss = st.session_state
-    wanted = st.query_params.get("run")
-    if wanted and wanted in by_id and ss.get("_ev_url_run") != wanted:
-        ss["ev_run"] = wanted
-    elif ss.get("ev_run") not in by_id:
-        ss["ev_run"] = ids[0]
+    wanted = url_run()
     if wanted and wanted not in by_id:
         st.warning(f"Run {wanted!r} has nothing to evaluate yet (no predictions and no "
                    "checkpoint); showing another run.")
@@ -197,10 +194,7 @@ def run_picker(rows: list[dict]) -> Run:
         return (f"{STATE_ICON.get(r['state'], '')} {i} · {r['dataset']} · {r['arch']} · "
                 f"{r['heads']} · {r['state']}")
 
-    run_id = st.selectbox("Run", ids, key="ev_run", format_func=label)
-    ss["_ev_url_run"] = run_id
-    if st.query_params.get("run") != run_id:
-        st.query_params["run"] = run_id
+    run_id = pick.run_picker("Run", ids, "ev_run", label)
     return by_id[run_id]["run"]
 
 
