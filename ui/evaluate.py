@@ -5,7 +5,12 @@ Everything the page shows comes from one :class:`View`: an
 evaluated while it trains, or a cross-dataset evaluation) plus where its images live. Views are
 kept in a process-wide LRU (``st.cache_resource``) keyed by the files they were computed from,
 and each view memoises its derived tables (ROC curves, group breakdowns...), so a click on a
-matrix cell reruns the page without recomputing anything but that cell's faces.
+matrix cell recomputes nothing but that cell's faces.
+
+Interactions rerun only what they change (``st.fragment``): the head picker and the decision
+threshold rerun the head's panel (:func:`analysis`), not the run picker or the view's loading;
+a click on a confusion-matrix cell reruns the matrix and its faces only
+(:func:`confusion_section`).
 
 Every view says which checkpoint of its run made its numbers (best or last). On a hosted server
 the cross-dataset panel offers the operator's datasets only, with no path to type, and no
@@ -15,6 +20,7 @@ message names a server path.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,13 +37,19 @@ from faceml.errors import FaceMLError
 from faceml.heads import HeadSpec
 from faceml.runs import Run, RunDamaged, RunStore
 from ui import pick
-from ui.common import error_text, policy, progress_callback
+from ui.common import error_text, policy, progress_callback, user_errors
 from ui.pick import url_run
 
 STATE_ICON = {"queued": "⏳", "running": "🏃", "done": "✅", "failed": "❌", "stopped": "⏹"}
 PER_PAGE = 18
 COLS = 6
 DISPLAY_SIZE = 64
+
+
+def _fragment(fn):
+    """``st.fragment``, unless ``FACEML_UI_FRAGMENTS=0`` (bench/evaluate_browser.py serves the
+    app that way once to time the same click with the whole page rerun, its baseline)."""
+    return fn if os.environ.get("FACEML_UI_FRAGMENTS", "1") == "0" else st.fragment(fn)
 
 
 # --- views -----------------------------------------------------------------------------------
@@ -376,6 +388,7 @@ def _default_cell(cm: list[list[int]], classes: list[str]) -> tuple[str, str]:
     return classes[i], classes[j]
 
 
+@_fragment
 def confusion_section(view: View, head: HeadSpec, m: dict, threshold: float | None) -> None:
     classes = list(head.classes)
     ss = st.session_state
@@ -663,3 +676,44 @@ def cross_panel(run: Run) -> View | None:
         st.error(error_text(e))  # hosted: no server path
         ss["ev_cross"] = None
         return None
+
+
+# --- the head's panel --------------------------------------------------------------------------
+
+@_fragment
+def analysis(view: View, run: Run) -> None:
+    """Head picker, decision threshold and the head's tabs: a fragment, so a new head or
+    threshold reruns this panel, not the page's run picker and loading."""
+    c1, c2 = st.columns([1, 2])
+    with c1:
+        head = head_picker(view)
+    with c2:
+        threshold = threshold_slider(head)
+    with user_errors():
+        if head.kind == "regression":
+            m = head_metrics(view, head, None)
+            tabs = st.tabs(["Metrics", "Largest errors", "Groups", "Export"])
+            with tabs[0]:
+                regression_section(view, head, m)
+            with tabs[1]:
+                mistakes_section(view, head, None)
+            with tabs[2]:
+                groups_section(view, head, None)
+            with tabs[3]:
+                export_section(view, run, head, None)
+            return
+        m = head_metrics(view, head, threshold)
+        tabs = st.tabs(["Metrics", "Confusion matrix", "ROC & threshold", "Mistakes", "Groups",
+                        "Export"])
+        with tabs[0]:
+            classification_section(view, head, m, threshold)
+        with tabs[1]:
+            confusion_section(view, head, m, threshold)  # a fragment of its own: cell clicks
+        with tabs[2]:
+            roc_section(view, head, m, threshold)
+        with tabs[3]:
+            mistakes_section(view, head, threshold)
+        with tabs[4]:
+            groups_section(view, head, threshold)
+        with tabs[5]:
+            export_section(view, run, head, threshold)
