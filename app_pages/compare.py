@@ -5,13 +5,16 @@ import streamlit as st
 
 from faceml.training import sweeps
 from faceml.runs import RunStore
+from faceml.errors import FaceMLError
 from faceml.config import TrainConfig
-from ui.common import policy, user_errors, visitor
+from ui.common import error_text, keep, kept, policy, visitor
+from ui.compare import SWEEP_DEFAULTS, run_label, sweep_message
 
 st.title("Compare & sweep")
 store = RunStore()
 runs = store.list()
 ids = [r.id for r in runs]
+label = {r.id: run_label(r) for r in runs}
 if not runs:
     st.info("No runs yet: launch one on the Train page.")
     st.stop()
@@ -20,8 +23,10 @@ tab_cmp, tab_sweep = st.tabs(["Compare runs", "Sweep"])
 
 with tab_cmp:
     picked = st.multiselect("Runs", ids, default=ids[-2:] if len(ids) >= 2 else ids,
-                            key="cmp_runs")
+                            key="cmp_runs", format_func=label.get)
     chosen = [store.get(i) for i in picked]
+    for r in chosen:
+        st.caption(label[r.id])
     if len(chosen) < 2:
         st.info("Pick two or more runs.")
     else:
@@ -54,23 +59,27 @@ with tab_sweep:
     st.caption("Every cell is an ordinary queued run; cells whose configuration already ran "
                "are reused from the run store.")
     base_id = st.selectbox("Base configuration (from a run)", ids, index=len(ids) - 1,
-                           key="sweep_base")
+                           key="sweep_base", format_func=label.get)
     base = TrainConfig.from_dict(store.get(base_id).config)
     params = list(sweeps.SWEEPABLE)
     c1, c2 = st.columns(2)
     a = c1.selectbox("Rows", params, index=params.index("lr"), key="sweep_a")
-    va = c1.text_input("Row values", "0.003, 0.001, 0.0003" if a == "lr" else "", key="sweep_va")
+    # each parameter keeps its own values: a new parameter starts from its own defaults
+    va = kept(f"sweep_va_{a}", c1.text_input(
+        "Row values", key=keep(f"sweep_va_{a}", SWEEP_DEFAULTS.get(a, ""))))
     b = c2.selectbox("Columns", params, index=params.index("batch_size"), key="sweep_b")
-    vb = c2.text_input("Column values", "32, 64, 128" if b == "batch_size" else "",
-                       key="sweep_vb")
+    vb = kept(f"sweep_vb_{b}", c2.text_input(
+        "Column values", key=keep(f"sweep_vb_{b}", SWEEP_DEFAULTS.get(b, ""))))
     if st.button("Launch sweep", type="primary", disabled=not policy().sweeps,
                  key="sweep_launch", help=None if policy().sweeps else "Off in the hosted demo"):
-        with user_errors():
+        try:  # an error is shown above the sweeps, which stay drawn below it
             sw = sweeps.launch(base, a, sweeps.parse_values(a, va), b,
                                sweeps.parse_values(b, vb), store, visitor=visitor())
-        st.session_state["sweep_id"] = sw["id"]
-        reused = sum(c["reused"] for c in sw["cells"])
-        st.success(f"Sweep {sw['id']}: {len(sw['cells'])} runs queued ({reused} reused).")
+        except FaceMLError as e:
+            st.error(error_text(e))
+        else:
+            st.session_state["sweep_id"] = sw["id"]
+            st.success(sweep_message(sw))
 
     all_sweeps = sweeps.list_sweeps(store)
     if all_sweeps:
@@ -88,7 +97,7 @@ with tab_sweep:
             done = (table["state"] == "done").sum()
             st.caption(f"{done} of {len(table)} runs done · dataset "
                        f"{sw['base']['data']['dataset']} · validation split")
-            cols = st.columns(3)
+            cols = st.columns(2)
             for i, value in enumerate(["lowest_val_loss", "final_val_loss", "highest_val_loss",
                                        "lowest_val_acc", "final_val_acc", "highest_val_acc"]):
                 if value not in table:
@@ -97,10 +106,10 @@ with tab_sweep:
                 fig = px.imshow(grid.astype(float), text_auto=".3f", aspect="auto",
                                 color_continuous_scale="RdBu" if "acc" in value else "RdBu_r",
                                 labels=dict(x=sw["b"], y=sw["a"], color=value),
-                                title=value.replace("_", " "), height=300)
+                                title=value.replace("_", " "), height=420)
                 fig.update_xaxes(type="category")
                 fig.update_yaxes(type="category")
-                cols[i % 3].plotly_chart(fig, width="stretch", key=f"sweep_{value}")
+                cols[i % 2].plotly_chart(fig, width="stretch", key=f"sweep_{value}")
             st.dataframe(table, hide_index=True, width="stretch")
 
         grid_view()

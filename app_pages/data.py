@@ -63,17 +63,20 @@ def _show(v) -> str:
 
 captions = [" · ".join(_show(prep.frame.iloc[i][c]) for c in label_cols) for i in idx]
 imgs = [prep.x[i][..., 0] if prep.x.shape[-1] == 1 else prep.x[i] for i in idx]
-with c2:
-    cols = st.columns(8)
-    for j, (img, cap, i) in enumerate(zip(imgs, captions, idx)):
-        cols[j % 8].image(img, caption=cap, width="stretch",
-                          clamp=True, output_format="PNG")
+with c2:  # one row of columns per 8 faces: a long caption never staggers the next row
+    for r in range(0, len(imgs), 8):
+        cols = st.columns(8)
+        for j in range(r, min(r + 8, len(imgs))):
+            cols[j - r].image(imgs[j], caption=captions[j], width="stretch",
+                              clamp=True, output_format="PNG")
     st.caption("Captions: " + " · ".join(label_cols) + ". File names are listed below.")
 with st.expander("Sources of the faces shown"):
     st.dataframe(prep.frame.iloc[idx][["source", *label_cols, "split"]], hide_index=True)
 
 st.subheader("Skipped files")
 if prep.bad:
-    st.dataframe(pd.DataFrame([b.__dict__ for b in prep.bad]), hide_index=True, height=240)
+    # as tall as its rows (a fixed height drew empty rows under a few skipped files)
+    st.dataframe(pd.DataFrame([b.__dict__ for b in prep.bad]), hide_index=True,
+                 height=min(240, 38 + 35 * len(prep.bad)))
 else:
     st.success("No file was skipped.")

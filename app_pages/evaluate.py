@@ -31,37 +31,4 @@ with user_errors():
     view = ev.cross_panel(run) or ev.run_view(run, split)
 ev.banner(view, run)
 
-c1, c2 = st.columns([1, 2])
-with c1:
-    head = ev.head_picker(view)
-with c2:
-    threshold = ev.threshold_slider(head)
-
-with user_errors():
-    if head.kind == "regression":
-        m = ev.head_metrics(view, head, None)
-        tabs = st.tabs(["Metrics", "Largest errors", "Groups", "Export"])
-        with tabs[0]:
-            ev.regression_section(view, head, m)
-        with tabs[1]:
-            ev.mistakes_section(view, head, None)
-        with tabs[2]:
-            ev.groups_section(view, head, None)
-        with tabs[3]:
-            ev.export_section(view, run, head, None)
-    else:
-        m = ev.head_metrics(view, head, threshold)
-        tabs = st.tabs(["Metrics", "Confusion matrix", "ROC & threshold", "Mistakes", "Groups",
-                        "Export"])
-        with tabs[0]:
-            ev.classification_section(view, head, m, threshold)
-        with tabs[1]:
-            ev.confusion_section(view, head, m, threshold)
-        with tabs[2]:
-            ev.roc_section(view, head, m, threshold)
-        with tabs[3]:
-            ev.mistakes_section(view, head, threshold)
-        with tabs[4]:
-            ev.groups_section(view, head, threshold)
-        with tabs[5]:
-            ev.export_section(view, run, head, threshold)
+ev.analysis(view, run)  # a fragment: head, threshold and cell clicks rerun it alone

@@ -4,7 +4,8 @@
 
 Builds a run directory in a temporary store with exactly the files training writes
 (config.json, status.json, history.json, heads.json, predictions.csv made by
-``faceml.metrics.predictions_frame``, metrics.json) on the built-in synthetic faces, so the
+``faceml.evaluation.metrics.predictions_frame``, metrics.json) on the built-in synthetic faces, so
+the
 galleries draw real images. Predictions come from a simulated classifier (noisy one-hot logits;
 age = truth + noise): the page's work does not depend on how good they are.
 
@@ -18,7 +19,7 @@ Measured in this process, with AppTest:
                        handler puts it, the cell's session-state keys, the exact code path that
                        follows a click); cell_click_max_s is the slowest of those;
   cell_click_repeat_s  median over second visits (faces already cached);
-  cell_members_ms      faceml.metrics.cell_members alone on the 5,000 faces (median).
+  cell_members_ms      faceml.evaluation.metrics.cell_members alone on the 5,000 faces (median).
 Prints one JSON line.
 """
 

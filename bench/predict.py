@@ -3,15 +3,18 @@
     python bench/predict.py                          # bundled model, else a built default_cnn
     python bench/predict.py --model models/x.keras   # or --run RUN_ID
     python bench/predict.py --photo my.jpg           # any photo, padded/scaled to 1600×1200
-    python bench/predict.py --compare-detectors      # the detector comparison of faceml.detect
+    python bench/predict.py --compare-detectors  # the detector comparison of
+    # faceml.serving.detect
     python bench/predict.py --photos DIR [--json]    # every photo in a folder, end to end
     python bench/predict.py --make-photos DIR        # 12-45 MP test photos from shared/photos
 
 Prints ONE JSON line:
 
 - ``median_ms``: the whole path the Predict page runs per upload — decode the JPEG bytes
-  (:func:`faceml.predict.read_upload`, EXIF applied), detect (:class:`faceml.detect.FaceDetector`),
-  crop with the model's preprocessing and answer every head (:func:`faceml.predict.predict_faces`)
+  (:func:`faceml.serving.predict.read_upload`, EXIF applied), detect
+  (:class:`faceml.serving.detect.FaceDetector`),
+  crop with the model's preprocessing and answer every head
+  (:func:`faceml.serving.predict.predict_faces`)
   — median of ``--n`` (20) after warm-up; goal ≤ 150 ms. ``decode_ms`` / ``detect_ms`` /
   ``predict_ms`` are the parts' own medians (measured separately, so they need not add up);
   ``cpu_ms`` is the median process CPU time of the whole path (all threads), a steadier figure
@@ -28,7 +31,8 @@ When no model is given and none is bundled in models/, FaceML's ``default_cnn`` 
 Model and detector are loaded once, as the page does with ``st.cache_resource``.
 
 ``--photos DIR``: every JPEG/PNG/WebP in ``DIR`` through the library's whole path
-(:func:`faceml.predict.read_photo` → :func:`faceml.predict.predict_faces`, which finds the
+(:func:`faceml.serving.predict.read_photo` → :func:`faceml.serving.predict.predict_faces`, which
+finds the
 faces on the reduced copy, turned if need be, and answers them), warm (one call first), median
 of ``--n`` (5) per photo:
 ``{"median_ms": …, "photos": [{"file": …, "faces": N, "ms": …}, …]}``
@@ -90,7 +94,7 @@ def built_model():
 
 
 def compare_detectors(n: int) -> dict:
-    """The comparison in faceml.detect's docstring: one-face recall and ms per photo."""
+    """The comparison in faceml.serving.detect's docstring: one-face recall and ms per photo."""
     import glob
 
     import cv2
@@ -147,7 +151,7 @@ def compare_detectors(n: int) -> dict:
 
     record("skimage lbp 256px 1.2", skimage_lbp)
     det = FaceDetector()
-    record("faceml.detect (whole call, from the gray image)", lambda g: len(det.detect(g)))
+    record("faceml.serving.detect (whole call, from the gray image)", lambda g: len(det.detect(g)))
     return out
 
 

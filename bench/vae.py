@@ -7,7 +7,8 @@
 Prints ONE JSON line:
 
 - ``decode_ms``: a slider move → the decoded face on this machine's CPU: the median of
-  ``--decodes`` calls of :func:`faceml.vae.decode` on one latent vector (after warm-up), i.e. the
+  ``--decodes`` calls of :func:`faceml.modeling.vae.decode` on one latent vector (after warm-up),
+  i.e. the
   decoder called directly as the page does; ``predict_ms`` is the same through
   ``decoder.predict()`` (the baseline the page avoids), measured in the same process.
 - ``recon_mse`` / ``mean_image_mse`` / ``ratio``: validation reconstruction MSE (pixels in [0, 1],

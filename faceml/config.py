@@ -21,7 +21,7 @@ from faceml.errors import ConfigError
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine", "plateau")
 # The augmentations a run can name; their strengths are the builder's defaults
-# (faceml.architectures.AUGMENTATIONS, the one table; a test keeps the names in step).
+# (faceml.modeling.architectures.AUGMENTATIONS, the one table; a test keeps the names in step).
 AUGMENTATIONS = ("flip", "rotation", "zoom", "contrast")
 
 

@@ -1,6 +1,6 @@
 """The command-line flags of a training configuration, defined once.
 
-Each flag that sets part of a :class:`~faceml.training.TrainConfig` is declared here with the
+Each flag that sets part of a :class:`~faceml.config.TrainConfig` is declared here with the
 config key it fills (``"data.size"``, ``"lr"``…) and how its text becomes the value (a number, a
 comma list, ``KEY=VALUE`` pairs…). Three readers share the declarations:
 
@@ -91,7 +91,7 @@ def _arg(p, *names, key: str, kind: str = "value", shown: bool = False, **kw):
 
 
 def add_data_args(p, positional: bool) -> None:
-    """The data flags (:class:`~faceml.preprocessing.PrepOptions`): ``prepare`` takes the
+    """The data flags (:class:`~faceml.data.prepare.PrepOptions`): ``prepare`` takes the
     dataset as a positional argument, ``train`` as ``--dataset``."""
     if positional:
         _arg(p, "dataset", key="data.dataset", shown=True)
@@ -113,7 +113,7 @@ def add_data_args(p, positional: bool) -> None:
 
 
 def add_train_args(p) -> None:
-    """The data flags and the training flags (:class:`~faceml.training.TrainConfig`)."""
+    """The data flags and the training flags (:class:`~faceml.config.TrainConfig`)."""
     add_data_args(p, positional=False)
     _arg(p, "--arch", default="default_cnn", key="arch", shown=True)
     _arg(p, "--param", action="append", metavar="KEY=VALUE", help="architecture parameter",

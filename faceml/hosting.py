@@ -19,7 +19,7 @@ demo mode, and an optional operator file (``FACEML_HOSTING_CONFIG``, TOML) sets 
                                   #  visitors' pages come first on a small server
 
 Without the file, the allow-list is the built-in ``synthetic`` plus every dataset found at its
-default location. Every page, widget, CLI entry and :func:`faceml.jobs.submit` consults
+default location. Every page, widget, CLI entry and :func:`faceml.training.jobs.submit` consults
 :func:`current`; the library itself refuses a dataset or a path outside the allow-list, so a
 page that forgot to hide one still cannot read the server's disk. Messages never echo a server
 path (:meth:`HostingPolicy.redact`).

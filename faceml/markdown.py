@@ -1,5 +1,6 @@
-"""Markdown shared by the evaluation report (:mod:`faceml.report`) and the model card
-(:mod:`faceml.bundle`): one table writer, one number format, and the ethics texts both end with.
+"""Markdown shared by the evaluation report (:mod:`faceml.evaluation.report`) and the model card
+(:mod:`faceml.serving.bundle`): one table writer, one number format, and the ethics texts both end
+with.
 """
 
 from __future__ import annotations

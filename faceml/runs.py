@@ -6,7 +6,7 @@
         history.json       one row per finished epoch (rewritten atomically each epoch)
         last.keras         the model after the last finished epoch (with optimizer state: resume)
         best.keras         the model with the best validation loss so far
-        predictions.csv    per face predictions on val and test (see faceml.metrics)
+        predictions.csv    per face predictions on val and test (see faceml.evaluation.metrics)
         heads.json         the model's heads (names, kinds, classes in output order)
         metrics.json       final metrics per split
         STOP               present while a stop is requested
@@ -122,7 +122,7 @@ class Run:
         return self._read_json("config.json", kind=dict)
 
     def train_config(self):
-        """The run's :class:`~faceml.training.TrainConfig` (RunDamaged when config.json does
+        """The run's :class:`~faceml.config.TrainConfig` (RunDamaged when config.json does
         not hold one)."""
         from faceml.config import TrainConfig
 

@@ -136,3 +136,13 @@ def test_hosted_mode_limits(monkeypatch, tmp_path):
     assert at.number_input(key="epochs").max == 20
     at.switch_page("app_pages/compare.py").run()
     assert not at.exception
+
+
+def test_data_sample_rows_each_have_their_own_columns():
+    """Faces are laid out one row of 8 columns at a time, so a caption that wraps never
+    staggers the faces under it (24 faces: 3 rows, each face alone in its column)."""
+    at = app()
+    assert not at.exception, at.exception
+    with_face = [c for c in at.columns
+                 if [type(e).__name__ for e in c.children.values()] == ["Image"]]
+    assert len(with_face) == 24, len(with_face)

@@ -15,7 +15,7 @@ BUNDLED = paths.PROJECT_ROOT / "models" / "utkface-multitask.keras"
 def predictor():
     if not BUNDLED.exists():
         pytest.skip("no bundled model")
-    return load_predictor(BUNDLED)  # faceml.modelio.load_model: safe_mode=True
+    return load_predictor(BUNDLED)  # faceml.modeling.modelio.load_model: safe_mode=True
 
 
 def test_bundled_model_card_and_size():

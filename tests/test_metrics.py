@@ -1,4 +1,5 @@
-"""faceml.metrics: every number equals scikit-learn's own call on hand-made predictions."""
+"""faceml.evaluation.metrics: every number equals scikit-learn's own call on hand-made
+predictions."""
 
 from __future__ import annotations
 

@@ -203,7 +203,7 @@ def test_decoding_a_big_photo_is_memory_bounded(big_photos, tmp_path):
     code = r"""
 import io, json, sys
 from PIL import Image
-from faceml.predict import read_photo
+from faceml.serving.predict import read_photo
 buf = io.BytesIO()
 Image.new("RGB", (64, 48)).save(buf, "JPEG")
 read_photo(buf.getvalue())  # imports done before measuring

@@ -1,4 +1,5 @@
-"""faceml.detect and faceml.predict: faces found, crops exactly as the model sees them, stable
+"""faceml.serving.detect and faceml.serving.predict: faces found, crops exactly as the model sees
+them, stable
 answers, EXIF orientation, intervals and rare-group warnings, and the ``predict`` CLI."""
 
 from __future__ import annotations
@@ -153,7 +154,8 @@ def test_second_pass_finds_a_small_face(astronaut):
 
 
 def test_a_face_is_found_on_each_shared_photo(photos_dir, detector):
-    """Measured (see faceml.detect): one face on each of the 5 portraits; the bearded man with
+    """Measured (see faceml.serving.detect): one face on each of the 5 portraits; the bearded man
+    with
     glasses (angelina-litvin) is found with 11 neighbours, below the weak threshold of 15."""
     files = sorted(photos_dir.glob("*.jpg"))
     assert len(files) == 5
@@ -390,7 +392,7 @@ def test_cli_predict_model_and_run_together_is_an_argparse_error(store, capsys):
 
 
 def test_importing_predict_loads_neither_keras_nor_opencv():
-    code = ("import sys, faceml.cli, faceml.predict; faceml.cli.build_parser(); "
+    code = ("import sys, faceml.cli, faceml.serving.predict; faceml.cli.build_parser(); "
             "print(sorted(m for m in ('keras', 'tensorflow', 'cv2') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          timeout=120)

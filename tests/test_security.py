@@ -220,7 +220,7 @@ def test_decoding_hostile_files_is_memory_bounded():
     code = r"""
 import io, json, sys
 from tests.test_security import BAD, animated_gif, sixteen_bit
-from faceml.predict import read_upload
+from faceml.serving.predict import read_upload
 from faceml.errors import DataError
 out = {}
 for name, (data, needle) in BAD.items():

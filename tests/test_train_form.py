@@ -283,3 +283,30 @@ def test_results_caption_names_the_checkpoint():
     no_val = hist.drop(columns="val_loss")
     assert "epoch 3 of 3" in results_caption({}, no_val) and "training loss" in \
         results_caption({}, no_val)
+
+
+def test_curves_have_whole_epoch_ticks_and_a_legend_under_the_plot():
+    import pandas as pd
+
+    from ui.runs import history_figure
+
+    hist = pd.DataFrame({"epoch": [1, 2, 3], "loss": [1.0, 0.8, 0.7],
+                         "val_loss": [1.1, 0.9, 0.8],
+                         **{f"{h}_loss": [1.0, 0.9, 0.8] for h in ("a", "b", "c")}})
+    fig = history_figure(hist, "loss", "Loss")
+    assert fig.layout.xaxis.dtick == 1 and fig.layout.xaxis.tickformat == "d"
+    assert fig.layout.legend.y < 0 and fig.layout.legend.yanchor == "top"
+    long = pd.DataFrame({"epoch": range(1, 41), "loss": [1.0] * 40})
+    assert history_figure(long, "loss", "Loss").layout.xaxis.dtick == 4
+
+
+def test_offline_weights_failure_speaks_of_the_random_option_and_offers_no_resume():
+    cfg = TrainConfig(data=synthetic(), arch="small_cnn", heads=["eyewear"], epochs=1)
+    reason = ("the ImageNet weights for VGG16 could not be downloaded (URL fetch failure); "
+              "choose weights=None (random initialisation) to build without them")
+    run = make_run(cfg, state="failed", reason=reason)
+    at = page(run.id)
+    errs = " ".join(e.value for e in at.error)
+    assert 'Weights = "random"' in errs and "weights=None" not in errs, errs
+    assert not [b for b in at.button if b.key == f"resume_{run.id}"]
+    assert any("Resume would fail the same way" in c for c in texts(at, "caption"))

@@ -35,9 +35,27 @@ def visitor() -> str:
     return ss["_visitor"]
 
 
+# The library speaks in its API's words; the pages in their widgets' words.
+_UI_WORDS = {"choose weights=None (random initialisation)":
+             'choose Weights = "random" on the Train page (random initialisation)'}
+
+
+def ui_words(text: str) -> str:
+    """``text`` with the library's parameter names replaced by the widgets' labels."""
+    for lib, ui in _UI_WORDS.items():
+        text = text.replace(lib, ui)
+    return text
+
+
+def weights_download_failed(reason: str) -> bool:
+    """A run failed because pretrained weights could not be downloaded (offline): resuming it
+    fails the same way."""
+    return "weights" in reason and "could not be downloaded" in reason
+
+
 def error_text(e: Exception) -> str:
     """A user error's message, with any server path taken out when hosted."""
-    return policy().redact(str(e))
+    return policy().redact(ui_words(str(e)))
 
 
 @contextmanager

@@ -1,11 +1,17 @@
 """Evaluate widgets: pick a run, and look at its numbers one click away from the faces.
 
 Everything the page shows comes from one :class:`View`: an
-:class:`~faceml.metrics.Interpretation` (the stored predictions of a run, its last checkpoint
+:class:`~faceml.evaluation.metrics.Interpretation` (the stored predictions of a run, its last
+checkpoint
 evaluated while it trains, or a cross-dataset evaluation) plus where its images live. Views are
 kept in a process-wide LRU (``st.cache_resource``) keyed by the files they were computed from,
 and each view memoises its derived tables (ROC curves, group breakdowns...), so a click on a
-matrix cell reruns the page without recomputing anything but that cell's faces.
+matrix cell recomputes nothing but that cell's faces.
+
+Interactions rerun only what they change (``st.fragment``): the head picker and the decision
+threshold rerun the head's panel (:func:`analysis`), not the run picker or the view's loading;
+a click on a confusion-matrix cell reruns the matrix and its faces only
+(:func:`confusion_section`).
 
 Every view says which checkpoint of its run made its numbers (best or last). On a hosted server
 the cross-dataset panel offers the operator's datasets only, with no path to type, and no
@@ -15,6 +21,7 @@ message names a server path.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,12 +37,20 @@ from faceml.data.cache import MemoryLRU
 from faceml.errors import FaceMLError
 from faceml.data.heads import HeadSpec
 from faceml.runs import Run, RunDamaged, RunStore
-from ui.common import error_text, policy, progress_callback
+from ui import pick
+from ui.common import error_text, policy, progress_callback, user_errors
+from ui.pick import url_run
 
 STATE_ICON = {"queued": "⏳", "running": "🏃", "done": "✅", "failed": "❌", "stopped": "⏹"}
 PER_PAGE = 18
 COLS = 6
 DISPLAY_SIZE = 64
+
+
+def _fragment(fn):
+    """``st.fragment``, unless ``FACEML_UI_FRAGMENTS=0`` (bench/evaluate_browser.py serves the
+    app that way once to time the same click with the whole page rerun, its baseline)."""
+    return fn if os.environ.get("FACEML_UI_FRAGMENTS", "1") == "0" else st.fragment(fn)
 
 
 # --- views -----------------------------------------------------------------------------------
@@ -50,7 +65,8 @@ class View:
     kind: str  # "stored" | "checkpoint" | "cross"
     notes: list[str] = field(default_factory=list)
     model: str = ""
-    checkpoint: dict | None = None  # faceml.evaluate.checkpoint_info; None: not a run's model
+    checkpoint: dict | None = None  # faceml.evaluation.evaluate.checkpoint_info; None: not a run's
+    # model
     memo: MemoryLRU = field(default_factory=lambda: MemoryLRU(96))
 
     @property
@@ -180,12 +196,7 @@ def run_picker(rows: list[dict]) -> Run:
     """A run chosen in a selectbox; the URL's ``?run=`` picks it on arrival and follows it."""
     ids = [r["id"] for r in rows]
     by_id = {r["id"]: r for r in rows}
-    ss = st.session_state
-    wanted = st.query_params.get("run")
-    if wanted and wanted in by_id and ss.get("_ev_url_run") != wanted:
-        ss["ev_run"] = wanted
-    elif ss.get("ev_run") not in by_id:
-        ss["ev_run"] = ids[0]
+    wanted = url_run()
     if wanted and wanted not in by_id:
         st.warning(f"Run {wanted!r} has nothing to evaluate yet (no predictions and no "
                    "checkpoint); showing another run.")
@@ -195,10 +206,7 @@ def run_picker(rows: list[dict]) -> Run:
         return (f"{STATE_ICON.get(r['state'], '')} {i} · {r['dataset']} · {r['arch']} · "
                 f"{r['heads']} · {r['state']}")
 
-    run_id = st.selectbox("Run", ids, key="ev_run", format_func=label)
-    ss["_ev_url_run"] = run_id
-    if st.query_params.get("run") != run_id:
-        st.query_params["run"] = run_id
+    run_id = pick.run_picker("Run", ids, "ev_run", label)
     return by_id[run_id]["run"]
 
 
@@ -380,6 +388,7 @@ def _default_cell(cm: list[list[int]], classes: list[str]) -> tuple[str, str]:
     return classes[i], classes[j]
 
 
+@_fragment
 def confusion_section(view: View, head: HeadSpec, m: dict, threshold: float | None) -> None:
     classes = list(head.classes)
     ss = st.session_state
@@ -667,3 +676,44 @@ def cross_panel(run: Run) -> View | None:
         st.error(error_text(e))  # hosted: no server path
         ss["ev_cross"] = None
         return None
+
+
+# --- the head's panel --------------------------------------------------------------------------
+
+@_fragment
+def analysis(view: View, run: Run) -> None:
+    """Head picker, decision threshold and the head's tabs: a fragment, so a new head or
+    threshold reruns this panel, not the page's run picker and loading."""
+    c1, c2 = st.columns([1, 2])
+    with c1:
+        head = head_picker(view)
+    with c2:
+        threshold = threshold_slider(head)
+    with user_errors():
+        if head.kind == "regression":
+            m = head_metrics(view, head, None)
+            tabs = st.tabs(["Metrics", "Largest errors", "Groups", "Export"])
+            with tabs[0]:
+                regression_section(view, head, m)
+            with tabs[1]:
+                mistakes_section(view, head, None)
+            with tabs[2]:
+                groups_section(view, head, None)
+            with tabs[3]:
+                export_section(view, run, head, None)
+            return
+        m = head_metrics(view, head, threshold)
+        tabs = st.tabs(["Metrics", "Confusion matrix", "ROC & threshold", "Mistakes", "Groups",
+                        "Export"])
+        with tabs[0]:
+            classification_section(view, head, m, threshold)
+        with tabs[1]:
+            confusion_section(view, head, m, threshold)  # a fragment of its own: cell clicks
+        with tabs[2]:
+            roc_section(view, head, m, threshold)
+        with tabs[3]:
+            mistakes_section(view, head, threshold)
+        with tabs[4]:
+            groups_section(view, head, threshold)
+        with tabs[5]:
+            export_section(view, run, head, threshold)

@@ -15,6 +15,7 @@ from faceml.training import jobs
 from faceml.errors import FaceMLError
 from faceml.runs import Run, RunDamaged, RunStore
 from faceml.config import TrainConfig
+from ui.common import ui_words, weights_download_failed
 
 STATE_ICON = {"queued": "⏳", "running": "🏃", "done": "✅", "failed": "❌", "stopped": "⏹",
               "damaged": "⚠️"}
@@ -37,7 +38,7 @@ def training_device() -> dict:
 @st.cache_data(max_entries=32, show_spinner=False)
 def layer_table_for(cfg_json: str):
     """Layer table and parameter counts of a config's model: built without weights, so any
-    size a visitor types costs no memory (:mod:`faceml.sizing`)."""
+    size a visitor types costs no memory (:mod:`faceml.modeling.sizing`)."""
     from faceml.modeling.sizing import model_size
 
     return model_size(TrainConfig.from_dict(json.loads(cfg_json)))
@@ -54,8 +55,12 @@ def history_figure(hist: pd.DataFrame, metric: str, title: str) -> go.Figure | N
         if f"val_{c}" in hist:
             fig.add_scatter(x=hist["epoch"], y=hist[f"val_{c}"], mode="lines+markers",
                             name=f"val {c}", line=dict(dash="dash"))
-    fig.update_layout(title=title, height=280, margin=dict(t=40, b=10, l=10, r=10),
-                      xaxis_title="epoch", legend=dict(orientation="h", y=-0.25))
+    # whole epochs only; the legend (up to 2 entries a head) goes under the plot, not over it
+    last = int(hist["epoch"].max()) if len(hist) else 1
+    fig.update_xaxes(tickformat="d", tick0=1, dtick=max(1, -(-last // 10)))
+    fig.update_layout(title=title, height=340, margin=dict(t=40, b=10, l=10, r=10),
+                      xaxis_title="epoch",
+                      legend=dict(orientation="h", yanchor="top", y=-0.3, x=0))
     return fig
 
 
@@ -234,8 +239,10 @@ def _panel_body(run: Run, visitor: str) -> None:
         head += f" · {dev.get('backend', '?')} on {dev.get('device', '?')}"
     st.markdown(head)
     st.caption(summary)
-    if st_.get("reason"):
-        (st.error if state == "failed" else st.info)(pol.redact(str(st_["reason"])))
+    reason = str(st_.get("reason") or "")
+    if reason:
+        (st.error if state == "failed" else st.info)(pol.redact(ui_words(reason)))
+    offline = state == "failed" and weights_download_failed(reason)
     if state == "running" and run.stop_requested():
         st.info("Stop requested: the run stops after the current batch.")
     if state == "running":
@@ -268,7 +275,10 @@ def _panel_body(run: Run, visitor: str) -> None:
             st.toast("Stopping after the current batch; what was trained is kept.")
         except FaceMLError as e:
             st.error(pol.redact(str(e)))
-    if state in ("stopped", "failed") and pol.hosted:
+    if offline:  # Resume would fail the same way
+        st.caption('Resume would fail the same way: choose Weights = "random" (or go online) '
+                   "and launch again.")
+    elif state in ("stopped", "failed") and pol.hosted:
         st.caption("Launch this configuration again to continue it from its last saved epoch.")
     elif state in ("stopped", "failed") and c2.button("Resume", key=f"resume_{run.id}"):
         try:

@@ -1,6 +1,7 @@
 """Evaluation: how good is a run, where does it fail, and on whom.
 
-Two sources of predictions, one contract (the predictions frame of :mod:`faceml.metrics`):
+Two sources of predictions, one contract (the predictions frame of
+:mod:`faceml.evaluation.metrics`):
 
 * :func:`load_interpretation` reads the predictions a run stored once at the end of training
   (``predictions.csv``, val and test). No model and no images are needed, so it works after the

@@ -29,7 +29,7 @@ Grouping columns (the dataset's other labels, for :func:`group_breakdown`):
 
 The heads of a frame are recovered from its columns (:func:`heads_from_frame`): ``H_true`` with
 ``H_prob_*`` columns is categorical (two classes: binary), ``H_true`` without is regression.
-Every function taking ``head`` accepts a :class:`~faceml.heads.HeadSpec` or a head name.
+Every function taking ``head`` accepts a :class:`~faceml.data.heads.HeadSpec` or a head name.
 
 Conventions: classes are passed to scikit-learn as integer indices in ``classes`` order (so
 ``labels=`` keeps absent classes and probability columns line up); ill-defined ratios (a class

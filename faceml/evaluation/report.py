@@ -283,7 +283,7 @@ def _config_rows(config: dict) -> pd.DataFrame:
 
 def model_source(interp: Interpretation) -> str | None:
     """Which model made these predictions, from the frame's ``attrs`` (see
-    :mod:`faceml.evaluate`): "run abc's best checkpoint (epoch 3 of 5, lowest validation
+    :mod:`faceml.evaluation.evaluate`): "run abc's best checkpoint (epoch 3 of 5, lowest validation
     loss)", a model file's name, or None when the frame does not say."""
     attrs = interp.frame.attrs
     ckpt, run, model = attrs.get("checkpoint"), attrs.get("run"), attrs.get("model")

@@ -5,7 +5,8 @@ the mirrored face: test-time augmentation).
 
 Probabilities are averaged per class and ages in years. The members must take the same input
 (size, colour) and predict the same heads with the same classes; the ensemble keeps their
-:class:`~faceml.layers.FacePreprocessing` layers, so it is a FaceML model like any other: it
+:class:`~faceml.modeling.layers.FacePreprocessing` layers, so it is a FaceML model like any other:
+it
 loads with ``safe_mode=True`` and the Predict page, evaluation and the CLI use it unchanged.
 Made by ``python -m faceml bundle RUN RUN… --mirror``, choosing members on validation.
 """

@@ -68,7 +68,7 @@ def find_preprocessing(model: keras.Model) -> FacePreprocessing:
 @keras.saving.register_keras_serializable(package="faceml")
 class HorizontalFlip(keras.layers.Layer):
     """The mirrored image, always (``RandomFlip`` does nothing at inference): test-time
-    augmentation in an ensemble (:mod:`faceml.ensemble`)."""
+    augmentation in an ensemble (:mod:`faceml.modeling.ensemble`)."""
 
     def call(self, inputs):
         return ops.flip(inputs, axis=-2)

@@ -2,7 +2,7 @@
 default CNN, three ImageNet transfer backbones and a configurable builder.
 
 Each trunk gets the scaled (and, in training, augmented) image tensor and returns features;
-:func:`faceml.architectures.build` adds the per-head outputs. Layers get explicit names
+:func:`faceml.modeling.architectures.build` adds the per-head outputs. Layers get explicit names
 (``block2_conv``, ``fc1``...) so layer tables read like the notebooks.
 """
 

@@ -23,7 +23,7 @@ class ModelSize:
 
 
 def model_size(cfg) -> ModelSize:
-    """Layer table and parameter counts of a :class:`~faceml.training.TrainConfig`'s model
+    """Layer table and parameter counts of a :class:`~faceml.config.TrainConfig`'s model
     (validated first: a bad configuration raises its ConfigError)."""
     import keras
 

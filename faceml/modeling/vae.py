@@ -6,7 +6,8 @@ standard deviation; the correct reparameterisation is ``z = mu + exp(0.5 * logva
 ``train_step`` (which is backend-specific in Keras 3), so the generic engine trains it like any
 other FaceML model:
 
-- the model takes raw 0–255 pixels; its :class:`~faceml.layers.FacePreprocessing` scales them to
+- the model takes raw 0–255 pixels; its :class:`~faceml.modeling.layers.FacePreprocessing` scales
+them to
   [0, 1] (mean 0, std 255) and carries ``metadata["arch"] == "vae"``;
 - it has two outputs: ``"recon"`` (the reconstruction in [0, 1]) and ``"kl"`` (per-sample
   KL divergence, shape ``(batch, 1)``);

@@ -156,7 +156,8 @@ def bundle(runs, name: str, out_dir: Path | None = None, test_path: str | None =
     """Write ``models/NAME.keras`` (no optimizer state), its card and its validation answers.
 
     ``runs``: a finished run, or several (their best models are averaged, see
-    :mod:`faceml.ensemble`); ``mirror``: also average each model's answer on the mirrored face;
+    :mod:`faceml.modeling.ensemble`); ``mirror``: also average each model's answer on the mirrored
+    face;
     ``test_path``: score on these original images (the runs trained on a ``shrink`` copy)."""
     from faceml.modeling.modelio import save_model
 

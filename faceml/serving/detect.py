@@ -59,7 +59,7 @@ shrinks to the image's shorter side. Every box is in original-image pixels, ``(x
 Small copies and turned photos
 ------------------------------
 ``detect(img, frame=(W, H))`` takes a reduced copy of a photo (the Predict path hands it the
-photo decoded at 1/8 scale, see :class:`faceml.predict.Photo`) and gives boxes in the
+photo decoded at 1/8 scale, see :class:`faceml.serving.predict.Photo`) and gives boxes in the
 ``W×H`` photo's pixels: the cascade only ever sees a copy of at most 512 px, so detecting on a
 copy costs the same and is as good as detecting on the full photo. :meth:`FaceDetector.find`
 is ``detect`` that, before giving up, looks again with the photo turned by 90°, 180° and

@@ -10,7 +10,7 @@ Every function that takes a photo also takes a decoded PIL image (``read_upload(
 
 What the model sees
 -------------------
-A face's crop box (square, see :mod:`faceml.detect`) is cut from the decoded RGB photo and
+A face's crop box (square, see :mod:`faceml.serving.detect`) is cut from the decoded RGB photo and
 turned into pixels by :func:`faceml.data.imageio.to_pixels` with the model's own
 ``image_size`` and ``color`` (from its ``FacePreprocessing`` layer), exactly as its training
 faces were; :meth:`Predictor.crop_as_model_sees` *is* that array, and it is what the page shows.
@@ -73,7 +73,7 @@ its answer is less reliable. A bundled model (``models/NAME.keras``) uses the pr
 the run it was made from when that run is still in the run store (its id is in the model's
 metadata), or ``models/NAME.predictions.csv`` when one is shipped beside it.
 
-A weak detection (see :mod:`faceml.detect`) also gets a warning.
+A weak detection (see :mod:`faceml.serving.detect`) also gets a warning.
 
 ``python -m faceml predict IMAGE… [--model FILE.keras | --run RUN_ID] [--json]`` is
 :mod:`faceml.cli.predict`. Module-level imports stay light (no Keras, no OpenCV).
@@ -803,7 +803,7 @@ def find_faces(img: Image.Image | Photo, detector: FaceDetector,
                turns: bool = True) -> list[Detection]:
     """The faces in a photo, found on its small copy, boxes in the photo's pixels; when none is
     found upright (and ``turns``), the photo turned 90°, 180° and 270° is tried: detections
-    then carry that ``turn`` (see :meth:`faceml.detect.FaceDetector.find`)."""
+    then carry that ``turn`` (see :meth:`faceml.serving.detect.FaceDetector.find`)."""
     photo = Photo.from_image(img)
     copy = photo.detection_copy()
     if turns:
