@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -21,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from faceml import paths
+from faceml.io import atomic_dir
 
 VERSION = 2  # bump when the meaning of cached pixels changes
 
@@ -88,20 +87,11 @@ class ArrayCache:
         return x, frame, meta
 
     def put(self, key: str, x: np.ndarray, frame: pd.DataFrame, meta: dict) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.root))
-        try:
+        with atomic_dir(self._dir(key)) as tmp:
             np.save(tmp / "x.npy", x, allow_pickle=False)
             np.savez(tmp / "frame.npz", **{c: _array(frame[c]) for c in frame.columns})
             meta = {**meta, "columns": list(frame.columns)}
             (tmp / "meta.json").write_text(json.dumps(meta, default=str))
-            dest = self._dir(key)
-            if dest.exists():
-                shutil.rmtree(dest, ignore_errors=True)
-            os.replace(tmp, dest)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
 
     def clear(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from faceml.io import atomic_file
 from faceml.errors import ConfigError, DataError
 
 SHRINKABLE = ("utkface",)  # adapters whose labels live in the file name
@@ -51,10 +52,9 @@ def shrink(path: str | Path, out: str | Path, size: int, color: str = "rgb", *,
         if names[i] in broken:
             return
         target = out / Path(names[i]).name  # names come from a directory listing, never a user
-        tmp = target.with_name(f".{target.name}.tmp")
         img = Image.fromarray(pixels[i].squeeze(-1) if mode == "L" else pixels[i], mode)
-        img.save(tmp, format="JPEG", quality=int(quality), subsampling=0)
-        os.replace(tmp, target)
+        with atomic_file(target) as tmp:
+            img.save(tmp, format="JPEG", quality=int(quality), subsampling=0)
 
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as pool:
         list(pool.map(write, range(len(names))))
