@@ -49,13 +49,13 @@ def _proba_for(y_pred: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
 
 def _binary_frame(p=P10, y=Y10, split="test", extra=None):
     return predictions_frame([f"b{i}.jpg" for i in range(len(p))], [GENDER],
-                               {"gender": y}, {"gender": np.asarray(p)[:, None]}, split, extra)
+                             {"gender": y}, {"gender": np.asarray(p)[:, None]}, split, extra)
 
 
 def _race_frame(y_true, y_pred, seed=0, split="test", extra=None):
     proba = _proba_for(np.asarray(y_pred), len(RACE.classes), seed)
     return predictions_frame([f"r{i}.jpg" for i in range(len(y_true))], [RACE],
-                               {"race": np.asarray(y_true)}, {"race": proba}, split, extra)
+                             {"race": np.asarray(y_true)}, {"race": proba}, split, extra)
 
 
 Y_RACE = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 0, 1, 2, 3])
@@ -101,7 +101,7 @@ def test_predictions_frame_rejects_bad_input():
         predictions_frame([], [GENDER], {"gender": []}, {"gender": np.zeros((0, 1))}, "test")
     with pytest.raises(ValueError, match="logits"):
         predictions_frame(["a", "b"], [GENDER], {"gender": [0, 1]},
-                            {"gender": np.array([[-2.0], [3.0]])}, "test")
+                          {"gender": np.array([[-2.0], [3.0]])}, "test")
     with pytest.raises(ValueError, match=r"shape \(n, 4\)"):
         predictions_frame(["a"], [RACE], {"race": [0]}, {"race": np.ones((1, 3)) / 3}, "test")
     with pytest.raises(ValueError, match="no model output"):
@@ -174,7 +174,7 @@ def test_nine_class_accuracy_is_over_all_classes_not_a_corner():
         yp += [c, (c + 1) % k, (c + 2) % k, (c + 3) % k]
     yt, yp = np.array(yt), np.array(yp)
     f = predictions_frame([str(i) for i in range(len(yt))], [head], {"age": yt},
-                            {"age": _proba_for(yp, k, seed=3)}, "test")
+                          {"age": _proba_for(yp, k, seed=3)}, "test")
     m = classification_metrics(f, head)
     cm = np.array(m["confusion_matrix"])
     assert cm.shape == (9, 9) and cm.sum() == len(yt)
@@ -191,7 +191,7 @@ def test_specificity_by_hand_three_classes():
     yt = np.array([0, 0, 1, 1, 2, 2])
     yp = np.array([0, 1, 1, 2, 2, 0])
     f = predictions_frame(list("abcdef"), [head], {"race": yt},
-                            {"race": _proba_for(yp, 3)}, "test")
+                          {"race": _proba_for(yp, 3)}, "test")
     m = classification_metrics(f, head)
     # A: negatives = faces 2..5 (4), of which face 5 is called A -> TN 3, FP 1
     # B: negatives = faces 0,1,4,5; face 1 is called B -> 3/4
@@ -212,7 +212,7 @@ def test_confusion_matrix_keeps_never_predicted_and_absent_classes():
     yt = np.array([0, 0, 1, 1, 2, 2])  # Indian and Others never true
     yp = np.array([0, 1, 1, 0, 0, 1])  # Asian, Indian, Others never predicted
     f = predictions_frame(list("abcdef"), [head], {"race": yt},
-                            {"race": _proba_for(yp, 5)}, "test")
+                          {"race": _proba_for(yp, 5)}, "test")
     m = classification_metrics(f, head)
     cm = np.array(m["confusion_matrix"])
     assert cm.shape == (5, 5)
@@ -275,7 +275,7 @@ def test_predicted_classes_follow_the_threshold_by_hand():
         predicted_classes(_race_frame(Y_RACE, P_RACE), RACE, 0.5)
     with pytest.raises(ValueError, match="regression"):
         predicted_classes(predictions_frame(["a"], [AGE], {"age": [3.0]},
-                                                {"age": [[4.0]]}, "test"), AGE)
+                                            {"age": [[4.0]]}, "test"), AGE)
 
 
 def test_roc_curves_equal_sklearn():
@@ -356,7 +356,7 @@ def test_top_losses():
 
 def test_top_losses_regression_is_absolute_error():
     f = predictions_frame(list("abc"), [AGE], {"age": np.array([10.0, 40, 70])},
-                            {"age": np.array([[12.0], [30], [71]])}, "test")
+                          {"age": np.array([[12.0], [30], [71]])}, "test")
     got = top_losses(f, AGE)
     assert list(got["source"]) == ["b", "a", "c"] and list(got["loss"]) == [10, 2, 1]
 
@@ -367,7 +367,7 @@ def test_regression_metrics_equal_sklearn_with_groups():
     yt = np.array([3.0, 8, 15, 25, 27, 33, 45, 61, 62, 95])
     yp = np.array([5.0, 8, 20, 22, 30, 30, 50, 55, 70, 80])
     f = predictions_frame([str(i) for i in range(10)], [AGE], {"age": yt},
-                            {"age": yp[:, None]}, "test")
+                          {"age": yp[:, None]}, "test")
     m = regression_metrics(f, AGE)
     assert m["mae"] == skm.mean_absolute_error(yt, yp)
     assert m["rmse"] == skm.root_mean_squared_error(yt, yp)
@@ -395,10 +395,10 @@ def _grouped_frame():
     age_true = rng.uniform(1, 80, n)
     extra = pd.DataFrame({"race": race, "age_years": age_true})
     f = predictions_frame([f"g{i}" for i in range(n)], [GENDER, AGE],
-                            {"gender": gender, "age": age_true},
-                            {"gender": p[:, None],
-                             "age": (age_true + rng.normal(0, 6, n))[:, None]},
-                            "test", extra)
+                          {"gender": gender, "age": age_true},
+                          {"gender": p[:, None],
+                           "age": (age_true + rng.normal(0, 6, n))[:, None]},
+                          "test", extra)
     return f
 
 
