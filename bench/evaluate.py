@@ -4,10 +4,9 @@
 
 Builds a run directory in a temporary store with exactly the files training writes
 (config.json, status.json, history.json, heads.json, predictions.csv made by
-``faceml.evaluation.metrics.predictions_frame``, metrics.json) on the built-in synthetic faces, so
-the
-galleries draw real images. Predictions come from a simulated classifier (noisy one-hot logits;
-age = truth + noise): the page's work does not depend on how good they are.
+``faceml.evaluation.predictions.predictions_frame``, metrics.json) on the built-in synthetic
+faces, so the galleries draw real images. Predictions come from a simulated classifier (noisy
+one-hot logits; age = truth + noise): the page's work does not depend on how good they are.
 
 Measured in this process, with AppTest:
   first_render_cold_s  first run of the page in a fresh process (imports included);
@@ -19,7 +18,7 @@ Measured in this process, with AppTest:
                        handler puts it, the cell's session-state keys, the exact code path that
                        follows a click); cell_click_max_s is the slowest of those;
   cell_click_repeat_s  median over second visits (faces already cached);
-  cell_members_ms      faceml.evaluation.metrics.cell_members alone on the 5,000 faces (median).
+  cell_members_ms      faceml.evaluation.losses.cell_members alone on the 5,000 faces (median).
 Prints one JSON line.
 """
 
@@ -42,7 +41,8 @@ def make_run(store_root: Path, n: int, seed: int = 0, n_val: int = 500) -> str:
     """A finished run whose stored predictions hold ``n`` test and ``n_val`` val faces."""
     from faceml import data as datasets
     from faceml.data.heads import HeadSpec
-    from faceml.evaluation.metrics import Interpretation, predictions_frame
+    from faceml.evaluation.interpretation import Interpretation
+    from faceml.evaluation.predictions import predictions_frame
     from faceml.data.prepare import PrepOptions
     from faceml.runs import RunStore
     from faceml.config import TrainConfig
@@ -76,7 +76,8 @@ def make_run(store_root: Path, n: int, seed: int = 0, n_val: int = 500) -> str:
         extra = sub[["age", "expression", "eyewear"]].assign(age_years=age)
         f = predictions_frame(sub["source"], heads, y_true, outputs, split, extra=extra)
         frames.append(f)
-        metrics[split] = Interpretation(f, heads, dataset="synthetic", split=split).summary()
+        metrics[split] = Interpretation.from_frame(f, heads, dataset="synthetic",
+                                                   split=split).summary()
     import pandas as pd
 
     run.write_results(pd.concat(frames), metrics, heads)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from faceml.evaluation.metrics import cell_members
+from faceml.evaluation.losses import cell_members
 from faceml.runs import RunStore
 from tests.test_evaluate import shared_utk_run
 from ui.evaluate import PER_PAGE, cell_from_event, cell_keys
@@ -196,7 +196,7 @@ def test_the_exported_csv_and_report_use_the_chosen_threshold(store, run):
     assert any("uses the threshold 0.30 for gender (its column gender_pred_threshold_0.30)"
                in c.value for c in at.caption)
     view = ui_ev.run_view(store.get(run.id), "test")
-    head = view.interp._head("gender")
+    head = view.interp.head("gender")
     files = ui_ev.exports(view, store.get(run.id), head, 0.3)
     got = pd.read_csv(io.StringIO(files["csv"][2]()))
     want = ["Female" if p >= 0.3 else "Male" for p in view.interp.frame_["gender_prob_Female"]]

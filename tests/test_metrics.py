@@ -1,5 +1,5 @@
-"""faceml.evaluation.metrics: every number equals scikit-learn's own call on hand-made
-predictions."""
+"""faceml.evaluation (predictions frame, classification, regression, groups, Interpretation):
+every number equals scikit-learn's own call on hand-made predictions."""
 
 from __future__ import annotations
 
@@ -13,12 +13,23 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from faceml.evaluation import metrics as M
+from faceml.evaluation.predictions import heads_from_frame, predicted_classes, predictions_frame
+from faceml.evaluation.classification import (
+    classification_metrics,
+    roc_curves,
+    threshold_metrics,
+    within_one_bin_accuracy,
+)
+from faceml.evaluation.losses import cell_members, top_losses
+from faceml.evaluation.regression import regression_metrics
+from faceml.evaluation.groups import bootstrap_ci, group_breakdown, wilson_interval
+from faceml.evaluation.interpretation import Interpretation
 from faceml.data.heads import HeadSpec
 
 GENDER = HeadSpec("gender", "binary", ["Male", "Female"])
 RACE = HeadSpec("race", "multiclass", ["White", "Black", "Asian", "Indian"])
 AGE = HeadSpec("age", "regression")
+EVALUATION = Path(__file__).resolve().parents[1] / "faceml" / "evaluation"
 
 # 10 hand-made binary predictions: P(Female) and the truth (1 = Female)
 P10 = np.array([0.05, 0.15, 0.25, 0.28, 0.35, 0.45, 0.55, 0.65, 0.85, 0.95])
@@ -37,14 +48,14 @@ def _proba_for(y_pred: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
 
 
 def _binary_frame(p=P10, y=Y10, split="test", extra=None):
-    return M.predictions_frame([f"b{i}.jpg" for i in range(len(p))], [GENDER],
-                               {"gender": y}, {"gender": np.asarray(p)[:, None]}, split, extra)
+    return predictions_frame([f"b{i}.jpg" for i in range(len(p))], [GENDER],
+                             {"gender": y}, {"gender": np.asarray(p)[:, None]}, split, extra)
 
 
 def _race_frame(y_true, y_pred, seed=0, split="test", extra=None):
     proba = _proba_for(np.asarray(y_pred), len(RACE.classes), seed)
-    return M.predictions_frame([f"r{i}.jpg" for i in range(len(y_true))], [RACE],
-                               {"race": np.asarray(y_true)}, {"race": proba}, split, extra)
+    return predictions_frame([f"r{i}.jpg" for i in range(len(y_true))], [RACE],
+                             {"race": np.asarray(y_true)}, {"race": proba}, split, extra)
 
 
 Y_RACE = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 0, 1, 2, 3])
@@ -57,7 +68,7 @@ def test_predictions_frame_columns_and_values():
     n = 4
     race_p = np.array([[.7, .1, .1, .1], [.1, .2, .6, .1], [.25, .25, .25, .25], [0, 0, .1, .9]],
                       dtype=np.float32)
-    f = M.predictions_frame(
+    f = predictions_frame(
         ["a.jpg", "b.jpg", "c.jpg", "d.jpg"], [GENDER, RACE, AGE],
         {"gender": np.array([0, 1, 1, -1]), "race": np.array([0, 2, 1, 3]),
          "age": np.array([20.0, 35, 61, np.nan])},
@@ -81,36 +92,36 @@ def test_predictions_frame_columns_and_values():
     np.testing.assert_allclose(f.filter(like="race_prob_").sum(axis=1), 1.0, rtol=0, atol=1e-12)
     assert list(f["age_pred"]) == [22.0, 30, 70, 40]
     # unlabelled rows are left out of the metrics
-    assert M.classification_metrics(f, "gender")["n"] == 3
-    assert M.regression_metrics(f, "age")["n"] == 3
+    assert classification_metrics(f, "gender")["n"] == 3
+    assert regression_metrics(f, "age")["n"] == 3
 
 
 def test_predictions_frame_rejects_bad_input():
     with pytest.raises(ValueError, match="0 sources"):
-        M.predictions_frame([], [GENDER], {"gender": []}, {"gender": np.zeros((0, 1))}, "test")
+        predictions_frame([], [GENDER], {"gender": []}, {"gender": np.zeros((0, 1))}, "test")
     with pytest.raises(ValueError, match="logits"):
-        M.predictions_frame(["a", "b"], [GENDER], {"gender": [0, 1]},
-                            {"gender": np.array([[-2.0], [3.0]])}, "test")
+        predictions_frame(["a", "b"], [GENDER], {"gender": [0, 1]},
+                          {"gender": np.array([[-2.0], [3.0]])}, "test")
     with pytest.raises(ValueError, match=r"shape \(n, 4\)"):
-        M.predictions_frame(["a"], [RACE], {"race": [0]}, {"race": np.ones((1, 3)) / 3}, "test")
+        predictions_frame(["a"], [RACE], {"race": [0]}, {"race": np.ones((1, 3)) / 3}, "test")
     with pytest.raises(ValueError, match="no model output"):
-        M.predictions_frame(["a"], [RACE], {"race": [0]}, {}, "test")
+        predictions_frame(["a"], [RACE], {"race": [0]}, {}, "test")
     with pytest.raises(ValueError, match="outside"):
-        M.predictions_frame(["a"], [RACE], {"race": [7]}, {"race": np.ones((1, 4)) / 4}, "t")
+        predictions_frame(["a"], [RACE], {"race": [7]}, {"race": np.ones((1, 4)) / 4}, "t")
 
 
 def test_heads_are_recovered_from_columns():
     f = _race_frame(Y_RACE, P_RACE)
-    (h,) = M.heads_from_frame(f)
+    (h,) = heads_from_frame(f)
     assert (h.name, h.kind, h.classes) == ("race", "multiclass", RACE.classes)
-    assert M.classification_metrics(f, "race") == M.classification_metrics(f, RACE)
+    assert classification_metrics(f, "race") == classification_metrics(f, RACE)
 
 
 # --- classification equals scikit-learn ------------------------------------------------------
 
 def test_binary_metrics_equal_sklearn():
     f = _binary_frame()
-    m = M.classification_metrics(f, GENDER)
+    m = classification_metrics(f, GENDER)
     y_pred = (P10 >= 0.5).astype(int)
     assert m["accuracy"] == skm.accuracy_score(Y10, y_pred)
     assert m["balanced_accuracy"] == skm.balanced_accuracy_score(Y10, y_pred)
@@ -132,7 +143,7 @@ def test_binary_metrics_equal_sklearn():
 
 def test_multiclass_metrics_equal_sklearn():
     f = _race_frame(Y_RACE, P_RACE)
-    m = M.classification_metrics(f, RACE)
+    m = classification_metrics(f, RACE)
     proba = f[[f"race_prob_{c}" for c in RACE.classes]].to_numpy()
     labels = [0, 1, 2, 3]
     assert m["accuracy"] == skm.accuracy_score(Y_RACE, P_RACE)
@@ -162,9 +173,9 @@ def test_nine_class_accuracy_is_over_all_classes_not_a_corner():
         yt += [c] * 4
         yp += [c, (c + 1) % k, (c + 2) % k, (c + 3) % k]
     yt, yp = np.array(yt), np.array(yp)
-    f = M.predictions_frame([str(i) for i in range(len(yt))], [head], {"age": yt},
-                            {"age": _proba_for(yp, k, seed=3)}, "test")
-    m = M.classification_metrics(f, head)
+    f = predictions_frame([str(i) for i in range(len(yt))], [head], {"age": yt},
+                          {"age": _proba_for(yp, k, seed=3)}, "test")
+    m = classification_metrics(f, head)
     cm = np.array(m["confusion_matrix"])
     assert cm.shape == (9, 9) and cm.sum() == len(yt)
     assert m["accuracy"] == skm.accuracy_score(yt, yp) == pytest.approx(16 / 38)
@@ -172,16 +183,16 @@ def test_nine_class_accuracy_is_over_all_classes_not_a_corner():
     assert corner == pytest.approx(0.9)
     assert m["accuracy"] != pytest.approx(corner)
     # ordered bins: exact and within-one-bin accuracy
-    assert m["within_one_bin_accuracy"] == M.within_one_bin_accuracy(yt, yp)
+    assert m["within_one_bin_accuracy"] == within_one_bin_accuracy(yt, yp)
 
 
 def test_specificity_by_hand_three_classes():
     head = HeadSpec("race", "multiclass", ["A", "B", "C"])
     yt = np.array([0, 0, 1, 1, 2, 2])
     yp = np.array([0, 1, 1, 2, 2, 0])
-    f = M.predictions_frame(list("abcdef"), [head], {"race": yt},
-                            {"race": _proba_for(yp, 3)}, "test")
-    m = M.classification_metrics(f, head)
+    f = predictions_frame(list("abcdef"), [head], {"race": yt},
+                          {"race": _proba_for(yp, 3)}, "test")
+    m = classification_metrics(f, head)
     # A: negatives = faces 2..5 (4), of which face 5 is called A -> TN 3, FP 1
     # B: negatives = faces 0,1,4,5; face 1 is called B -> 3/4
     # C: negatives = faces 0..3; face 3 is called C -> 3/4
@@ -191,18 +202,18 @@ def test_specificity_by_hand_three_classes():
 
 
 def test_within_one_bin_accuracy_by_hand():
-    assert M.within_one_bin_accuracy([0, 1, 2, 3, 4], [0, 2, 0, 4, 1]) == 3 / 5
+    assert within_one_bin_accuracy([0, 1, 2, 3, 4], [0, 2, 0, 4, 1]) == 3 / 5
     with pytest.raises(ValueError):
-        M.within_one_bin_accuracy([], [])
+        within_one_bin_accuracy([], [])
 
 
 def test_confusion_matrix_keeps_never_predicted_and_absent_classes():
     head = HeadSpec("race", "multiclass", ["White", "Black", "Asian", "Indian", "Others"])
     yt = np.array([0, 0, 1, 1, 2, 2])  # Indian and Others never true
     yp = np.array([0, 1, 1, 0, 0, 1])  # Asian, Indian, Others never predicted
-    f = M.predictions_frame(list("abcdef"), [head], {"race": yt},
-                            {"race": _proba_for(yp, 5)}, "test")
-    m = M.classification_metrics(f, head)
+    f = predictions_frame(list("abcdef"), [head], {"race": yt},
+                          {"race": _proba_for(yp, 5)}, "test")
+    m = classification_metrics(f, head)
     cm = np.array(m["confusion_matrix"])
     assert cm.shape == (5, 5)
     assert cm[:, 2].sum() == 0 and cm[2].sum() == 2  # Asian: a row, never predicted
@@ -212,7 +223,7 @@ def test_confusion_matrix_keeps_never_predicted_and_absent_classes():
     # log loss still uses every class's column
     proba = f.filter(like="race_prob_").to_numpy()
     assert m["log_loss"] == skm.log_loss(yt, proba, labels=range(5))
-    interp = M.Interpretation(f, [head], dataset="synthetic")
+    interp = Interpretation.from_frame(f, [head], dataset="synthetic")
     cmf = interp.confusion_matrix("race")
     assert list(cmf.index) == list(cmf.columns) == head.classes
 
@@ -222,7 +233,7 @@ def test_confusion_matrix_keeps_never_predicted_and_absent_classes():
 @pytest.mark.parametrize("threshold", [0.3, 0.35])  # 0.35 equals a probability: >= counts it
 def test_threshold_arithmetic_by_hand(threshold):
     f = _binary_frame()
-    t = M.threshold_metrics(f, GENDER, threshold)
+    t = threshold_metrics(f, GENDER, threshold)
     assert (t["tp"], t["fp"], t["tn"], t["fn"]) == (4, 2, 3, 1)
     assert t["confusion_matrix"] == [[3, 2], [1, 4]]
     assert t["sensitivity"] == 4 / 5 and t["specificity"] == 3 / 5
@@ -230,12 +241,12 @@ def test_threshold_arithmetic_by_hand(threshold):
     assert t["accuracy"] == 7 / 10
     assert (t["fpr"], t["tpr"]) == (pytest.approx(0.4), 0.8)
     # the same threshold through classification_metrics
-    m = M.classification_metrics(f, GENDER, threshold=threshold)
+    m = classification_metrics(f, GENDER, threshold=threshold)
     assert m["confusion_matrix"] == t["confusion_matrix"]
     assert m["per_class"]["Female"]["specificity"] == t["specificity"]
     assert m["per_class"]["Female"]["recall"] == t["sensitivity"]
     # the operating point is a vertex of the ROC curve: the lowest threshold >= t
-    c = M.roc_curves(f, GENDER)["Female"]
+    c = roc_curves(f, GENDER)["Female"]
     i = np.flatnonzero(c["thresholds"] >= threshold)[-1]
     assert (c["fpr"][i], c["tpr"][i]) == (pytest.approx(t["fpr"]), pytest.approx(t["tpr"]))
 
@@ -243,33 +254,33 @@ def test_threshold_arithmetic_by_hand(threshold):
 def test_threshold_rejected_for_multiclass_and_out_of_range():
     f = _race_frame(Y_RACE, P_RACE)
     with pytest.raises(ValueError, match="binary"):
-        M.threshold_metrics(f, RACE, 0.5)
+        threshold_metrics(f, RACE, 0.5)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        M.classification_metrics(_binary_frame(), GENDER, threshold=1.5)
+        classification_metrics(_binary_frame(), GENDER, threshold=1.5)
 
 
 def test_predicted_classes_follow_the_threshold_by_hand():
     f = _binary_frame()
     # P10 = .05 .15 .25 .28 .35 .45 .55 .65 .85 .95: from 0.3 up, six faces are Female
-    at_03 = M.predicted_classes(f, GENDER, 0.3)
+    at_03 = predicted_classes(f, GENDER, 0.3)
     assert list(at_03) == ["Male"] * 4 + ["Female"] * 6
-    assert list(M.predicted_classes(f, GENDER, 0.35)) == list(at_03)  # >= counts 0.35
-    assert list(M.predicted_classes(f, GENDER, 0.9)) == ["Male"] * 9 + ["Female"]
-    assert list(M.predicted_classes(f, GENDER)) == list(f["gender_pred"])  # stored: P >= 0.5
-    assert list(M.predicted_classes(f, GENDER)).count("Female") == 4
+    assert list(predicted_classes(f, GENDER, 0.35)) == list(at_03)  # >= counts 0.35
+    assert list(predicted_classes(f, GENDER, 0.9)) == ["Male"] * 9 + ["Female"]
+    assert list(predicted_classes(f, GENDER)) == list(f["gender_pred"])  # stored: P >= 0.5
+    assert list(predicted_classes(f, GENDER)).count("Female") == 4
     # the same predictions as the metrics at that threshold
     cm = skm.confusion_matrix(Y10, (at_03 == "Female").astype(int)).tolist()
-    assert cm == M.classification_metrics(f, GENDER, threshold=0.3)["confusion_matrix"]
+    assert cm == classification_metrics(f, GENDER, threshold=0.3)["confusion_matrix"]
     with pytest.raises(ValueError, match="binary"):
-        M.predicted_classes(_race_frame(Y_RACE, P_RACE), RACE, 0.5)
+        predicted_classes(_race_frame(Y_RACE, P_RACE), RACE, 0.5)
     with pytest.raises(ValueError, match="regression"):
-        M.predicted_classes(M.predictions_frame(["a"], [AGE], {"age": [3.0]},
-                                                {"age": [[4.0]]}, "test"), AGE)
+        predicted_classes(predictions_frame(["a"], [AGE], {"age": [3.0]},
+                                            {"age": [[4.0]]}, "test"), AGE)
 
 
 def test_roc_curves_equal_sklearn():
     fb = _binary_frame()
-    (cls, c), = M.roc_curves(fb, GENDER).items()
+    (cls, c), = roc_curves(fb, GENDER).items()
     fpr, tpr, thr = skm.roc_curve(Y10, P10, drop_intermediate=False)
     assert cls == "Female"
     np.testing.assert_array_equal(c["fpr"], fpr)
@@ -277,7 +288,7 @@ def test_roc_curves_equal_sklearn():
     np.testing.assert_array_equal(c["thresholds"], thr)
     assert c["auc"] == skm.auc(fpr, tpr) == pytest.approx(skm.roc_auc_score(Y10, P10))
     f = _race_frame(Y_RACE, P_RACE)
-    curves = M.roc_curves(f, RACE)
+    curves = roc_curves(f, RACE)
     proba = f.filter(like="race_prob_").to_numpy()
     assert list(curves) == RACE.classes
     for i, name in enumerate(RACE.classes):
@@ -292,21 +303,21 @@ def test_cell_members_are_exactly_that_cell():
     f = _race_frame(Y_RACE, P_RACE)
     for true_c in RACE.classes:
         for pred_c in RACE.classes:
-            got = M.cell_members(f, RACE, true_c, pred_c)
+            got = cell_members(f, RACE, true_c, pred_c)
             mask = (f["race_true"] == true_c) & (f["race_pred"] == pred_c)
             assert sorted(got.index) == sorted(f.index[mask])
             assert (got["confidence"] == got[f"race_prob_{pred_c}"]).all()
             assert got["confidence"].is_monotonic_decreasing
-    cm = np.array(M.classification_metrics(f, RACE)["confusion_matrix"])
-    assert len(M.cell_members(f, RACE, "Asian", "Indian")) == cm[2, 3] == 1
-    assert M.cell_members(f, RACE, "White", "Indian").empty
+    cm = np.array(classification_metrics(f, RACE)["confusion_matrix"])
+    assert len(cell_members(f, RACE, "Asian", "Indian")) == cm[2, 3] == 1
+    assert cell_members(f, RACE, "White", "Indian").empty
     with pytest.raises(ValueError, match="not a class"):
-        M.cell_members(f, RACE, "White", "Martian")
+        cell_members(f, RACE, "White", "Martian")
 
 
 def test_cell_members_at_a_threshold():
     f = _binary_frame()
-    got = M.cell_members(f, GENDER, "Male", "Female", threshold=0.3)  # false positives
+    got = cell_members(f, GENDER, "Male", "Female", threshold=0.3)  # false positives
     assert sorted(got["source"]) == ["b4.jpg", "b6.jpg"]
     assert (got["gender_pred"] == "Female").all()
     assert list(got["confidence"]) == [0.55, 0.35]
@@ -320,7 +331,7 @@ def test_cell_members_on_5000_rows():
     f = _race_frame(yt, np.where(rng.random(n) < 0.7, yt, rng.integers(0, 4, n)),
                     extra=pd.DataFrame({"gender": rng.choice(["Male", "Female"], n),
                                         "age": rng.uniform(1, 90, n)}))
-    got = M.cell_members(f, "race", "White", "Black")
+    got = cell_members(f, "race", "White", "Black")
     mask = (f["race_true"] == "White") & (f["race_pred"] == "Black")
     assert sorted(got["source"]) == sorted(f.loc[mask, "source"])
 
@@ -328,25 +339,25 @@ def test_cell_members_on_5000_rows():
 def test_top_losses():
     f = _race_frame(Y_RACE, P_RACE)
     proba = f.filter(like="race_prob_").to_numpy()
-    every = M.top_losses(f, RACE, only_wrong=False)
+    every = top_losses(f, RACE, only_wrong=False)
     assert len(every) == len(f)
     # per-face loss is -log p(true); its mean is scikit-learn's log loss
     assert every["loss"].mean() == pytest.approx(skm.log_loss(Y_RACE, proba, labels=range(4)))
     assert every["loss"].is_monotonic_decreasing
-    wrong = M.top_losses(f, RACE)
+    wrong = top_losses(f, RACE)
     assert len(wrong) == (Y_RACE != P_RACE).sum()
     assert (wrong["race_true"] != wrong["race_pred"]).all()
     row = wrong.iloc[0]
     assert row["loss"] == pytest.approx(-np.log(row[f"race_prob_{row['race_true']}"]))
-    only = M.top_losses(f, RACE, true_class="White", pred_class="Black")
-    assert set(only.index) == set(M.cell_members(f, RACE, "White", "Black").index)
-    assert len(M.top_losses(f, RACE, k=2)) == 2
+    only = top_losses(f, RACE, true_class="White", pred_class="Black")
+    assert set(only.index) == set(cell_members(f, RACE, "White", "Black").index)
+    assert len(top_losses(f, RACE, k=2)) == 2
 
 
 def test_top_losses_regression_is_absolute_error():
-    f = M.predictions_frame(list("abc"), [AGE], {"age": np.array([10.0, 40, 70])},
-                            {"age": np.array([[12.0], [30], [71]])}, "test")
-    got = M.top_losses(f, AGE)
+    f = predictions_frame(list("abc"), [AGE], {"age": np.array([10.0, 40, 70])},
+                          {"age": np.array([[12.0], [30], [71]])}, "test")
+    got = top_losses(f, AGE)
     assert list(got["source"]) == ["b", "a", "c"] and list(got["loss"]) == [10, 2, 1]
 
 
@@ -355,9 +366,9 @@ def test_top_losses_regression_is_absolute_error():
 def test_regression_metrics_equal_sklearn_with_groups():
     yt = np.array([3.0, 8, 15, 25, 27, 33, 45, 61, 62, 95])
     yp = np.array([5.0, 8, 20, 22, 30, 30, 50, 55, 70, 80])
-    f = M.predictions_frame([str(i) for i in range(10)], [AGE], {"age": yt},
-                            {"age": yp[:, None]}, "test")
-    m = M.regression_metrics(f, AGE)
+    f = predictions_frame([str(i) for i in range(10)], [AGE], {"age": yt},
+                          {"age": yp[:, None]}, "test")
+    m = regression_metrics(f, AGE)
     assert m["mae"] == skm.mean_absolute_error(yt, yp)
     assert m["rmse"] == skm.root_mean_squared_error(yt, yp)
     by = {g["group"]: g for g in m["by_group"]}
@@ -365,12 +376,12 @@ def test_regression_metrics_equal_sklearn_with_groups():
     assert by["0-9"] == {"group": "0-9", "n": 2, "mae": 1.0}
     assert by["20-29"]["n"] == 2 and by["20-29"]["mae"] == 3.0
     assert by["80-89"] == {"group": "80-89", "n": 0, "mae": None}
-    custom = M.regression_metrics(f, AGE, groups=[0, 18, 40, 65, math.inf])["by_group"]
+    custom = regression_metrics(f, AGE, groups=[0, 18, 40, 65, math.inf])["by_group"]
     assert [(g["group"], g["n"]) for g in custom] == [("0-17", 3), ("18-39", 3),
                                                       ("40-64", 3), ("65+", 1)]
     assert custom[3]["mae"] == 15.0
     with pytest.raises(ValueError, match="classification_metrics"):
-        M.regression_metrics(_binary_frame(), GENDER)
+        regression_metrics(_binary_frame(), GENDER)
 
 
 # --- groups and intervals --------------------------------------------------------------------
@@ -383,17 +394,17 @@ def _grouped_frame():
     p = np.clip(gender * 0.5 + rng.uniform(0, 0.5, n) + rng.normal(0, 0.2, n), 0, 1)
     age_true = rng.uniform(1, 80, n)
     extra = pd.DataFrame({"race": race, "age_years": age_true})
-    f = M.predictions_frame([f"g{i}" for i in range(n)], [GENDER, AGE],
-                            {"gender": gender, "age": age_true},
-                            {"gender": p[:, None],
-                             "age": (age_true + rng.normal(0, 6, n))[:, None]},
-                            "test", extra)
+    f = predictions_frame([f"g{i}" for i in range(n)], [GENDER, AGE],
+                          {"gender": gender, "age": age_true},
+                          {"gender": p[:, None],
+                           "age": (age_true + rng.normal(0, 6, n))[:, None]},
+                          "test", extra)
     return f
 
 
 def test_group_breakdown_counts_accuracy_and_wilson():
     f = _grouped_frame()
-    gb = M.group_breakdown(f, GENDER, ["race", "gender"])
+    gb = group_breakdown(f, GENDER, ["race", "gender"])
     assert list(gb.columns) == ["race", "gender", "n", "correct", "accuracy", "accuracy_ci_low",
                                 "accuracy_ci_high", "f1_macro"]
     counts = f.groupby(["group_race", "gender_true"]).size()
@@ -414,38 +425,38 @@ def test_group_breakdown_counts_accuracy_and_wilson():
     half = z / (1 + z * z / n) * math.sqrt(ph * (1 - ph) / n + z * z / (4 * n * n))
     assert row["accuracy_ci_low"] == pytest.approx(centre - half, abs=1e-9)
     assert row["accuracy_ci_high"] == pytest.approx(centre + half, abs=1e-9)
-    assert M.wilson_interval(k, n) == (row["accuracy_ci_low"], row["accuracy_ci_high"])
+    assert wilson_interval(k, n) == (row["accuracy_ci_low"], row["accuracy_ci_high"])
 
 
 def test_wilson_interval_by_hand_and_bad_input():
-    lo, hi = M.wilson_interval(8, 10)
+    lo, hi = wilson_interval(8, 10)
     z = 1.959963984540054
     centre = (0.8 + z * z / 20) / (1 + z * z / 10)
     half = z / (1 + z * z / 10) * math.sqrt(0.8 * 0.2 / 10 + z * z / 400)
     assert (lo, hi) == (pytest.approx(centre - half), pytest.approx(centre + half))
     with pytest.raises(ValueError):
-        M.wilson_interval(3, 0)
+        wilson_interval(3, 0)
 
 
 def test_group_breakdown_by_age_groups_and_regression_bootstrap_is_seeded():
     f = _grouped_frame()
-    gb = M.group_breakdown(f, GENDER, ["age_years"], bins={"age_years": [0, 40, math.inf]})
+    gb = group_breakdown(f, GENDER, ["age_years"], bins={"age_years": [0, 40, math.inf]})
     assert list(gb["age_years"]) == ["0-39", "40+"]
     assert gb["n"].tolist() == [(f["group_age_years"] < 40).sum(), (f["group_age_years"] >= 40)
                                 .sum()]
-    a = M.group_breakdown(f, AGE, ["race"], seed=3)
-    b = M.group_breakdown(f, AGE, ["race"], seed=3)
-    c = M.group_breakdown(f, AGE, ["race"], seed=4)
+    a = group_breakdown(f, AGE, ["race"], seed=3)
+    b = group_breakdown(f, AGE, ["race"], seed=3)
+    c = group_breakdown(f, AGE, ["race"], seed=4)
     pd.testing.assert_frame_equal(a, b)
     assert not np.allclose(a["mae_ci_low"], c["mae_ci_low"])
     for _, row in a.iterrows():
         sub = f[f["group_race"] == row["race"]]
         assert row["mae"] == skm.mean_absolute_error(sub["age_true"], sub["age_pred"])
         assert row["mae_ci_low"] <= row["mae"] <= row["mae_ci_high"]
-    assert M.bootstrap_ci([1.0, 2, 3, 10], seed=1) == M.bootstrap_ci([1.0, 2, 3, 10], seed=1)
-    assert all(math.isnan(v) for v in M.bootstrap_ci([5.0]))
+    assert bootstrap_ci([1.0, 2, 3, 10], seed=1) == bootstrap_ci([1.0, 2, 3, 10], seed=1)
+    assert all(math.isnan(v) for v in bootstrap_ci([5.0]))
     with pytest.raises(ValueError, match="cannot group by"):
-        M.group_breakdown(f, GENDER, ["hair"])
+        group_breakdown(f, GENDER, ["hair"])
 
 
 # --- Interpretation --------------------------------------------------------------------------
@@ -454,7 +465,7 @@ def test_interpretation_summary_shape_and_splits():
     test = _grouped_frame()
     val = test.iloc[:50].assign(split="val")
     frame = pd.concat([test, val], ignore_index=True)
-    interp = M.Interpretation(frame, [GENDER, AGE], dataset="utkface", split="test")
+    interp = Interpretation.from_frame(frame, [GENDER, AGE], dataset="utkface", split="test")
     s = interp.summary()
     assert json.loads(json.dumps(s)) == s
     assert set(s) == {"dataset", "split", "n", "heads"}
@@ -473,50 +484,96 @@ def test_interpretation_summary_shape_and_splits():
     v = interp.for_split("val")
     assert (v.split, v.n_, v.summary()["n"]) == ("val", 50, 50)
     with pytest.raises(ValueError, match="pass split="):
-        M.Interpretation(frame, [GENDER, AGE], dataset="utkface")
+        Interpretation.from_frame(frame, [GENDER, AGE], dataset="utkface")
     with pytest.raises(ValueError, match="pass split="):
-        M.classification_metrics(frame, GENDER)
-    assert M.classification_metrics(frame, GENDER, split="val")["n"] == 50
+        classification_metrics(frame, GENDER)
+    assert classification_metrics(frame, GENDER, split="val")["n"] == 50
+
+
+def test_a_fresh_interpretation_computes_nothing_until_asked(monkeypatch):
+    """Opening one head computes that head's metrics once, and no other head's."""
+    from faceml.evaluation import interpretation
+
+    calls = []
+
+    def counting(fn):
+        def wrapped(*args, **kwargs):
+            calls.append((fn.__name__, getattr(args[1], "name", args[1])))
+            return fn(*args, **kwargs)
+        return wrapped
+
+    for name in ("classification_metrics", "regression_metrics", "roc_curves",
+                 "group_breakdown", "top_losses"):
+        monkeypatch.setattr(interpretation, name, counting(getattr(interpretation, name)))
+    interp = Interpretation.from_frame(_grouped_frame(), [GENDER, AGE], dataset="utkface")
+    assert calls == []
+    assert interp.metrics_.computed() == [] and interp.roc_curves_.computed() == []
+    assert interp.metrics("gender")["accuracy"] == interp.metrics_["gender"]["accuracy"]
+    assert interp.head("gender") is GENDER
+    assert calls == [("classification_metrics", "gender")]
+    assert interp.metrics_.computed() == ["gender"]
+    interp.roc_curves("gender")
+    interp.roc_curves("gender")
+    assert calls == [("classification_metrics", "gender"), ("roc_curves", "gender")]
+    interp.summary()  # every head, each computed once
+    assert calls == [("classification_metrics", "gender"), ("roc_curves", "gender"),
+                     ("regression_metrics", "age")]
+
+
+def test_interpretation_has_two_constructors_and_checks_columns_up_front():
+    f = _grouped_frame()
+    with pytest.raises(TypeError):
+        Interpretation(f, [GENDER], dataset="x")  # the constructors are from_frame/from_run
+    with pytest.raises(ValueError, match="no column"):
+        Interpretation.from_frame(f.drop(columns=["gender_pred"]), [GENDER], dataset="x")
+    with pytest.raises(ValueError, match="no head 'race'"):
+        Interpretation.from_frame(f, [GENDER], dataset="x").head("race")
 
 
 # --- degenerate input ------------------------------------------------------------------------
 
 def test_one_class_only_gives_auc_none_with_reason():
     f = _binary_frame(y=np.ones(10, dtype=int))
-    m = M.classification_metrics(f, GENDER)
+    m = classification_metrics(f, GENDER)
     assert m["auc"] is None and "only one class" in m["auc_reason"]
-    assert M.roc_curves(f, GENDER) == {}
-    assert M.threshold_metrics(f, GENDER, 0.5)["fpr"] is None
-    assert M.Interpretation(f, dataset="x").summary()["heads"]["gender"]["auc"] is None
+    assert roc_curves(f, GENDER) == {}
+    assert threshold_metrics(f, GENDER, 0.5)["fpr"] is None
+    assert Interpretation.from_frame(f, dataset="x").summary()["heads"]["gender"]["auc"] is None
 
 
 def test_class_absent_from_truth_gives_auc_none_with_reason():
     yt = np.array([0, 0, 1, 1, 2, 2, 0, 1])  # no Indian
     yp = np.array([0, 1, 1, 3, 2, 0, 0, 1])
     f = _race_frame(yt, yp)
-    m = M.classification_metrics(f, RACE)
+    m = classification_metrics(f, RACE)
     assert m["auc"] is None and "Indian" in m["auc_reason"]
     assert m["auc_per_class"]["Indian"] is None
     proba = f.filter(like="race_prob_").to_numpy()
     assert m["auc_per_class"]["White"] == skm.roc_auc_score(yt == 0, proba[:, 0])
-    assert "Indian" not in M.roc_curves(f, RACE)
+    assert "Indian" not in roc_curves(f, RACE)
 
 
 def test_empty_frame_is_a_clear_error():
     f = _binary_frame().iloc[:0]
-    for call in (lambda: M.classification_metrics(f, GENDER),
-                 lambda: M.top_losses(f, GENDER),
-                 lambda: M.cell_members(f, GENDER, "Male", "Male"),
-                 lambda: M.group_breakdown(f, GENDER, ["gender"]),
-                 lambda: M.Interpretation(f, [GENDER], dataset="x")):
+    for call in (lambda: classification_metrics(f, GENDER),
+                 lambda: top_losses(f, GENDER),
+                 lambda: cell_members(f, GENDER, "Male", "Male"),
+                 lambda: group_breakdown(f, GENDER, ["gender"]),
+                 lambda: Interpretation.from_frame(f, [GENDER], dataset="x")):
         with pytest.raises(ValueError, match="empty"):
             call()
     with pytest.raises(ValueError, match="no rows for split 'val'"):
-        M.classification_metrics(_binary_frame(), GENDER, split="val")
+        classification_metrics(_binary_frame(), GENDER, split="val")
 
 
-def test_metrics_module_imports_no_ui_or_deep_learning():
-    tree = ast.parse(Path(M.__file__).read_text())
+NUMBERS = ("predictions", "classification", "regression", "losses", "groups", "interpretation",
+           "stored")
+
+
+@pytest.mark.parametrize("module", NUMBERS)
+def test_metrics_module_imports_no_ui_or_deep_learning(module):
+    """The modules computing numbers import no UI, deep learning or plotting (figures.py only)."""
+    tree = ast.parse((EVALUATION / f"{module}.py").read_text())
     roots = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

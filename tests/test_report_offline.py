@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 from plotly.offline import get_plotlyjs
 
-from faceml.evaluation import metrics as M
+from faceml.evaluation.predictions import MetricsInputError, predictions_frame
+from faceml.evaluation.interpretation import Interpretation
 from faceml.evaluation import report
 from faceml.data.heads import HeadSpec
 
@@ -22,7 +23,7 @@ AGE = HeadSpec("age", "regression")
 URL = re.compile(r"^\s*(https?:)?//", re.I)
 
 
-def sample_interp(n: int = 60, seed: int = 0) -> M.Interpretation:
+def sample_interp(n: int = 60, seed: int = 0) -> Interpretation:
     """Predictions of three heads (binary, multiclass, regression) with group labels: five
     figures in the HTML report (two confusion matrices, two ROC figures, one scatter)."""
     rng = np.random.default_rng(seed)
@@ -31,13 +32,13 @@ def sample_interp(n: int = 60, seed: int = 0) -> M.Interpretation:
     age = rng.uniform(1, 90, n)
     p_female = np.clip(0.5 * g + rng.uniform(0, 0.5, n), 0, 1)
     race = rng.dirichlet(np.ones(3), n)
-    frame = M.predictions_frame(
+    frame = predictions_frame(
         [f"f{i}.jpg" for i in range(n)], [GENDER, RACE, AGE],
         {"gender": g, "race": r, "age": age},
         {"gender": p_female[:, None], "race": race, "age": (age + rng.normal(0, 5, n))[:, None]},
         "test", extra=pd.DataFrame({"gender": np.array(GENDER.classes)[g],
                                     "race": np.array(RACE.classes)[r], "age_years": age}))
-    return M.Interpretation(frame, [GENDER, RACE, AGE], dataset="synthetic", split="test")
+    return Interpretation.from_frame(frame, [GENDER, RACE, AGE], dataset="synthetic", split="test")
 
 
 class _Loads(HTMLParser):
@@ -130,11 +131,11 @@ def test_the_csv_uses_the_chosen_threshold_and_its_header_says_which():
 
 def test_a_threshold_for_a_head_that_has_none_is_refused():
     interp = sample_interp()
-    with pytest.raises(M.MetricsInputError, match="binary heads only"):
+    with pytest.raises(MetricsInputError, match="binary heads only"):
         report.predictions_csv(interp.frame_, interp.heads, thresholds={"race": 0.3})
-    with pytest.raises(M.MetricsInputError, match="regression head"):
+    with pytest.raises(MetricsInputError, match="regression head"):
         report.predictions_csv(interp.frame_, interp.heads, thresholds={"age": 0.3})
-    with pytest.raises(M.MetricsInputError, match="'eyewear', which is not a head"):
+    with pytest.raises(MetricsInputError, match="'eyewear', which is not a head"):
         report.predictions_csv(interp.frame_, interp.heads, thresholds={"eyewear": 0.3})
 
 

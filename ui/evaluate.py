@@ -1,12 +1,11 @@
 """Evaluate widgets: pick a run, and look at its numbers one click away from the faces.
 
 Everything the page shows comes from one :class:`View`: an
-:class:`~faceml.evaluation.metrics.Interpretation` (the stored predictions of a run, its last
-checkpoint
-evaluated while it trains, or a cross-dataset evaluation) plus where its images live. Views are
-kept in a process-wide LRU (``st.cache_resource``) keyed by the files they were computed from,
-and each view memoises its derived tables (ROC curves, group breakdowns...), so a click on a
-matrix cell recomputes nothing but that cell's faces.
+:class:`~faceml.evaluation.interpretation.Interpretation` (the stored predictions of a run, its
+last checkpoint evaluated while it trains, or a cross-dataset evaluation) plus where its images
+live. Views are kept in a process-wide LRU (``st.cache_resource``) keyed by the files they were
+computed from, and each view memoises its derived tables (ROC curves, group breakdowns...), so a
+click on a matrix cell recomputes nothing but that cell's faces.
 
 Interactions rerun only what they change (``st.fragment``): the head picker and the decision
 threshold rerun the head's panel (:func:`analysis`), not the run picker or the view's loading;
@@ -31,8 +30,10 @@ import streamlit as st
 
 from faceml import data as datasets
 from faceml.evaluation import evaluate as ev
-from faceml.evaluation import metrics
+from faceml.evaluation import figures
 from faceml.evaluation import report as rep
+from faceml.evaluation.classification import roc_curves
+from faceml.evaluation.interpretation import Interpretation
 from faceml.data.cache import MemoryLRU
 from faceml.errors import FaceMLError
 from faceml.data.heads import HeadSpec
@@ -60,7 +61,7 @@ class View:
     """One evaluation on screen: its numbers, where its faces are, what to say about it."""
 
     key: str
-    interp: metrics.Interpretation
+    interp: Interpretation
     data: dict  # PrepOptions (canonical dict) locating the images
     kind: str  # "stored" | "checkpoint" | "cross"
     notes: list[str] = field(default_factory=list)
@@ -149,7 +150,7 @@ def run_view(run: Run, split: str) -> View:
     store = _views()
     hit = store.get(key)
     if hit is None:
-        interp = ev.load_interpretation(run, split)
+        interp = Interpretation.from_run(run, split)
         hit = View(key, interp, dict(run.config.get("data", {})), "stored",
                    model=str(interp.frame.attrs.get("model", "")),
                    checkpoint=interp.frame.attrs.get("checkpoint"))
@@ -221,13 +222,13 @@ def head_picker(view: View) -> HeadSpec:
     _reset_if_stale("ev_head", names)
     name = st.selectbox("Head", names, key="ev_head",
                         help="The label whose predictions are shown below")
-    return view.interp._head(name)
+    return view.interp.head(name)
 
 
 def head_metrics(view: View, head: HeadSpec, threshold: float | None) -> dict:
     """The head's metrics (at ``threshold`` for binary heads), computed once per view."""
     if head.kind == "regression":
-        return view.interp.metrics_[head.name]
+        return view.interp.metrics(head)
     if threshold is None or abs(threshold - 0.5) < 1e-12:
         return view.interp.classification_metrics(head)
     return view.cached(("metrics", head.name, threshold),
@@ -398,7 +399,7 @@ def confusion_section(view: View, head: HeadSpec, m: dict, threshold: float | No
     thr = f" at threshold {threshold:.2f}" if threshold is not None else ""
     st.caption(f"Confusion matrix of **{head.name}** on {view.where}{thr}. Rows: true class; "
                "columns: predicted class. Click a cell to see its faces.")
-    fig = view.cached(("cm_fig", head.name, threshold, norm), lambda: rep.confusion_figure(
+    fig = view.cached(("cm_fig", head.name, threshold, norm), lambda: figures.confusion_figure(
         m["confusion_matrix"], classes, normalize=norm != "counts", clickable=True))
     event = st.plotly_chart(fig, key=f"ev_cm_{head.name}", on_select="rerun",
                             selection_mode="points", width="stretch")
@@ -452,12 +453,14 @@ def regression_section(view: View, head: HeadSpec, m: dict) -> None:
     c1, c2 = st.columns(2)
     if not by.empty:
         shown = by[by["n"] > 0]
-        bar = view.cached(("maeby_fig", head.name), lambda: rep.bar_figure(
+        bar = view.cached(("maeby_fig", head.name), lambda: figures.bar_figure(
             shown["group"], shown["mae"], axis="MAE (years)",
             title=f"MAE per true {head.name} group"))
         c1.plotly_chart(bar, key=f"ev_maeby_{head.name}", width="stretch")
-    fig = view.cached(("scatter_fig", head.name), lambda: rep.regression_figure(
-        view.interp.frame_, head.name, title="Predicted vs true"))
+    rows = view.interp.frame_
+    fig = view.cached(("scatter_fig", head.name), lambda: figures.regression_figure(
+        rows[f"{head.name}_true"], rows[f"{head.name}_pred"], rows["source"], head=head.name,
+        title="Predicted vs true"))
     event = c2.plotly_chart(fig, key=f"ev_scatter_{head.name}", on_select="rerun",
                             selection_mode=("points", "box", "lasso"), width="stretch")
     picked = []
@@ -479,7 +482,7 @@ def regression_section(view: View, head: HeadSpec, m: dict) -> None:
 
 
 def roc_section(view: View, head: HeadSpec, m: dict, threshold: float | None) -> None:
-    curves = view.cached(("roc", head.name), lambda: metrics.roc_curves(
+    curves = view.cached(("roc", head.name), lambda: roc_curves(
         view.interp.frame_, head, drop_intermediate=True))
     if not curves:
         st.info(m.get("auc_reason") or "No ROC curve: a class needs faces of both kinds.")
@@ -501,7 +504,7 @@ def roc_section(view: View, head: HeadSpec, m: dict, threshold: float | None) ->
     else:
         st.caption(f"One-vs-rest ROC curves of **{head.name}** on {view.where}.")
     fig = view.cached(("roc_fig", head.name, threshold),
-                      lambda: rep.roc_figure(curves, point=point))
+                      lambda: figures.roc_figure(curves, point=point))
     st.plotly_chart(fig, key=f"ev_roc_{head.name}", width="stretch")
 
 
@@ -553,7 +556,7 @@ def groups_section(view: View, head: HeadSpec, threshold: float | None) -> None:
                "intervals. Select a row to see its faces.")
     labels = [_group_label(r, by) for _, r in table.iterrows()]
     if 1 < len(table) <= 40:
-        fig = view.cached(("groups_fig", h, tuple(by), threshold), lambda: rep.bar_figure(
+        fig = view.cached(("groups_fig", h, tuple(by), threshold), lambda: figures.bar_figure(
             labels, table[metric], table[f"{metric}_ci_low"], table[f"{metric}_ci_high"],
             axis="MAE (years)" if metric == "mae" else "accuracy"))
         st.plotly_chart(fig, key=f"ev_groups_bar_{h}", width="stretch")

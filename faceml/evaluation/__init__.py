@@ -1,3 +1,5 @@
-"""Evaluation: metrics from scikit-learn over a predictions frame, stored-prediction and
-cross-dataset evaluation of runs and models, and the Markdown/HTML report. Depends on runs,
+"""Evaluation, in one direction: the predictions frame (``predictions``) <- its numbers
+(``classification``, ``regression``, ``losses``, ``groups``) <- ``interpretation`` (computed when
+first asked for) <- ``report``; ``stored`` reads a run's stored predictions, ``evaluate`` runs a
+model on any dataset, and ``figures`` draws the numbers (the only Plotly code). Depends on runs,
 models and data, never on training or serving."""

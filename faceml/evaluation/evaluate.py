@@ -1,11 +1,12 @@
 """Evaluation: how good is a run, where does it fail, and on whom.
 
 Two sources of predictions, one contract (the predictions frame of
-:mod:`faceml.evaluation.metrics`):
+:mod:`faceml.evaluation.predictions`):
 
-* :func:`load_interpretation` reads the predictions a run stored once at the end of training
-  (``predictions.csv``, val and test). No model and no images are needed, so it works after the
-  dataset has gone from disk.
+* :func:`load_interpretation` (:meth:`Interpretation.from_run`) reads the predictions a run
+  stored once at the end of training (:mod:`faceml.evaluation.stored`: ``predictions.csv``, val
+  and test). No model and no images are needed, so it works after the dataset has gone from
+  disk.
 * :func:`evaluate_model` runs a model (a run's checkpoint or any FaceML ``.keras`` file) on a
   dataset split, with the model's own preprocessing (size and colour from its
   ``FacePreprocessing``), on its own dataset or on *another* one: the other dataset's labels are
@@ -42,18 +43,28 @@ import pandas as pd
 
 from faceml import data as datasets
 from faceml import hosting
-from faceml.data.cache import MemoryLRU
 from faceml.data.base import Progress
-from faceml.errors import ConfigError, DataError, FaceMLError
+from faceml.data.cache import MemoryLRU
 from faceml.data.heads import HeadSpec
-from faceml.runs import Run, RunDamaged, RunStore, best_epoch
+from faceml.errors import DataError, FaceMLError
+from faceml.evaluation.predictions import GROUP_PREFIX, group_columns, predictions_frame
+from faceml.evaluation.stored import (
+    EVAL_SPLITS,
+    STORED_SPLITS,
+    check_split,
+    checkpoint_info,
+    run_heads,
+    stored_predictions,
+)
+from faceml.runs import Run, RunStore
 
 if TYPE_CHECKING:  # scikit-learn and scipy load on first use, not on ``--help``
-    from faceml.evaluation.metrics import Interpretation
     from faceml.data.prepare import PrepOptions
+    from faceml.evaluation.interpretation import Interpretation
 
 __all__ = [
     "EVAL_SPLITS",
+    "STORED_SPLITS",
     "breakdown",
     "check_split",
     "checkpoint_info",
@@ -68,164 +79,22 @@ __all__ = [
     "stored_predictions",
 ]
 
-EVAL_SPLITS = ("train", "val", "test", "all")
-STORED_SPLITS = ("val", "test")
-
-
-def check_split(split: str, allowed: tuple[str, ...] = EVAL_SPLITS) -> str:
-    """``split`` if it is one of ``allowed``, else a :class:`ConfigError` naming them."""
-    if split not in allowed:
-        raise ConfigError(f"unknown split {split!r}; choose {', '.join(allowed)}")
-    return split
-
-
-# --- runs and their stored predictions ----------------------------------------------------------
-
-def _as_run(run: Run | str, store: RunStore | None = None) -> Run:
-    if isinstance(run, Run):
-        return run
-    return (store or RunStore()).get(str(run))
-
-
-def run_heads(run: Run, frame: pd.DataFrame | None = None) -> list[HeadSpec]:
-    """The run's heads as stored; else recovered from its predictions ``frame``."""
-    heads = run.heads()
-    if heads or frame is None:
-        return heads
-    from faceml.evaluation.metrics import heads_from_frame
-
-    return heads_from_frame(frame)
-
-
-_FRAMES = MemoryLRU(8)
-
-
-def stored_predictions(run: Run | str) -> pd.DataFrame | None:
-    """The run's ``predictions.csv`` as a predictions frame (cached per file version), or None
-    when the run has stored none yet. Class names are read as text (a class called ``"1"`` stays
-    ``"1"``)."""
-    run = _as_run(run)
-    key = run.predictions_version()
-    if key is None:
-        return None
-    hit = _FRAMES.get(key)
-    if hit is not None:
-        return hit
-    frame = run.predictions()
-    if frame is None:  # removed meanwhile
-        return None
-    heads = run.heads()
-    cfg = run.config
-    ckpt = checkpoint_info(run)
-    frame.attrs.update(dataset=cfg.get("data", {}).get("dataset", ""), run=run.id,
-                       data=cfg.get("data", {}), heads=[h.to_dict() for h in heads],
-                       notes=[], checkpoint=ckpt,
-                       model=f"run {run.id} (stored predictions of its {ckpt['text']})")
-    _FRAMES.put(key, frame)
-    return frame
-
-
-_MONITORS = {"val_loss": "lowest validation loss", "loss": "lowest training loss"}
-
-
-def _recorded_results(run: Run) -> dict | None:
-    """What training recorded about its stored results (``status.json``'s ``results``)."""
-    try:
-        rec = run.status().get("results")
-    except (RunDamaged, AttributeError):
-        return None
-    return rec if isinstance(rec, dict) and rec.get("checkpoint") in ("best", "last") else None
-
-
-def checkpoint_info(run: Run, which: str | None = None) -> dict:
-    """Which checkpoint of ``run`` its numbers come from, in words the user can read.
-
-    ``which``: ``"best"`` or ``"last"``; ``None``: the one its stored predictions came from
-    (what training recorded in the status as ``results``; a run stored before that recorded
-    nothing: ``best.keras`` when there is one, as training uses it, else ``last.keras``). Best
-    is the first epoch of the lowest validation loss (training loss without a validation
-    split). Returns ``{"checkpoint": "best" | "last", "epoch": int | None, "epochs_done": int,
-    "text": "best checkpoint (epoch 3 of 5, lowest validation loss)"}``."""
-    rec = _recorded_results(run) if which is None else None
-    if which is None:
-        which = rec["checkpoint"] if rec else (
-            "last" if run.saved_checkpoint("best") == "last" else "best")
-    if which not in ("best", "last"):
-        raise ConfigError(f"unknown checkpoint {which!r}; choose best or last")
-    try:
-        hist = run.history()
-    except RunDamaged:
-        hist = pd.DataFrame()
-    if "epoch" in hist:
-        hist = hist.dropna(subset=["epoch"]).sort_values("epoch", kind="stable")
-    done = int(hist["epoch"].max()) if "epoch" in hist and len(hist) else 0
-    epoch, monitor = None, None
-    if rec and isinstance(rec.get("epoch"), int | float):
-        epoch, monitor = int(rec["epoch"]), rec.get("monitor")
-    elif which == "last":
-        epoch = done or None
-    else:  # the engine's rule: the first epoch of the lowest monitored loss
-        epoch, monitor = best_epoch(hist)
-    if epoch is None:
-        text = f"{which} checkpoint"
-    elif which == "last":
-        text = f"last checkpoint (epoch {epoch})"
-    else:
-        why = f", {_MONITORS[monitor]}" if monitor in _MONITORS else ""
-        also = "; also the last epoch" if epoch == done else ""
-        text = f"best checkpoint (epoch {epoch} of {max(done, epoch)}{why}{also})"
-    return {"checkpoint": which, "epoch": epoch, "epochs_done": done, "text": text}
-
-
 def load_interpretation(run: Run | str, split: str = "test") -> Interpretation:
-    """Every number about a run's stored predictions on ``split`` (val or test), no model needed.
+    """:meth:`Interpretation.from_run <faceml.evaluation.interpretation.Interpretation.from_run>`:
+    every number about a run's stored predictions on ``split``, no model needed."""
+    from faceml.evaluation.interpretation import Interpretation
 
-    The result's ``frame.attrs`` carry the run's data options (``data``) so galleries can find
-    the images, and ``notes``.
-    """
-    from faceml.evaluation.metrics import Interpretation
-
-    run = _as_run(run)
-    split = check_split(split, STORED_SPLITS + ("train", "all"))
-    frame = stored_predictions(run)
-    if frame is None:
-        state = run.status().get("state", "queued")
-        raise FaceMLError(f"run {run.id} has no stored predictions yet (it is {state}); "
-                          "evaluate its last checkpoint instead")
-    have = sorted(map(str, pd.unique(frame["split"].dropna())))
-    if split not in have:
-        raise FaceMLError(f"run {run.id} stored predictions for {', '.join(have)} only, not "
-                          f"{split!r}; evaluate its model on that split instead")
-    heads = run_heads(run, frame)
-    if not heads:
-        raise FaceMLError(f"run {run.id} has no heads to evaluate (a VAE?)")
-    return Interpretation(frame, heads, dataset=frame.attrs.get("dataset") or None, split=split)
+    return Interpretation.from_run(run, split)
 
 
 def interpret(frame: pd.DataFrame) -> Interpretation:
-    """The :class:`Interpretation` of a frame made by :func:`evaluate_model`."""
-    from faceml.evaluation.metrics import Interpretation
+    """The :class:`Interpretation` of a frame made by :func:`evaluate_model` (its heads,
+    dataset and split read from the frame's ``attrs``)."""
+    from faceml.evaluation.interpretation import Interpretation
 
     heads = [HeadSpec.from_dict(h) for h in frame.attrs.get("heads", [])] or None
-    return Interpretation(frame, heads, dataset=frame.attrs.get("dataset"),
-                          split=frame.attrs.get("split"))
-
-
-def group_columns(frame: pd.DataFrame, head: HeadSpec | str) -> list[str]:
-    """The other labels a head's results can be broken down by (names for ``group_breakdown``):
-    race, gender and age first where present, then the rest; the head itself is left out, and
-    ``age_years`` when ``age`` is there (or the head is age)."""
-    from faceml.evaluation.metrics import GROUP_PREFIX
-
-    name = head.name if isinstance(head, HeadSpec) else str(head)
-    cols = [c[len(GROUP_PREFIX):] for c in frame.columns if c.startswith(GROUP_PREFIX)]
-    out = [c for c in cols if c != name]
-    if name == "age":
-        out = [c for c in out if c != "age_years"]
-    elif "age" in out and "age_years" in out:
-        out.remove("age_years")
-    first = [c for c in ("race", "gender", "age", "age_years") if c in out]
-    return first + [c for c in out if c not in first]
+    return Interpretation.from_frame(frame, heads, dataset=frame.attrs.get("dataset"),
+                                     split=frame.attrs.get("split"))
 
 
 def breakdown(interp: Interpretation, head: HeadSpec | str, by: list[str], *,
@@ -239,7 +108,6 @@ def group_members(interp: Interpretation, head: HeadSpec | str, by: list[str], v
     """The faces of one row of :func:`breakdown` (``values``: its ``by`` columns), worst
     first (highest loss; mistakes and correct faces both)."""
     from faceml.data.ages import age_groups
-    from faceml.evaluation.metrics import GROUP_PREFIX
 
     rows = interp.top_losses(head, only_wrong=False, threshold=threshold)
     mask = np.ones(len(rows), dtype=bool)
@@ -492,8 +360,6 @@ def _evaluate_model(model_or_run, dataset_options, split, progress, batch_size,
     if lost:
         raise FaceMLError(f"{origin} has no output named {lost[0]!r} (its outputs: "
                           f"{', '.join(outputs)})")
-    from faceml.evaluation.metrics import predictions_frame
-
     extra_cols = [c for c in sub.columns if c not in ("source", "split")]
     frame = predictions_frame(sub["source"].to_numpy(), kept, y_true, outputs, split,
                               extra=sub[extra_cols], dataset=opts.dataset)

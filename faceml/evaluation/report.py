@@ -1,5 +1,5 @@
-"""Exports of an evaluation: a Markdown or HTML report, the predictions as CSV, and the Plotly
-figures shared by the report and the Evaluate page (built from stored numbers only).
+"""Exports of an evaluation: a Markdown or HTML report and the predictions as CSV. The report's
+figures come from :mod:`faceml.evaluation.figures` (built from the computed numbers only).
 
     md = report_markdown(interp, config=run.config)          # str
     html = report_html(interp, config=run.config)            # str, figures as Plotly snippets
@@ -21,24 +21,34 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from faceml.errors import FaceMLError
 from faceml.data.heads import HeadSpec
+from faceml.errors import FaceMLError
+from faceml.evaluation.classification import roc_curves
+from faceml.evaluation.figures import (
+    confusion_figure,
+    figure_html,
+    plotly_js,
+    regression_figure,
+    roc_figure,
+)
+from faceml.evaluation.interpretation import Interpretation
+from faceml.evaluation.predictions import (
+    MetricsInputError,
+    group_columns,
+    heads_from_frame,
+    predicted_classes,
+)
 from faceml.markdown import ETHICS_AND_LIMITS, cell_text, md_table
-from faceml.evaluation.metrics import Interpretation, MetricsInputError
 
 __all__ = [
     "ETHICS_AND_LIMITS",
-    "confusion_figure",
     "predictions_csv",
     "predictions_table",
-    "regression_figure",
     "report_blocks",
     "report_html",
     "report_markdown",
-    "roc_figure",
     "write_report",
 ]
 
@@ -67,11 +77,7 @@ def predictions_table(frame: pd.DataFrame, heads: Sequence[HeadSpec] | None = No
     ``P(classes[1]) >= threshold``, and its column is named after the threshold
     (:func:`pred_column`: ``gender_pred_threshold_0.30``); without one it is ``HEAD_pred``
     (binary: ``P >= 0.5``)."""
-    from faceml.evaluation.metrics import MetricsInputError, predicted_classes
-
     if heads is None:
-        from faceml.evaluation.metrics import heads_from_frame
-
         heads = heads_from_frame(frame)
     thresholds = {k: v for k, v in (thresholds or {}).items() if v is not None}
     unknown = sorted(set(thresholds) - {h.name for h in heads})
@@ -96,118 +102,6 @@ def predictions_csv(frame: pd.DataFrame, heads: Sequence[HeadSpec] | None = None
                     thresholds: dict[str, float | None] | None = None) -> str:
     """:func:`predictions_table` as CSV text."""
     return predictions_table(frame, heads, thresholds=thresholds).to_csv(index=False)
-
-
-# --- figures (Plotly, built from the numbers) ----------------------------------------------------
-
-def confusion_figure(cm, classes: Sequence[str], *, normalize: bool = False,
-                     title: str | None = None, clickable: bool = False, height: int | None = None):
-    """A confusion-matrix heatmap (rows = true, columns = predicted). ``normalize`` shows each
-    row as shares of its true class (the counts stay in the hover). ``clickable`` lays one
-    invisible marker on every cell so a click selects it (Plotly heatmaps have no point
-    selection): the selected point's ``x`` is the predicted class, ``y`` the true class."""
-    import plotly.graph_objects as go
-
-    counts = np.asarray(cm, dtype=np.int64)
-    classes = [str(c) for c in classes]
-    k = len(classes)
-    if normalize:
-        rows = counts.sum(axis=1, keepdims=True)
-        z = np.divide(counts, rows, out=np.zeros(counts.shape, float), where=rows > 0)
-        text = [[f"{z[i, j]:.0%}" for j in range(k)] for i in range(k)]
-    else:
-        z = counts
-        text = [[f"{counts[i, j]:,}" for j in range(k)] for i in range(k)]
-    fig = go.Figure(go.Heatmap(
-        z=z, x=classes, y=classes, text=text, texttemplate="%{text}", colorscale="Blues",
-        customdata=counts, showscale=False,
-        hovertemplate="true %{y} → predicted %{x}<br>%{customdata:,} faces<extra></extra>"))
-    if clickable:
-        xs = [classes[j] for i in range(k) for j in range(k)]
-        ys = [classes[i] for i in range(k) for j in range(k)]
-        fig.add_trace(go.Scatter(
-            x=xs, y=ys, mode="markers", showlegend=False, name="cells",
-            marker=dict(symbol="square", size=max(18, min(60, 360 // max(k, 1))),
-                        color="rgba(0,0,0,0)", line=dict(width=0)),
-            selected=dict(marker=dict(opacity=1)), unselected=dict(marker=dict(opacity=1)),
-            customdata=counts.ravel(),
-            hovertemplate="true %{y} → predicted %{x}<br>%{customdata:,} faces — click to "
-                          "see them<extra></extra>"))
-    fig.update_layout(
-        title=title, height=height or max(260, 70 + 48 * k), margin=dict(t=40 if title else 10,
-                                                                          b=10, l=10, r=10),
-        xaxis=dict(title="predicted", type="category", side="bottom"),
-        yaxis=dict(title="true", type="category", autorange="reversed"),
-        clickmode="event+select", dragmode=False)
-    return fig
-
-
-def roc_figure(curves: dict, *, point: tuple[float, float] | None = None,
-               title: str | None = None, height: int = 360):
-    """ROC curves ``{class: {fpr, tpr, auc}}`` with the chance diagonal; ``point`` marks the
-    operating point (fpr, tpr) of a threshold."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance",
-                    line=dict(dash="dot", color="gray"), hoverinfo="skip")
-    for cls, c in curves.items():
-        fig.add_scatter(x=np.asarray(c["fpr"]), y=np.asarray(c["tpr"]), mode="lines",
-                        name=f"{cls} (AUC {c['auc']:.3f})",
-                        hovertemplate="FPR %{x:.3f}, TPR %{y:.3f}<extra>" + str(cls) + "</extra>")
-    if point is not None and None not in point:
-        fig.add_scatter(x=[point[0]], y=[point[1]], mode="markers", name="threshold",
-                        marker=dict(size=13, color="crimson", symbol="circle-open",
-                                    line=dict(width=3)))
-    fig.update_layout(title=title, height=height, margin=dict(t=40 if title else 10, b=10,
-                                                               l=10, r=10),
-                      xaxis=dict(title="false positive rate (1 − specificity)", range=[0, 1]),
-                      yaxis=dict(title="true positive rate (sensitivity)", range=[0, 1.02]),
-                      legend=dict(orientation="h", y=-0.25))
-    return fig
-
-
-def regression_figure(frame: pd.DataFrame, head: str, *, title: str | None = None,
-                      height: int = 380):
-    """Predicted vs true (years), one point per face, with the ideal diagonal."""
-    import plotly.graph_objects as go
-
-    t = frame[f"{head}_true"].to_numpy(dtype=np.float64)
-    p = frame[f"{head}_pred"].to_numpy(dtype=np.float64)
-    keep = ~np.isnan(t)
-    lo = float(np.nanmin([t[keep].min(), p[keep].min(), 0.0])) if keep.any() else 0.0
-    hi = float(np.nanmax([t[keep].max(), p[keep].max()])) if keep.any() else 1.0
-    fig = go.Figure()
-    fig.add_scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="ideal",
-                    line=dict(dash="dot", color="gray"), hoverinfo="skip")
-    fig.add_trace(go.Scattergl(
-        x=t[keep], y=p[keep], mode="markers", name="faces",
-        marker=dict(size=5, opacity=0.55),
-        customdata=frame["source"].to_numpy()[keep],
-        hovertemplate="true %{x:.0f}, predicted %{y:.1f}<br>%{customdata}<extra></extra>"))
-    fig.update_layout(title=title, height=height, margin=dict(t=40 if title else 10, b=10,
-                                                               l=10, r=10),
-                      xaxis_title=f"true {head} (years)", yaxis_title=f"predicted {head} (years)",
-                      showlegend=False, clickmode="event+select")
-    return fig
-
-
-def bar_figure(labels: Sequence[str], values, low=None, high=None, *, title: str | None = None,
-               axis: str = "", height: int = 300):
-    """A bar per group with optional confidence-interval error bars."""
-    import plotly.graph_objects as go
-
-    values = np.asarray(values, dtype=np.float64)
-    err = None
-    if low is not None and high is not None:
-        lo, hi = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
-        err = dict(type="data", symmetric=False, array=np.nan_to_num(hi - values),
-                   arrayminus=np.nan_to_num(values - lo))
-    fig = go.Figure(go.Bar(x=[str(v) for v in labels], y=values, error_y=err))
-    fig.update_layout(title=title, height=height, margin=dict(t=40 if title else 10, b=10,
-                                                               l=10, r=10),
-                      yaxis_title=axis, xaxis=dict(type="category"))
-    return fig
 
 
 # --- the report ----------------------------------------------------------------------------------
@@ -245,8 +139,6 @@ def confusion_table(m: dict) -> pd.DataFrame:
 
 def group_table(interp: Interpretation, head: HeadSpec, by: list[str] | None = None,
                 n_resamples: int = 1000) -> pd.DataFrame | None:
-    from faceml.evaluation.evaluate import group_columns
-
     by = by if by is not None else group_columns(interp.frame_, head)
     if not by:
         return None
@@ -283,8 +175,8 @@ def _config_rows(config: dict) -> pd.DataFrame:
 
 def model_source(interp: Interpretation) -> str | None:
     """Which model made these predictions, from the frame's ``attrs`` (see
-    :mod:`faceml.evaluation.evaluate`): "run abc's best checkpoint (epoch 3 of 5, lowest validation
-    loss)", a model file's name, or None when the frame does not say."""
+    :mod:`faceml.evaluation.evaluate`): "run abc's best checkpoint (epoch 3 of 5, lowest
+    validation loss)", a model file's name, or None when the frame does not say."""
     attrs = interp.frame.attrs
     ckpt, run, model = attrs.get("checkpoint"), attrs.get("run"), attrs.get("model")
     if isinstance(ckpt, dict) and ckpt.get("text"):
@@ -319,7 +211,7 @@ def report_blocks(interp: Interpretation, *, config: dict | None = None,
     if source:
         b.append(("p", f"Every metric below comes from the predictions of {source}."))
     for h in interp.heads:
-        m = interp.metrics_[h.name]
+        m = interp.metrics(h)
         b.append(("h", 3, f"{h.name} ({h.kind}) — {interp.dataset}, {interp.split}"))
         if h.kind == "regression":
             b.append(("table", pd.DataFrame([{"n": m["n"], "MAE (years)": m["mae"],
@@ -329,8 +221,10 @@ def report_blocks(interp: Interpretation, *, config: dict | None = None,
                 b.append(("table", pd.DataFrame(m["by_group"]).rename(
                     columns={"group": f"{h.name} group", "mae": "MAE (years)"})))
             if figures:
-                b.append(("figure", regression_figure(interp.frame_, h.name,
-                                                      title=f"{h.name}: predicted vs true")))
+                rows = interp.frame_
+                b.append(("figure", regression_figure(
+                    rows[f"{h.name}_true"], rows[f"{h.name}_pred"], rows["source"],
+                    head=h.name, title=f"{h.name}: predicted vs true")))
             continue
         thr = thresholds.get(h.name)
         if thr is not None and h.kind == "binary" and abs(thr - 0.5) > 1e-12:
@@ -346,8 +240,6 @@ def report_blocks(interp: Interpretation, *, config: dict | None = None,
         if figures:
             b.append(("figure", confusion_figure(m["confusion_matrix"], m["classes"],
                                                  title=f"{h.name}: confusion matrix")))
-            from faceml.evaluation.metrics import roc_curves
-
             curves = roc_curves(interp.frame_, h, drop_intermediate=True)  # the same curve,
             if curves:  # without its collinear points
                 b.append(("figure", roc_figure(curves, title=f"{h.name}: ROC")))
@@ -407,19 +299,12 @@ h1{font-size:1.6em}h2{margin-top:1.6em;border-bottom:1px solid #ddd}
 .note{color:#555;font-size:.9em}"""
 
 
-def _plotly_js() -> str:
-    """plotly.js itself (the copy inside the plotly package), for one inline ``<script>``."""
-    from plotly.offline import get_plotlyjs
-
-    return get_plotlyjs()
-
-
 def _render_html(blocks: list[tuple], title: str) -> str:
     out = ["<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
            f"<title>{html.escape(title)}</title><style>{_CSS}</style>"]
     n_figs = sum(1 for blk in blocks if blk[0] == "figure")
     if n_figs:  # embedded once, before every figure: the report opens offline
-        out.append(f"<script>{_plotly_js()}</script>")
+        out.append(f"<script>{plotly_js()}</script>")
     out.append("</head><body>")
     for blk in blocks:
         kind = blk[0]
@@ -438,8 +323,7 @@ def _render_html(blocks: list[tuple], title: str) -> str:
         elif kind == "code":
             out.append(f"<pre>{html.escape(blk[1])}</pre>")
         elif kind == "figure":
-            out.append(blk[1].to_html(full_html=False, include_plotlyjs=False,
-                                      include_mathjax=False))
+            out.append(figure_html(blk[1]))
     if n_figs:
         out.append("<p class='note'>The figures are drawn by plotly.js, embedded in this file: "
                    "the report needs no network.</p>")

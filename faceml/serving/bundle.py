@@ -84,7 +84,8 @@ def model_card(runs: list, name: str, frames: dict | None = None, test_path: str
     :func:`rescore` (needed for an ensemble, a mirrored model or ``test_path``); otherwise the
     run's stored predictions are used."""
     from faceml.evaluation.evaluate import run_heads
-    from faceml.evaluation.metrics import Interpretation, group_breakdown
+    from faceml.evaluation.groups import group_breakdown
+    from faceml.evaluation.interpretation import Interpretation
 
     run = runs[0]
     cfg = run.config
@@ -92,8 +93,8 @@ def model_card(runs: list, name: str, frames: dict | None = None, test_path: str
     d = cfg["data"]
     ids = " ".join(r.id for r in runs)
     if frames is not None:
-        test = Interpretation(frames["test"], run_heads(run), dataset=d["dataset"],
-                              split="test").summary()
+        test = Interpretation.from_frame(frames["test"], run_heads(run), dataset=d["dataset"],
+                                         split="test").summary()
         preds = frames["test"]
     else:
         test = run.metrics().get("test") or {}

@@ -309,7 +309,8 @@ def results_checkpoint(run) -> dict | None:
 def _store_results(run, cfg: TrainConfig, prep: Prepared, heads) -> None:
     """Predictions of the best model on val and test, and metrics per split; the status
     records which checkpoint they come from (``results``)."""
-    from faceml.evaluation.metrics import Interpretation, predictions_frame
+    from faceml.evaluation.interpretation import Interpretation
+    from faceml.evaluation.predictions import predictions_frame
 
     source = results_checkpoint(run)
     if source is None:
@@ -343,7 +344,8 @@ def _store_results(run, cfg: TrainConfig, prep: Prepared, heads) -> None:
                               prep.targets(heads, idx), outputs, split,
                               extra=prep.frame.iloc[idx][extra_cols].reset_index(drop=True))
         frames.append(f)
-        metrics[split] = Interpretation(f, heads, dataset=cfg.data.dataset, split=split).summary()
+        metrics[split] = Interpretation.from_frame(f, heads, dataset=cfg.data.dataset,
+                                                   split=split).summary()
     import pandas as pd
 
     run.write_results(pd.concat(frames), metrics, heads)

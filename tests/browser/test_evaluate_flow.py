@@ -38,7 +38,7 @@ def test_click_cell_shows_its_faces(page, app_server, trained_run, shot):
     t0 = time.monotonic()
     run = trained_run
     interp = load_interpretation(run, "test")
-    head = interp._head(HEAD)
+    head = interp.head(HEAD)
     classes = list(head.classes)
     counts = {(t, p): len(interp.cell_members(head, t, p)) for t in classes for p in classes}
 
