@@ -14,7 +14,6 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 
-from faceml.data.heads import placeholder_head
 from faceml.data.prepare import PrepOptions, labels_for
 from faceml.errors import ConfigError
 
@@ -46,8 +45,11 @@ class TrainConfig:
     repeat: int = 0  # "train again": a new run of the same configuration
 
     @property
-    def is_vae(self) -> bool:
-        return self.arch == "vae"
+    def kind(self):
+        """The :class:`~faceml.modeling.kinds.ModelKind` that builds this architecture."""
+        from faceml.modeling import kinds
+
+        return kinds.for_arch(self.arch)
 
     def validate(self) -> None:
         """Every check that can be made before any data is read or anything trains."""
@@ -68,7 +70,8 @@ class TrainConfig:
             raise ConfigError(f"unknown augmentation {bad[0]!r}; choose {', '.join(AUGMENTATIONS)}")
         if int(self.early_stopping) < 0:
             raise ConfigError("early-stopping patience cannot be negative")
-        if not self.is_vae and not self.heads:
+        kind = self.kind
+        if kind.uses_heads and not self.heads:
             raise ConfigError("choose at least one label to predict")
         labels = labels_for(self.data)
         for h in self.heads:
@@ -78,16 +81,7 @@ class TrainConfig:
         for h, w in self.head_weights.items():
             if not (isinstance(w, int | float) and w >= 0):
                 raise ConfigError(f"loss weight of {h!r} must be ≥ 0, not {w}")
-        if self.is_vae:
-            from faceml.modeling import vae
-
-            vae.check_config(self.data.size, self.data.color, **self.arch_params)
-        else:
-            from faceml.modeling import architectures
-
-            heads = [placeholder_head(labels[h]) for h in self.heads]
-            architectures.check(self.arch, self.data.size, self.data.color, heads,
-                                **self.arch_params)
+        kind.check(self, labels)
 
     def canonical(self) -> dict:
         d = asdict(self)

@@ -6,7 +6,7 @@
         history.json       one row per finished epoch (rewritten atomically each epoch)
         last.keras         the model after the last finished epoch (with optimizer state: resume)
         best.keras         the model with the best validation loss so far
-        predictions.csv    per face predictions on val and test (see faceml.evaluation.metrics)
+        predictions.csv    per face predictions on val and test (faceml.evaluation.predictions)
         heads.json         the model's heads (names, kinds, classes in output order)
         metrics.json       final metrics per split
         STOP               present while a stop is requested
@@ -170,8 +170,9 @@ class Run:
 
     @property
     def kind(self) -> str:
-        """``"vae"`` or ``"classifier"`` (RunDamaged when config.json holds no configuration)."""
-        return "vae" if self.train_config().is_vae else "classifier"
+        """The name of its model kind (:mod:`faceml.modeling.kinds`: ``"classifier"``,
+        ``"vae"``…; RunDamaged when config.json holds no configuration)."""
+        return self.train_config().kind.name
 
     def checkpoint(self, which: str = "best") -> Path:
         """Where the ``best`` or ``last`` checkpoint is (or will be written)."""
@@ -350,7 +351,7 @@ class RunStore:
 
     def find(self, kind: str | None = None, state: str | Sequence[str] | None = None
              ) -> list[Run]:
-        """The runs of this ``kind`` (``"vae"``/``"classifier"``) in this ``state`` (one or
+        """The runs of this ``kind`` (a model kind's name) in this ``state`` (one or
         several), oldest first; damaged runs match no kind and no state."""
         states = (state,) if isinstance(state, str) else state
         out = []

@@ -146,7 +146,7 @@ def test_a_run_link_fills_the_form_and_launch_gives_the_same_run(cfg):
     assert at.selectbox(key="size").value == cfg.data.size
     assert at.radio(key="color").value == cfg.data.color
     assert at.number_input(key="syn_n").value == cfg.data.dataset_options["n"]
-    if not cfg.is_vae:
+    if cfg.kind.uses_heads:
         assert at.multiselect(key="heads_synthetic").value == cfg.heads
     assert not kept_caption(at), "the form shows every setting of this run"
     assert not texts(at, "error"), texts(at, "error")

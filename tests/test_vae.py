@@ -170,7 +170,7 @@ def test_save_load_safe_mode_keeps_weights(trained, tmp_path):
     path = tmp_path / "vae.keras"
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
-    assert vae.is_vae(loaded)
+    assert vae.recognise(loaded)
     z = np.random.default_rng(3).standard_normal((4, LATENT)).astype("float32")
     np.testing.assert_array_equal(vae.decode(model, z), vae.decode(loaded, z))
     np.testing.assert_array_equal(vae.encode(model, x[:8])[0], vae.encode(loaded, x[:8])[0])
@@ -252,11 +252,11 @@ def test_mixed_precision_policy_keeps_outputs_float32():
         keras.mixed_precision.set_global_policy("float32")
 
 
-def test_is_vae_false_for_other_models():
+def test_recognise_false_for_other_models():
     inp = keras.Input((S, S, 1))
     other = keras.Model(inp, keras.layers.Dense(1)(keras.layers.Flatten()(inp)))
-    assert vae.is_vae(other) is False
-    assert vae.is_vae("not a model") is False
+    assert vae.recognise(other) is False
+    assert vae.recognise("not a model") is False
     with pytest.raises(ConfigError, match="this run is not a VAE"):
         vae.vae_parts(other)
     with pytest.raises(ConfigError, match="this run is not a VAE"):

@@ -37,6 +37,7 @@ from faceml.evaluation.interpretation import Interpretation
 from faceml.data.cache import MemoryLRU
 from faceml.errors import FaceMLError
 from faceml.data.heads import HeadSpec
+from faceml.modeling import kinds
 from faceml.runs import Run, RunDamaged, RunStore
 from ui import pick
 from ui.common import error_text, policy, progress_callback, user_errors
@@ -181,7 +182,7 @@ def evaluable_runs(store: RunStore) -> list[dict]:
             st_ = run.status()
         except RunDamaged:
             continue
-        if cfg.get("arch") == "vae" or not cfg.get("heads"):
+        if not kinds.for_arch(cfg.get("arch")).evaluable or not cfg.get("heads"):
             continue
         state = st_.get("state", "queued")
         if not run.has_predictions() and run.saved_checkpoint() is None:

@@ -35,6 +35,7 @@ from PIL import Image, ImageDraw
 
 from faceml.serving.detect import FaceDetector
 from faceml.errors import FaceMLError
+from faceml.modeling import kinds
 from faceml.serving.predict import (FaceResult, Photo, Predictor, bundled_models, predict_all,
                                     predict_box, read_photo, too_small)
 from faceml.runs import RunDamaged, RunStore
@@ -115,7 +116,8 @@ def model_choices(store: RunStore) -> list[Choice]:
             state = run.status().get("state")
         except RunDamaged:
             continue
-        if state != "done" or cfg.get("arch") == "vae" or not cfg.get("heads"):
+        if state != "done" or not kinds.for_arch(cfg.get("arch")).predicts_labels \
+                or not cfg.get("heads"):
             continue
         if run.saved_checkpoint() is None:
             continue

@@ -16,14 +16,13 @@ from faceml.errors import FaceMLError
 from faceml.runs import Run, RunDamaged, RunStore
 from faceml.config import TrainConfig
 from ui.common import ui_words, weights_download_failed
+from ui.kind_forms import form_for
 
 STATE_ICON = {"queued": "⏳", "running": "🏃", "done": "✅", "failed": "❌", "stopped": "⏹",
               "damaged": "⚠️"}
 ACTIVE = ("queued", "running")
 WATCH_EVERY = 10.0
 """Seconds between looks at runs that are not training (another session may resume one)."""
-TRANSFER_ARCHS = ("vgg16", "mobilenetv3small", "efficientnetb0")
-VAE_DEFAULTS = {"latent_dim": 10, "beta": 0.05, "recon": "mse", "filters": [32, 64]}
 _FLASH = "_run_panel_flash"
 
 
@@ -87,22 +86,7 @@ def form_state(cfg: TrainConfig, typed_paths: bool = True) -> dict:
         if "label_noise" in opts:
             out["syn_noise"] = float(opts["label_noise"])
     out["arch"] = cfg.arch
-    p = cfg.arch_params or {}
-    if cfg.is_vae:
-        v = {**VAE_DEFAULTS, **p}
-        out.update(vae_latent=int(v["latent_dim"]), vae_beta=float(v["beta"]),
-                   vae_recon=v["recon"], vae_filters=",".join(str(f) for f in v["filters"]))
-    elif cfg.arch in TRANSFER_ARCHS:
-        out["tl_weights"] = "random" if "weights" in p and p["weights"] is None else "imagenet"
-        out["tl_finetune"] = bool(p.get("fine_tune", False))
-    elif cfg.arch == "custom":
-        out["custom_json"] = json.dumps(p, indent=1)
-    if not cfg.is_vae:
-        out[f"heads_{d.dataset}"] = list(cfg.heads)
-        for h, w in (cfg.head_weights or {}).items():
-            out[f"w_{h}"] = float(w)
-        out["age_loss"] = cfg.age_loss
-        out["class_weights"] = bool(cfg.class_weights)
+    out.update(form_for(cfg.kind).state(cfg))  # the model kind's own part of the form
     out.update(optimizer=cfg.optimizer, lr=float(cfg.lr), schedule=cfg.schedule,
                batch=int(cfg.batch_size), epochs=int(cfg.epochs), patience=int(cfg.early_stopping),
                seed=int(cfg.seed), mixed=bool(cfg.mixed_precision),

@@ -5,46 +5,22 @@ out; the run panel and the runs table live in :mod:`ui.runs`."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 
 import streamlit as st
 
-from faceml.modeling import architectures
+from faceml.modeling import kinds
 from faceml.training import jobs
 from faceml.errors import FaceMLError
 from faceml.runs import Run, RunStore, valid_run_id
 from faceml.config import AUGMENTATIONS, OPTIMIZERS, SCHEDULES, TrainConfig
-from ui.common import error_text, keep, kept, policy, user_errors, visitor
+from ui.common import error_text, kept, policy, user_errors, visitor
 from ui.pick import show_in_url, url_run
-from ui.runs import TRANSFER_ARCHS, VAE_DEFAULTS, form_state, kept_settings, launch_config, \
-    layer_table_for
+from ui.kind_forms import ModelForm, form_for, held
+from ui.runs import form_state, kept_settings, launch_config, layer_table_for
 
 # The run the form was last filled from (or launched): {"run", "loaded", "base"}, with "loaded"
 # its canonical config and "base" the form's own config as first drawn from it.
 FORM = "_train_form"
-RANDOM = "random"  # the Weights option that means weights=None (no download)
-
-
-def held(key: str, default, options=None, param: str = "value", lo=None, hi=None) -> dict:
-    """A widget's ``key`` (as :func:`ui.common.keep` gives it its remembered value) and that
-    value once more as the widget's own default: ``value``/``default``, or ``index`` in
-    ``options``.
-
-    A value written to ``st.session_state`` reaches the browser only once, as a one-shot
-    ``set_value`` on the widget's message in that run. A browser that mounts the widget from a
-    later run's message (a slow first paint while the live panel's fragments rerun every 2 s)
-    draws the widget's own default instead (lr 0, epochs 0, no heads) and sends it back with
-    the next change, so the form drifts from the run it was filled from. With the value as the
-    default, every message draws it. (A number outside ``lo``..``hi`` is left to Streamlit,
-    which resets it, rather than raising here.)"""
-    keep(key, default)
-    v = st.session_state[key]
-    if options is not None:
-        opts = list(options)
-        return {"key": key, "index": opts.index(v) if v in opts else 0}
-    if (lo is not None and v < lo) or (hi is not None and v > hi):
-        return {"key": key}
-    return {"key": key, param: v}
 
 
 def header() -> None:
@@ -101,96 +77,15 @@ def fill_from(shown: Run | None) -> None:
         ss[FORM] = {"run": shown.id, "loaded": loaded.canonical(), "base": None}
 
 
-@dataclass
-class ModelForm:
-    arch: str
-    params: dict = field(default_factory=dict)
-    heads: list = field(default_factory=list)
-    weights: dict = field(default_factory=dict)
-    age_loss: str = "mae"
-    class_weights: bool = False
-
-
-def _vae_form(c2) -> ModelForm:
-    c2.caption("Convolutional variational auto-encoder: learns a latent space of faces "
-               "(see the VAE page). Sampling z = μ + exp(½·logvar)·ε.")
-    a, b, c, d = st.columns(4)
-    vd = VAE_DEFAULTS
-    params: dict = {}
-    params["latent_dim"] = int(kept("vae_latent", a.number_input(
-        "Latent size", 1, 512, **held("vae_latent", vd["latent_dim"], lo=1, hi=512))))
-    params["beta"] = float(kept("vae_beta", b.number_input(
-        "β (KL weight)", 0.0, 10.0, step=0.01, format="%.3f",
-        **held("vae_beta", vd["beta"], lo=0.0, hi=10.0))))
-    params["recon"] = kept("vae_recon", c.selectbox(
-        "Reconstruction loss", ["mse", "bce"], **held("vae_recon", vd["recon"], ["mse", "bce"])))
-    filt = kept("vae_filters", d.text_input(
-        "Filters per level", **held("vae_filters", ",".join(map(str, vd["filters"])))))
-    try:
-        params["filters"] = [int(v) for v in filt.split(",") if v.strip()]
-    except ValueError:
-        st.error(f"Filters must be whole numbers separated by commas, not {filt!r}")
-        st.stop()
-    return ModelForm("vae", params)
-
-
-def _classifier_form(arch: str, c2, opts, labels) -> ModelForm:
-    ss = st.session_state
-    spec = architectures.get(arch)
-    c2.caption(f"**{spec.title}** — {spec.description}")
-    params: dict = {}
-    if arch in TRANSFER_ARCHS:
-        a, b = st.columns(2)
-        w = kept("tl_weights", a.radio(
-            "Weights", ["imagenet", RANDOM], horizontal=True,
-            **held("tl_weights", "imagenet", ["imagenet", RANDOM]),
-            help="ImageNet weights are downloaded by Keras on first use; offline, choose "
-                 f"{RANDOM} initialisation"))
-        params["weights"] = None if w == RANDOM else "imagenet"
-        params["fine_tune"] = kept("tl_finetune", b.checkbox(
-            "Fine-tune the top block", **held("tl_finetune", False)))
-    elif arch == "custom":
-        default = json.dumps(spec.defaults, indent=1)
-        txt = kept("custom_json", st.text_area("Builder parameters (JSON)", height=180,
-                                               **held("custom_json", default)))
-        try:
-            params.update(json.loads(txt))
-        except ValueError as e:
-            st.error(f"The builder parameters are not valid JSON: {e}")
-            st.stop()
-    default_heads = [n for n in labels if n != "age"][:1] or list(labels)[:1]
-    hk = f"heads_{opts.dataset}"
-    if any(h not in labels for h in ss.get(hk, [])):
-        ss.pop(hk)
-    heads = kept(hk, st.multiselect("Predict", list(labels),
-                                    **held(hk, default_heads, param="default"),
-                                    help="One head per label; several make a multi-task model"))
-    weights = {}
-    if len(heads) > 1:
-        cols = st.columns(len(heads))
-        for col, h in zip(cols, heads):
-            weights[h] = float(kept(f"w_{h}", col.number_input(
-                f"Loss weight: {h}", 0.0, 10.0, step=0.05,
-                **held(f"w_{h}", 0.1 if labels[h].kind == "years" else 1.0, lo=0.0, hi=10.0))))
-    a, b = st.columns(2)
-    age_loss = kept("age_loss", a.radio(
-        "Age loss", ["mae", "huber"], horizontal=True, **held("age_loss", "mae", ["mae", "huber"]),
-        disabled=not any(labels[h].kind == "years" for h in heads) or opts.age != "years"))
-    class_weights = kept("class_weights", b.checkbox("Balance classes (class weights)",
-                                                     **held("class_weights", False)))
-    return ModelForm(arch, params, heads, weights, age_loss, class_weights)
-
-
 def model_form(opts, labels) -> ModelForm:
-    """Architecture and its own settings (a VAE's, a transfer preset's, the builder's JSON),
-    heads and their losses."""
-    arch_names = architectures.names() + ["vae"]
+    """Architecture (every model kind's, from the registry) and its kind's own part of the
+    form (:mod:`ui.kind_forms`: a VAE's settings; a preset's, heads and their losses)."""
+    arch_names = kinds.arch_names()
     c1, c2 = st.columns([1, 2])
     arch = kept("arch", c1.selectbox("Architecture", arch_names,
                                       **held("arch", "default_cnn", arch_names)))
-    if arch == "vae":
-        return _vae_form(c2)
-    return _classifier_form(arch, c2, opts, labels)
+    kind = kinds.for_arch(arch)
+    return form_for(kind).draw(kind, arch, c2, opts, labels)
 
 
 def hyper_form(opts, model: ModelForm) -> dict:
@@ -219,11 +114,9 @@ def hyper_form(opts, model: ModelForm) -> dict:
     mixed = kept("mixed", c[3].checkbox("Mixed precision (GPU only)", **held("mixed", False)))
     aug = kept("aug", st.multiselect("Augmentation (training only)", AUGMENTATIONS,
                                      **held("aug", [], param="default")))
-    vae = model.arch == "vae"
     return TrainConfig(data=opts, arch=model.arch, arch_params=model.params, heads=model.heads,
-                       head_weights={} if vae else model.weights,
-                       age_loss="mae" if vae else model.age_loss,
-                       class_weights=False if vae else model.class_weights,
+                       head_weights=model.weights, age_loss=model.age_loss,
+                       class_weights=model.class_weights,
                        optimizer=optimizer, lr=float(lr), schedule=schedule, batch_size=batch,
                        epochs=epochs, early_stopping=patience, augmentation=aug, seed=seed,
                        mixed_precision=mixed).canonical()

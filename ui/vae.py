@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from faceml.errors import FaceMLError
+from faceml.modeling import kinds
 from faceml.modeling.modelio import named_outputs
 from faceml.runs import Run, RunDamaged, RunStore
 
@@ -30,8 +31,9 @@ def _config(run: Run) -> dict:
         return {}
 
 
-def is_vae_run(run: Run) -> bool:
-    return _config(run).get("arch") == "vae"
+def studio_run(run: Run) -> bool:
+    """A run of a model kind the studio opens (the VAE); a damaged run is none."""
+    return kinds.for_arch(_config(run).get("arch")).studio
 
 
 def usable(run: Run) -> bool:
@@ -45,7 +47,7 @@ def usable(run: Run) -> bool:
 
 def vae_runs(store: RunStore) -> list[Run]:
     """Finished VAE runs, newest first."""
-    return [r for r in reversed(store.list()) if is_vae_run(r) and usable(r)]
+    return [r for r in reversed(store.list()) if studio_run(r) and usable(r)]
 
 
 def not_a_vae_message(run: Run) -> str:
@@ -67,7 +69,7 @@ def classifiers_for(store: RunStore, data: dict) -> list[Run]:
     out = []
     for r in reversed(store.list()):
         cfg = _config(r)
-        if cfg.get("arch") and cfg.get("arch") != "vae" and usable(r) \
+        if cfg.get("arch") and kinds.for_arch(cfg["arch"]).predicts_labels and usable(r) \
                 and same_data(cfg.get("data", {}), data) and _has_heads(r):
             out.append(r)
     return out

@@ -41,7 +41,7 @@ def _problem(store: RunStore, runs: list[Run], asked: str | None) -> str | None:
     if not store.exists(asked):
         return f"There is no run {asked!r} in the run store."
     r = store.get(asked)
-    if not uv.is_vae_run(r):
+    if not uv.studio_run(r):
         return uv.not_a_vae_message(r)
     state = r.status().get("state", "queued")
     return (f"VAE run {asked} is {state}, not finished: it appears here once it is done (a "
@@ -117,7 +117,7 @@ def load(store: RunStore, run: Run) -> Studio:
     """The run's model, and (when its data loads) the validation faces' μ and log σ²."""
     with user_errors():
         model = uv.load(run)
-        if not vae.is_vae(model):
+        if not vae.recognise(model):
             raise FaceMLError(uv.not_a_vae_message(run))
     run_dir, mtime = uv.model_key(run)
     D = vae.latent_dim(model)

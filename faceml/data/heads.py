@@ -17,6 +17,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 
+def categorical_kind(classes) -> str:
+    """The head kind of a categorical label: ``binary`` for two classes, else ``multiclass``
+    (the one place this is decided)."""
+    return "binary" if len(classes) == 2 else "multiclass"
+
+
 @dataclass
 class HeadSpec:
     name: str
@@ -51,5 +57,4 @@ def placeholder_head(spec):
     """A head spec good enough to build a model before the data is read (shapes, counts)."""
     if spec.kind == "years":
         return HeadSpec(spec.name, "regression")
-    return HeadSpec(spec.name, "binary" if len(spec.classes) == 2 else "multiclass",
-                    list(spec.classes))
+    return HeadSpec(spec.name, categorical_kind(spec.classes), list(spec.classes))

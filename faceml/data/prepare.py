@@ -26,7 +26,7 @@ from faceml.data.cache import ArrayCache, make_key
 from faceml.data.ages import AGE_MODES, age_bins, bin_ages
 from faceml.data.base import SPLITS, BadItem, LabelSpec, Progress, check_color
 from faceml.errors import ConfigError, DataError, FaceMLError
-from faceml.data.heads import HeadSpec
+from faceml.data.heads import HeadSpec, categorical_kind
 
 def channel_stats(x: np.ndarray, batch: int = 4096) -> tuple[list[float], list[float]]:
     """Per-channel mean and standard deviation of uint8 images ``(n, h, w, c)``, in float64,
@@ -174,8 +174,8 @@ class Prepared:
                 out.append(HeadSpec(n, "regression", [], age_loss, w,
                                     float(y.mean()), float(max(y.std(), 1e-3))))
             else:
-                kind = "binary" if len(spec.classes) == 2 else "multiclass"
-                out.append(HeadSpec(n, kind, list(spec.classes), "", w))
+                out.append(HeadSpec(n, categorical_kind(spec.classes), list(spec.classes), "",
+                                    w))
         return out
 
     def targets(self, heads: list[HeadSpec], index: np.ndarray) -> dict[str, np.ndarray]:

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from faceml.data.heads import HeadSpec
+from faceml.data.heads import HeadSpec, categorical_kind
 from faceml.errors import FaceMLError
 
 __all__ = [
@@ -100,8 +100,7 @@ def heads_from_frame(frame: pd.DataFrame) -> list[HeadSpec]:
             raise MetricsInputError(f"head {name!r} has a single probability column; "
                                     "a categorical head has at least two classes")
         else:
-            heads.append(HeadSpec(name, "binary" if len(classes) == 2 else "multiclass",
-                                  classes))
+            heads.append(HeadSpec(name, categorical_kind(classes), classes))
     return heads
 
 

@@ -116,6 +116,11 @@ class ArchSpec:
     plan: Callable | None = field(default=None, repr=False, compare=False)
     validate: Callable | None = field(default=None, repr=False, compare=False)
 
+    @property
+    def transfer(self) -> bool:
+        """A transfer-learning preset: a pretrained backbone (its ``weights`` parameter)."""
+        return "weights" in self.defaults
+
     def to_dict(self) -> dict:
         """The public description (no callables), e.g. for a page or the CLI."""
         return {

@@ -27,25 +27,15 @@ def model_size(cfg) -> ModelSize:
     (validated first: a bad configuration raises its ConfigError)."""
     import keras
 
-    from faceml.modeling import architectures
     from faceml.data.prepare import labels_for
-    from faceml.data.heads import placeholder_head
+    from faceml.modeling import architectures
 
     cfg.validate()
+    kind = cfg.kind
     try:
         with keras.StatelessScope(initialize_variables=False):
-            if cfg.is_vae:
-                from faceml.modeling import vae
-
-                model = vae.build_vae(cfg.data.size, cfg.data.color, **cfg.arch_params)
-            else:
-                labels = labels_for(cfg.data)
-                heads = [placeholder_head(labels[h]) for h in cfg.heads]
-                params = dict(cfg.arch_params)
-                if "weights" in params:
-                    params["weights"] = None  # shapes and counts only: nothing to download
-                model = architectures.build(cfg.arch, image_size=cfg.data.size,
-                                            color=cfg.data.color, heads=heads, **params)
+            # no data: shapes and counts only (no pretrained weights to download)
+            model = kind.build(cfg, kind.placeholder_heads(cfg, labels_for(cfg.data)))
             total, trainable = architectures.param_counts(model)
             table = architectures.layer_table(model)
     except FaceMLError:

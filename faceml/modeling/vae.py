@@ -8,7 +8,7 @@ other FaceML model:
 
 - the model takes raw 0–255 pixels; its :class:`~faceml.modeling.layers.FacePreprocessing` scales
 them to
-  [0, 1] (mean 0, std 255) and carries ``metadata["arch"] == "vae"``;
+  [0, 1] (mean 0, std 255) and carries ``metadata["arch"]`` = :data:`ARCH`;
 - it has two outputs: ``"recon"`` (the reconstruction in [0, 1]) and ``"kl"`` (per-sample
   KL divergence, shape ``(batch, 1)``);
 - ``"recon"`` is trained with :class:`ReconstructionLoss` against the raw pixels themselves, and
@@ -38,6 +38,8 @@ from faceml.modeling.layers import FacePreprocessing, find_preprocessing
 
 RECON_KINDS = ("mse", "bce")
 DEFAULT_BETA = 0.05
+ARCH = "vae"
+"""The architecture name of a VAE (in a run's config and the model's metadata)."""
 _BATCH = 256
 
 
@@ -219,7 +221,7 @@ def build_vae(image_size: int, color: str, latent_dim: int = 10, filters=(32, 64
     s = int(image_size)
     latent_dim = int(latent_dim)
     hidden = int(hidden)
-    meta = {**dict(metadata or {}), "arch": "vae", "latent_dim": latent_dim,
+    meta = {**dict(metadata or {}), "arch": ARCH, "latent_dim": latent_dim,
             "filters": list(filters), "hidden": hidden, "beta": beta, "recon": recon,
             "image_size": s, "color": color}
 
@@ -276,7 +278,7 @@ def vae_compile_kwargs(model: keras.Model, beta: float | None = None,
     """:func:`vae_losses` with β and the reconstruction kind taken from the model's metadata
     (``beta`` / ``recon`` given here override the stored ones)."""
     meta = _metadata(model)
-    if not is_vae(model):
+    if not recognise(model):
         raise ConfigError("this run is not a VAE")
     return vae_losses(meta.get("beta", DEFAULT_BETA) if beta is None else beta,
                       meta.get("recon", "mse") if recon is None else recon)
@@ -305,12 +307,12 @@ def _metadata(model) -> dict:
         return {}
 
 
-def is_vae(model) -> bool:
-    """True for a FaceML VAE (metadata ``arch == "vae"``, or nested ``encoder`` and ``decoder``
-    sub-models); False for anything else, including non-Keras objects."""
+def recognise(model) -> bool:
+    """True for a FaceML VAE (metadata ``arch`` = :data:`ARCH`, or nested ``encoder`` and
+    ``decoder`` sub-models); False for anything else, including non-Keras objects."""
     if not isinstance(model, keras.Model):
         return False
-    if _metadata(model).get("arch") == "vae":
+    if _metadata(model).get("arch") == ARCH:
         return True
     names = {layer.name: layer for layer in model.layers}
     return all(isinstance(names.get(n), keras.Model) for n in ("encoder", "decoder"))
@@ -318,7 +320,7 @@ def is_vae(model) -> bool:
 
 def vae_parts(model: keras.Model) -> tuple[keras.Model, keras.Model]:
     """``(encoder, decoder)`` sub-models of a VAE (also after loading)."""
-    if not is_vae(model):
+    if not recognise(model):
         raise ConfigError("this run is not a VAE")
     return model.get_layer("encoder"), model.get_layer("decoder")
 

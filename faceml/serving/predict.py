@@ -96,6 +96,7 @@ from PIL import ExifTags, Image, ImageOps
 from faceml import paths
 from faceml.errors import DataError, FaceMLError
 from faceml.data.heads import HeadSpec
+from faceml.modeling import kinds
 from faceml.modeling.modelio import named_outputs
 
 if TYPE_CHECKING:
@@ -657,8 +658,9 @@ class Predictor:
             raise FaceMLError(f"{name} has no FacePreprocessing layer: it was not made by "
                               "FaceML, so its image size and colour are unknown") from None
         meta = dict(pre.metadata)
-        if meta.get("arch") == "vae":
-            raise FaceMLError(f"{name} is a VAE: it reconstructs faces and predicts no labels")
+        kind = kinds.for_arch(meta.get("arch"))
+        if not kind.predicts_labels:
+            raise FaceMLError(f"{name} is a {kind.title}: {kind.refusal}")
         try:
             heads = [HeadSpec.from_dict(h) for h in meta.get("heads") or []]
         except (TypeError, ValueError) as e:
@@ -695,10 +697,9 @@ class Predictor:
 
     @classmethod
     def from_run(cls, run: Run) -> Predictor:
-        cfg = run.config
-        if cfg.get("arch") == "vae":
-            raise FaceMLError(f"run {run.id} is a VAE: it reconstructs faces and predicts "
-                              "no labels")
+        kind = kinds.for_arch(run.config.get("arch"))
+        if not kind.predicts_labels:
+            raise FaceMLError(f"run {run.id} is a {kind.title}: {kind.refusal}")
         return cls(run.load_model("best"), f"run {run.id}", reference_for_run(run))
 
     # pixels and outputs -----------------------------------------------------------------------

@@ -7,11 +7,9 @@ import math
 import os
 import time
 
-import numpy as np
 
 from faceml.config import TrainConfig
 from faceml.errors import FaceMLError
-from faceml.modeling.modelio import predict_arrays
 from faceml.data.prepare import Prepared, prepare
 
 # --- device ---------------------------------------------------------------------------------
@@ -46,17 +44,7 @@ def build_model(cfg: TrainConfig, prep: Prepared, heads):
     """The model for a config, with scaling statistics fitted on the training split."""
     metadata = {"dataset": cfg.data.dataset, "data": cfg.data.canonical(),
                 "run_config": cfg.run_id()}
-    aug = [{"type": a} for a in sorted(set(cfg.augmentation))]
-    if cfg.is_vae:
-        from faceml.modeling import vae
-
-        return vae.build_vae(cfg.data.size, cfg.data.color, metadata=metadata, **cfg.arch_params)
-    from faceml.modeling import architectures
-
-    mean, std = prep.scaling()
-    return architectures.build(cfg.arch, image_size=cfg.data.size, color=cfg.data.color,
-                               heads=heads, mean=mean, std=std, metadata=metadata,
-                               augmentation=aug or None, **cfg.arch_params)
+    return cfg.kind.build(cfg, heads, prep, metadata=metadata)
 
 
 def make_optimizer(cfg: TrainConfig, steps_per_epoch: int):
@@ -95,41 +83,15 @@ def allow_jax_jit(model) -> None:
 
 
 def compile_model(model, cfg: TrainConfig, heads, steps_per_epoch: int):
-    import keras
-
+    """Losses and metrics as the model's kind says, with the config's optimizer."""
     allow_jax_jit(model)
-    if cfg.is_vae:
-        from faceml.modeling import vae
-
-        vae.compile_vae(model, make_optimizer(cfg, steps_per_epoch),
-                        beta=cfg.arch_params.get("beta", 0.05),
-                        recon=cfg.arch_params.get("recon", "mse"))
-        return model
-    losses, weights, metrics = {}, {}, {}
-    for h in heads:
-        if h.kind == "regression":
-            losses[h.name] = keras.losses.Huber(delta=5.0) if h.loss == "huber" else "mae"
-            metrics[h.name] = ["mae"]
-        else:
-            losses[h.name] = h.loss
-            metrics[h.name] = ["accuracy"]
-        weights[h.name] = h.weight
-    model.compile(optimizer=make_optimizer(cfg, steps_per_epoch), loss=losses,
-                  loss_weights=weights, metrics=metrics)
+    cfg.kind.compile(model, cfg, heads, make_optimizer(cfg, steps_per_epoch))
     return model
 
 
 def fit_arrays(cfg: TrainConfig, prep: Prepared, heads, split: str):
     """x, targets (and sample weights) of one split, shaped for ``model.fit``."""
-    idx = prep.split_index(split)
-    x = prep.x[idx]
-    if cfg.is_vae:
-        from faceml.modeling import vae
-
-        return x, vae.vae_targets(x), None
-    y = prep.targets(heads, idx)
-    sw = prep.sample_weights(heads, idx) if cfg.class_weights else None
-    return x, y, sw
+    return cfg.kind.targets(cfg, prep, heads, prep.split_index(split))
 
 
 # --- the engine -----------------------------------------------------------------------------
@@ -236,7 +198,7 @@ def train_run(run, prep: Prepared | None = None, progress=None) -> dict:
             keras.mixed_precision.set_global_policy("float32")
         if prep is None:
             prep = prepare(cfg.data, progress=progress)
-        heads = [] if cfg.is_vae else prep.heads(cfg.heads, cfg.head_weights, cfg.age_loss)
+        heads = cfg.kind.heads(cfg, prep)
         x, y, sw = fit_arrays(cfg, prep, heads, "train")
         val = fit_arrays(cfg, prep, heads, "val")
         if len(x) == 0:
@@ -307,8 +269,9 @@ def results_checkpoint(run) -> dict | None:
 
 
 def _store_results(run, cfg: TrainConfig, prep: Prepared, heads) -> None:
-    """Predictions of the best model on val and test, and metrics per split; the status
-    records which checkpoint they come from (``results``)."""
+    """What the model's kind stores, from the best model: predictions on val and test and
+    their metrics (a kind that predicts labels), or the kind's own metrics per split (a VAE's
+    reconstruction error); the status records which checkpoint they come from (``results``)."""
     from faceml.evaluation.interpretation import Interpretation
     from faceml.evaluation.predictions import predictions_frame
 
@@ -316,21 +279,10 @@ def _store_results(run, cfg: TrainConfig, prep: Prepared, heads) -> None:
     if source is None:
         return
     model = run.load_model(source["checkpoint"])
-    if cfg.is_vae:
-        from faceml.modeling import vae
-
-        out = {}
-        for split in ("val", "test"):
-            idx = prep.split_index(split)
-            if len(idx):
-                rec = vae.reconstruct(model, prep.x[idx])
-                xs = prep.x[idx].astype("float32") / 255
-                mse = float(np.mean((rec.astype("float32") / 255 - xs) ** 2))
-                mean = prep.x[prep.split_index("train")].astype("float32").mean(0) / 255
-                base = float(np.mean((xs - mean) ** 2))
-                out[split] = {"dataset": cfg.data.dataset, "split": split, "n": int(len(idx)),
-                              "recon_mse": mse, "mean_image_mse": base}
-        run.write_metrics(out)
+    kind = cfg.kind
+    if not kind.predicts_labels:
+        run.write_metrics({split: kind.split_metrics(model, cfg, prep, split)
+                           for split in ("val", "test") if len(prep.split_index(split))})
         run.set_status(results=source)
         return
     frames, metrics = [], {}
@@ -339,7 +291,7 @@ def _store_results(run, cfg: TrainConfig, prep: Prepared, heads) -> None:
         idx = prep.split_index(split)
         if not len(idx):
             continue
-        outputs = predict_arrays(model, prep.x[idx], cfg.batch_size)
+        outputs = kind.outputs(model, prep.x[idx], cfg.batch_size)
         f = predictions_frame(prep.frame["source"].to_numpy()[idx], heads,
                               prep.targets(heads, idx), outputs, split,
                               extra=prep.frame.iloc[idx][extra_cols].reset_index(drop=True))
