@@ -5,7 +5,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from ui.common import dataset_picker, load_prepared, user_errors
+from ui.common import dataset_picker, load_prepared, sample_caption, user_errors
 
 st.title("Data")
 st.caption("Pick a dataset and the preprocessing every model trained on it will carry.")
@@ -50,26 +50,25 @@ if "age_years" in prep.frame or (prep.labels.get("age") and prep.labels["age"].k
     st.plotly_chart(fig, width="stretch", key="age_hist")
 
 st.subheader("Sample")
-c1, c2 = st.columns([1, 4])
+c1, c2, _ = st.columns([1, 1, 3], vertical_alignment="bottom")
 k = int(c1.number_input("Faces shown", 8, 64, 24, step=8))
-if c1.button("Reshuffle"):
+if c2.button("Reshuffle"):
     st.session_state["sample_seed"] = st.session_state.get("sample_seed", 0) + 1
 rng = np.random.default_rng(st.session_state.get("sample_seed", 0))
 idx = rng.choice(n, size=min(k, n), replace=False)
 label_cols = [c for c in prep.labels]
-def _show(v) -> str:
-    return f"{v:g}" if isinstance(v, float) else str(v)
-
-
-captions = [" · ".join(_show(prep.frame.iloc[i][c]) for c in label_cols) for i in idx]
+classes = {c: spec.classes for c, spec in prep.labels.items()}
+captions = [sample_caption({c: prep.frame.iloc[i][c] for c in label_cols}, classes) for i in idx]
 imgs = [prep.x[i][..., 0] if prep.x.shape[-1] == 1 else prep.x[i] for i in idx]
-with c2:  # one row of columns per 8 faces: a long caption never staggers the next row
-    for r in range(0, len(imgs), 8):
-        cols = st.columns(8)
-        for j in range(r, min(r + 8, len(imgs))):
-            cols[j - r].image(imgs[j], caption=captions[j], width="stretch",
-                              clamp=True, output_format="PNG")
-    st.caption("Captions: " + " · ".join(label_cols) + ". File names are listed below.")
+# the whole width, one row of 8 columns at a time: the rows stay aligned, a caption is a few
+# short lines (one a label)
+for r in range(0, len(imgs), 8):
+    cols = st.columns(8)
+    for j in range(r, min(r + 8, len(imgs))):
+        cols[j - r].image(imgs[j], caption=captions[j], width="stretch",
+                          clamp=True, output_format="PNG")
+st.caption("Captions: one line a label (" + ", ".join(label_cols) + "; a yes/no attribute "
+           "is named when yes). The labels in full and the file names are listed below.")
 with st.expander("Sources of the faces shown"):
     st.dataframe(prep.frame.iloc[idx][["source", *label_cols, "split"]], hide_index=True)
 

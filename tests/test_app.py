@@ -146,3 +146,31 @@ def test_data_sample_rows_each_have_their_own_columns():
     with_face = [c for c in at.columns
                  if [type(e).__name__ for e in c.children.values()] == ["Image"]]
     assert len(with_face) == 24, len(with_face)
+
+
+def test_data_sample_captions_are_short_lines():
+    """Each sample face's caption is one short line a label (no caption wraps under an image
+    an eighth of the page wide), and every face of a row has as many lines."""
+    from ui.common import CAPTION_CHARS
+
+    at = app()
+    assert not at.exception, at.exception
+    caps = [i.caption for el in at.get("image") for i in el.proto.imgs]
+    assert len(caps) == 24
+    lines = [c.split("  \n") for c in caps]
+    assert all(len(ls) == 3 for ls in lines), caps  # age, expression, eyewear
+    assert all(0 < len(line) <= CAPTION_CHARS for ls in lines for line in ls), caps
+    assert all(ls[0].isdigit() for ls in lines), caps  # an age in years: "34", not "34.0"
+
+
+def test_sample_caption_shortens_and_names_yes_no_attributes():
+    from ui.common import sample_caption
+
+    yes_no = ("no", "yes")
+    assert sample_caption({"age": 34.0, "race": "Latino_Hispanic"}, {"race": ("White",)},
+                          chars=11) == "34  \nLatino His…"
+    classes = {a: yes_no for a in ("Smiling", "Wearing_Lipstick", "Bald", "Young")}
+    assert sample_caption({"gender": "Female", "Smiling": "yes", "Bald": "no",
+                           "Wearing_Lipstick": "yes", "Young": "yes"}, classes, chars=11,
+                          lines=3) == "Female  \nSmiling  \n+2 more"
+    assert sample_caption({"Bald": "no"}, classes) == "—"

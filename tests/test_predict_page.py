@@ -236,6 +236,46 @@ def test_all_models_side_by_side(env):
     assert len(at.get("progress")) == 10  # two models × (2 eyewear + 3 expression classes)
 
 
+def test_side_by_side_models_are_chosen_and_readable(env):
+    """Four models: a multiselect picks which are compared (default: the first three, bundled
+    first); each model gets a third of a row (a fourth wraps to a new row), its crop at a
+    readable size, and only the models chosen are shown."""
+    runs, run_id, models = env
+    for name in ("alpha", "beta", "gamma"):
+        shutil.copy(runs / run_id / "best.keras", models / f"{name}.keras")
+    at = page()
+    at.selectbox(key="pr_model").set_value("All models side by side").run()
+    pick = at.multiselect(key="pr_compare")
+    assert pick.value == ["Bundled: alpha", "Bundled: beta", "Bundled: gamma"]
+    assert len(pick.options) == 4 and any(o.startswith(f"Run {run_id}") for o in pick.options)
+    upload(at, png(Image.fromarray(skd.astronaut())))
+    assert not at.exception, at.exception
+    assert not errors(at), errors(at)
+
+    def names() -> list[str]:
+        return [m.value[2:-2] for m in at.markdown
+                if m.value.startswith("**") and m.value.endswith("**")
+                and m.value[2:-2].startswith(("Bundled:", "Run "))]
+
+    assert names() == ["Bundled: alpha", "Bundled: beta", "Bundled: gamma"]
+    crops = [shown(u) for u, c in images(at) if c and c.startswith("what the model sees")]
+    assert len(crops) == 3 and all(c.width >= 96 for c in crops), [c.size for c in crops]
+    # no model column is narrower than a third of the page
+    assert all(c.weight <= 1 / 3 + 1e-9 for c in at.columns), [c.weight for c in at.columns]
+
+    run_label = next(o for o in pick.options if o.startswith(f"Run {run_id}"))
+    at.multiselect(key="pr_compare").set_value([run_label, "Bundled: beta"]).run()
+    assert not at.exception, at.exception
+    assert names() == [run_label, "Bundled: beta"]
+    assert len(at.get("progress")) == 10  # two models × 5 classes
+    everything = [*pick.options]
+    at.multiselect(key="pr_compare").set_value(everything).run()
+    assert names() == everything and len(at.get("progress")) == 20  # 3 + 1 on a second row
+    at.multiselect(key="pr_compare").set_value([]).run()
+    assert not at.exception and not names()
+    assert any("Choose at least one model" in i.value for i in at.info)
+
+
 @pytest.mark.parametrize("name", [n for n in BAD if n != "zero bytes"])
 def test_every_bad_upload_is_an_error_not_an_exception(env, name):
     data, needle = BAD[name]

@@ -100,6 +100,31 @@ def load_prepared(opts: PrepOptions):
     return prep
 
 
+CAPTION_CHARS = 11  # a sample face's caption line: fits a column of 8 on a laptop screen
+CAPTION_LINES = 3
+
+
+def sample_caption(values: dict, classes: dict, chars: int = CAPTION_CHARS,
+                   lines: int = CAPTION_LINES) -> str:
+    """A sample face's labels as a caption that fits under a small image: one short line per
+    label (at most ``chars`` characters, then "…"), at most ``lines`` lines (the last one says
+    how many more). Numbers as numbers (an age: "34"); a yes/no attribute only by its name,
+    and only when yes. Lines are joined with Markdown hard breaks."""
+    def cut(text: str) -> str:
+        return text if len(text) <= chars else text[:chars - 1].rstrip() + "…"
+
+    shown = []
+    for name, v in values.items():
+        if tuple(classes.get(name) or ()) == ("no", "yes"):
+            if v == "yes":
+                shown.append(cut(str(name).replace("_", " ")))
+            continue
+        shown.append(cut(f"{v:g}" if isinstance(v, float) else str(v).replace("_", " ")))
+    if len(shown) > lines:
+        shown = shown[:lines - 1] + [f"+{len(shown) - lines + 1} more"]
+    return "  \n".join(shown) or "—"
+
+
 def keep(key: str, default):
     """Give widget ``key`` its remembered value before it is drawn.
 

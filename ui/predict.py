@@ -41,7 +41,10 @@ from faceml.serving.predict import (FaceResult, Photo, Predictor, bundled_models
 from faceml.runs import RunDamaged, RunStore
 
 log = logging.getLogger(__name__)
-MAX_ALL = 6  # "all models" compares at most this many (bundled first, then the newest runs)
+ALL = "All models side by side"
+MAX_ALL = 6  # side by side compares at most this many models (the user picks them)
+COMPARE_DEFAULT = 3  # ... by default the first three (bundled first, then the newest runs)
+COMPARE_COLUMNS = 3  # models a row: each gets a third of the page, its crop at full size
 DISPLAY_WIDTH = 900
 MAX_PHOTO_HEIGHT = 560  # a portrait photo is shown at most this tall
 CROP_DISPLAY = 128
@@ -130,7 +133,8 @@ def model_choices(store: RunStore) -> list[Choice]:
 
 
 def model_picker(store: RunStore) -> list[Choice]:
-    """The chosen model(s): one, or up to MAX_ALL side by side. Empty when there is none."""
+    """The chosen model(s): one, or the ones picked (at most MAX_ALL) to compare side by side.
+    Empty when there is none (or none is picked)."""
     choices = model_choices(store)
     if not any(c.kind == "bundled" for c in choices):
         st.info("No bundled model in models/ yet" + (": choose one of your finished runs."
@@ -140,17 +144,31 @@ def model_picker(store: RunStore) -> list[Choice]:
                    "bundle a finished run with `python -m faceml bundle RUN_ID --name NAME`).")
         return []
     labels = [c.label for c in choices]
-    options = labels + (["All models side by side"] if len(choices) > 1 else [])
+    options = labels + ([ALL] if len(choices) > 1 else [])
     ss = st.session_state
     if ss.get("pr_model") not in options:
         ss["pr_model"] = options[0]
     picked = st.selectbox("Model", options, key="pr_model")
-    if picked == "All models side by side":
-        if len(choices) > MAX_ALL:
-            st.caption(f"Showing the first {MAX_ALL} of {len(choices)} models (bundled first, "
-                       "then the newest runs).")
-        return choices[:MAX_ALL]
+    if picked == ALL:
+        return _compared(choices)
     return [choices[labels.index(picked)]]
+
+
+def _compared(choices: list[Choice]) -> list[Choice]:
+    """The models to compare, picked by the user (default: the first COMPARE_DEFAULT, i.e.
+    the bundled ones first, then the newest runs)."""
+    labels = [c.label for c in choices]
+    ss = st.session_state
+    kept = [v for v in ss.get("pr_compare") or [] if v in labels][:MAX_ALL]
+    if "pr_compare" not in ss or kept != ss["pr_compare"]:
+        ss["pr_compare"] = kept or labels[:COMPARE_DEFAULT]
+    chosen = st.multiselect("Models to compare", labels, key="pr_compare",
+                            max_selections=MAX_ALL,
+                            help=f"At most {MAX_ALL}; bundled models first, then the newest "
+                                 "runs.")
+    if not chosen:
+        st.info("Choose at least one model to compare.")
+    return [choices[labels.index(v)] for v in chosen]
 
 
 def load_predictors(choices: list[Choice]) -> dict[str, Predictor]:
@@ -211,10 +229,13 @@ def _crop_display(crop: np.ndarray) -> Image.Image:
     return im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST)
 
 
-def face_answers(face: FaceResult, predictor: Predictor) -> None:
-    """One face as one model sees it: its input, every head's answer, warnings."""
-    c1, c2 = st.columns([1, 3])
-    c1.image(data_uri(_crop_display(face.crop), "PNG"),
+def face_answers(face: FaceResult, predictor: Predictor, stacked: bool = False) -> None:
+    """One face as one model sees it: its input, every head's answer, warnings. ``stacked``
+    (a model's column, side by side with others): the input above the answers, at its own
+    size, rather than in a narrow column beside them."""
+    crop = _crop_display(face.crop)
+    c1, c2 = (st.container(), st.container()) if stacked else st.columns([1, 3])
+    c1.image(data_uri(crop, "PNG"), **({"width": crop.width} if stacked else {}),
              caption=f"what the model sees: {predictor.size}×{predictor.size} "
                      f"{'gray' if predictor.color == 'gray' else 'RGB'}")
     with c2:
@@ -397,10 +418,12 @@ def show_prediction(data: bytes, predictors: dict[str, Predictor], det: FaceDete
         st.caption(f"box x={face.box[0]}, y={face.box[1]}, {face.box[2]}×{face.box[3]} px{score}")
         if len(results) == 1:
             face_answers(face, next(iter(predictors.values())))
-        else:
-            cols = st.columns(len(results))
-            for col, (name, faces) in zip(cols, results.items()):
-                with col:
-                    st.markdown(f"**{name}**")
-                    face_answers(faces[i], predictors[name])
+        else:  # at most COMPARE_COLUMNS models a row, each readable
+            items = list(results.items())
+            for r in range(0, len(items), COMPARE_COLUMNS):
+                cols = st.columns(COMPARE_COLUMNS, gap="medium")
+                for col, (name, faces) in zip(cols, items[r:r + COMPARE_COLUMNS]):
+                    with col:
+                        st.markdown(f"**{name}**")
+                        face_answers(faces[i], predictors[name], stacked=True)
     return first

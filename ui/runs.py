@@ -24,6 +24,7 @@ ACTIVE = ("queued", "running")
 WATCH_EVERY = 10.0
 """Seconds between looks at runs that are not training (another session may resume one)."""
 _FLASH = "_run_panel_flash"
+CURVES = [("loss", "Loss"), ("accuracy", "Accuracy"), ("mae", "MAE (years)")]
 
 
 @st.cache_resource(show_spinner=False)
@@ -199,6 +200,30 @@ def results_caption(status: dict, hist: pd.DataFrame) -> str:
     return f"Metrics of the **last** checkpoint{at} (there is no best checkpoint)."
 
 
+def _state_notes(run: Run, st_: dict, cfg: dict, hist: pd.DataFrame, state: str,
+                 pol: hosting.HostingPolicy) -> None:
+    """Above the curves: why it ended, a stop asked for, the progress or the queue, epochs."""
+    reason = str(st_.get("reason") or "")
+    if reason:
+        (st.error if state == "failed" else st.info)(pol.redact(ui_words(reason)))
+    if state == "running" and run.stop_requested():
+        st.info("Stop requested: the run stops after the current batch.")
+    if state == "running":
+        ep, total = st_.get("epoch", 0), cfg["epochs"]
+        b, nb = st_.get("batch", 0), st_.get("batches") or 0
+        frac = ((ep - 1) + (b / nb if nb else 0)) / total if total else 0
+        phase = st_.get("phase", "")
+        st.progress(min(max(frac, 0.0), 1.0),
+                    text=f"{phase}: epoch {ep}/{total}, batch {b}/{nb}" if phase == "training"
+                    else phase or "starting")
+    elif state == "queued":
+        q = [r.id for r in RunStore(run.dir.parent).queued()]
+        pos = q.index(run.id) + 1 if run.id in q else "?"
+        st.info(f"Queued: position {pos} of {len(q)}. One job trains at a time.")
+    if len(hist) and "seconds" in hist:
+        st.caption(f"{len(hist)} epoch(s) done · {hist['seconds'].mean():.1f} s per epoch")
+
+
 def _panel_body(run: Run, visitor: str) -> None:
     pol = hosting.current()
     try:
@@ -223,33 +248,19 @@ def _panel_body(run: Run, visitor: str) -> None:
         head += f" · {dev.get('backend', '?')} on {dev.get('device', '?')}"
     st.markdown(head)
     st.caption(summary)
-    reason = str(st_.get("reason") or "")
-    if reason:
-        (st.error if state == "failed" else st.info)(pol.redact(ui_words(reason)))
-    offline = state == "failed" and weights_download_failed(reason)
-    if state == "running" and run.stop_requested():
-        st.info("Stop requested: the run stops after the current batch.")
-    if state == "running":
-        ep, total = st_.get("epoch", 0), cfg["epochs"]
-        b, nb = st_.get("batch", 0), st_.get("batches") or 0
-        frac = ((ep - 1) + (b / nb if nb else 0)) / total if total else 0
-        phase = st_.get("phase", "")
-        st.progress(min(max(frac, 0.0), 1.0),
-                    text=f"{phase}: epoch {ep}/{total}, batch {b}/{nb}" if phase == "training"
-                    else phase or "starting")
-    elif state == "queued":
-        q = [r.id for r in RunStore(run.dir.parent).queued()]
-        pos = q.index(run.id) + 1 if run.id in q else "?"
-        st.info(f"Queued: position {pos} of {len(q)}. One job trains at a time.")
+    # What the state adds (a message, the progress) is one block, and the curves always have
+    # their row of three slots, even empty: whatever the state (queued, running, done) and
+    # whichever path drew it, the curves sit at the same place in the page, so a redraw
+    # replaces them in place (no old run's curves left under a new one, no second copy)
+    with st.container():
+        _state_notes(run, st_, cfg, hist, state, pol)
+    slots = [col.empty() for col in st.columns(3)]
     if len(hist):
-        if "seconds" in hist:
-            st.caption(f"{len(hist)} epoch(s) done · {hist['seconds'].mean():.1f} s per epoch")
-        cols = st.columns(3)
-        for col, (metric, title) in zip(cols, [("loss", "Loss"), ("accuracy", "Accuracy"),
-                                               ("mae", "MAE (years)")]):
+        for slot, (metric, title) in zip(slots, CURVES):
             fig = history_figure(hist, metric, title)
             if fig is not None:
-                col.plotly_chart(fig, width="stretch", key=f"curve_{metric}_{run.id}")
+                slot.plotly_chart(fig, width="stretch", key=f"curve_{metric}_{run.id}")
+    offline = state == "failed" and weights_download_failed(str(st_.get("reason") or ""))
     c1, c2, _ = st.columns([1, 1, 4])
     if state in ACTIVE and not pol.may_stop(run, visitor):
         c1.caption("Launched by another visitor: only they can stop it.")
@@ -296,23 +307,20 @@ def run_panel(run: Run, visitor: str, every: float = 2.0, watch: float = WATCH_E
     if flash:
         st.toast(flash)
     shown = _state(run)
-    if shown in ACTIVE:
-        @st.fragment(run_every=every)
-        def live():
-            _panel_body(run, visitor)
-            if _state(run) not in ACTIVE:
-                st.rerun()  # the whole page: the runs table and buttons catch up; timer stops
+    active = shown in ACTIVE
 
-        live()
-        return
-    _panel_body(run, visitor)
-
-    @st.fragment(run_every=watch)
-    def follow():
-        if _state(run) != shown:
+    # one fragment draws the panel, live or finished: the same elements at the same places
+    # in both (a finished run redrawn by the live panel's last look, then by the page, shows
+    # its curves once)
+    @st.fragment(run_every=every if active else watch)
+    def panel():
+        _panel_body(run, visitor)
+        now = _state(run)
+        if (now not in ACTIVE) if active else (now != shown):
+            # the whole page: the runs table and buttons catch up; the panel follows the run
             st.rerun()
 
-    follow()
+    panel()
 
 
 def table_states(store: RunStore) -> dict[str, str]:

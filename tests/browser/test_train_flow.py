@@ -153,3 +153,17 @@ def test_launch_watch_reload_done(page, app_server, request):
     assert_no_exception(page)
     screenshot(page, request, "4-done")
     print(f"\ntrain flow timings (s since start): {t}, state after reload: {after_reload}")
+
+    # a new launch while the finished run is shown: the old run's curves go as soon as the
+    # new run's panel is drawn (they used to stay, greyed, until the whole page had rerun)
+    old_curves = page.locator(
+        f'[data-testid="stMain"] [class*="st-key-curve_"][class*="_{run_id}"]')
+    number(page, "Epochs", 2)
+    page.get_by_role("button", name="Launch").click()
+    new_head = page.locator('[data-testid="stMarkdown"]').filter(
+        has_text=re.compile(r"Run\s+\w+\s+— (queued|running)"))
+    new_head.first.wait_for(timeout=60_000)
+    # (its panel's first line comes a moment before its row of curves)
+    expect(old_curves).to_have_count(0, timeout=500)
+    wait_idle(page)
+    assert_no_exception(page)
