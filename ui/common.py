@@ -141,6 +141,28 @@ def kept(key: str, value):
     return value
 
 
+def held(key: str, default, options=None, param: str = "value", lo=None, hi=None) -> dict:
+    """A widget's ``key`` (as :func:`ui.common.keep` gives it its remembered value) and that
+    value once more as the widget's own default: ``value``/``default``, or ``index`` in
+    ``options``.
+
+    A value written to ``st.session_state`` reaches the browser only once, as a one-shot
+    ``set_value`` on the widget's message in that run. A browser that mounts the widget from a
+    later run's message (a slow first paint while the live panel's fragments rerun every 2 s)
+    draws the widget's own default instead (lr 0, epochs 0, no heads) and sends it back with
+    the next change, so the form drifts from the run it was filled from. With the value as the
+    default, every message draws it. (A number outside ``lo``..``hi`` is left to Streamlit,
+    which resets it, rather than raising here.)"""
+    keep(key, default)
+    v = st.session_state[key]
+    if options is not None:
+        opts = list(options)
+        return {"key": key, "index": opts.index(v) if v in opts else 0}
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        return {"key": key}
+    return {"key": key, param: v}
+
+
 def dataset_picker() -> PrepOptions:
     """Dataset, path and preprocessing options, remembered for the session across pages."""
     pol = policy()
@@ -150,7 +172,7 @@ def dataset_picker() -> PrepOptions:
         st.session_state["_keep_dataset"] = "synthetic"
     c1, c2 = st.columns([1, 2])
     name = kept("dataset", c1.selectbox(
-        "Dataset", names, key=keep("dataset", "synthetic"),
+        "Dataset", names, **held("dataset", "synthetic", names),
         format_func=lambda n: f"{n} — {datasets.get(n).title}"))
     adapter = datasets.get(name)
     ds_opts: dict = {}
@@ -159,7 +181,7 @@ def dataset_picker() -> PrepOptions:
         default = adapter.resolve_path(None)
         pk = f"path_{name}"
         path = kept(pk, c2.text_input(
-            "Path", key=keep(pk, str(default) if default else ""),
+            "Path", **held(pk, str(default) if default else ""),
             help="A folder or file on this machine (remembered for the session)"))
     elif adapter.needs_path:
         c2.caption("Read from where the server's operator put it.")
@@ -169,25 +191,27 @@ def dataset_picker() -> PrepOptions:
         if st.session_state.get("syn_n", 0) > most:
             st.session_state["syn_n"] = most
         ds_opts["n"] = int(kept("syn_n", a.number_input(
-            "Faces", min(200, most), most, step=200, key=keep("syn_n", min(3000, most)))))
+            "Faces", min(200, most), most, step=200,
+            **held("syn_n", min(3000, most), lo=min(200, most), hi=most))))
         ds_opts["label_noise"] = float(kept("syn_noise", b.slider(
-            "Label noise", 0.0, 0.5, step=0.05, key=keep("syn_noise", 0.0))))
+            "Label noise", 0.0, 0.5, step=0.05, **held("syn_noise", 0.0, lo=0.0, hi=0.5))))
     c = st.columns(5)
-    size = kept("size", c[0].selectbox("Image size", [32, 48, 64, 96, 128, 160, 224],
-                                       key=keep("size", 64)))
-    color = kept("color", c[1].radio("Colour", ["rgb", "gray"], key=keep("color", "rgb"),
-                                     horizontal=True))
+    sizes = [32, 48, 64, 96, 128, 160, 224]
+    size = kept("size", c[0].selectbox("Image size", sizes, **held("size", 64, sizes)))
+    color = kept("color", c[1].radio("Colour", ["rgb", "gray"],
+                                     **held("color", "rgb", ["rgb", "gray"]), horizontal=True))
     fraction = kept("fraction", c[2].select_slider(
-        "Sample", [0.05, 0.1, 0.25, 0.5, 1.0], key=keep("fraction", 1.0),
+        "Sample", [0.05, 0.1, 0.25, 0.5, 1.0], **held("fraction", 1.0),
         format_func=lambda f: f"{f:.0%}"))
-    age = kept("age_mode", c[3].selectbox("Age as", list(AGE_MODES), key=keep("age_mode", "years"),
+    age = kept("age_mode", c[3].selectbox("Age as", list(AGE_MODES),
+                                          **held("age_mode", "years", AGE_MODES),
                                           help="years = regression; or bins with a named scheme"))
-    seed = int(kept("data_seed", c[4].number_input("Split seed", 0, 10_000,
-                                                   key=keep("data_seed", 0))))
+    seed = int(kept("data_seed", c[4].number_input(
+        "Split seed", 0, 10_000, **held("data_seed", 0, lo=0, hi=10_000))))
     edges = None
     if age == "custom":
         txt = kept("age_edges", st.text_input("Custom age edges",
-                                              key=keep("age_edges", "18,40,65")))
+                                              **held("age_edges", "18,40,65")))
         try:
             edges = [int(v) for v in txt.split(",") if v.strip()]
         except ValueError:

@@ -16,31 +16,9 @@ import streamlit as st
 
 from faceml.config import TrainConfig
 from faceml.modeling import architectures, kinds
-from ui.common import keep, kept
+from ui.common import held, kept
 
 RANDOM = "random"  # the Weights option that means weights=None (no download)
-
-
-def held(key: str, default, options=None, param: str = "value", lo=None, hi=None) -> dict:
-    """A widget's ``key`` (as :func:`ui.common.keep` gives it its remembered value) and that
-    value once more as the widget's own default: ``value``/``default``, or ``index`` in
-    ``options``.
-
-    A value written to ``st.session_state`` reaches the browser only once, as a one-shot
-    ``set_value`` on the widget's message in that run. A browser that mounts the widget from a
-    later run's message (a slow first paint while the live panel's fragments rerun every 2 s)
-    draws the widget's own default instead (lr 0, epochs 0, no heads) and sends it back with
-    the next change, so the form drifts from the run it was filled from. With the value as the
-    default, every message draws it. (A number outside ``lo``..``hi`` is left to Streamlit,
-    which resets it, rather than raising here.)"""
-    keep(key, default)
-    v = st.session_state[key]
-    if options is not None:
-        opts = list(options)
-        return {"key": key, "index": opts.index(v) if v in opts else 0}
-    if (lo is not None and v < lo) or (hi is not None and v > hi):
-        return {"key": key}
-    return {"key": key, param: v}
 
 
 @dataclass

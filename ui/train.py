@@ -13,9 +13,9 @@ from faceml.training import jobs
 from faceml.errors import FaceMLError
 from faceml.runs import Run, RunStore, valid_run_id
 from faceml.config import AUGMENTATIONS, OPTIMIZERS, SCHEDULES, TrainConfig
-from ui.common import error_text, kept, policy, user_errors, visitor
+from ui.common import error_text, held, kept, policy, user_errors, visitor
 from ui.pick import show_in_url, url_run
-from ui.kind_forms import ModelForm, form_for, held
+from ui.kind_forms import ModelForm, form_for
 from ui.runs import form_state, kept_settings, launch_config, layer_table_for
 
 # The run the form was last filled from (or launched): {"run", "loaded", "base"}, with "loaded"
