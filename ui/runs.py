@@ -254,12 +254,14 @@ def _panel_body(run: Run, visitor: str) -> None:
     # replaces them in place (no old run's curves left under a new one, no second copy)
     with st.container():
         _state_notes(run, st_, cfg, hist, state, pol)
-    slots = [col.empty() for col in st.columns(3)]
+    # each curve is its column's only element; a redraw replaces it in place (the frontend
+    # keeps the old copy hidden until the new one is drawn)
+    cols = st.columns(3)
     if len(hist):
-        for slot, (metric, title) in zip(slots, CURVES):
+        for col, (metric, title) in zip(cols, CURVES):
             fig = history_figure(hist, metric, title)
             if fig is not None:
-                slot.plotly_chart(fig, width="stretch", key=f"curve_{metric}_{run.id}")
+                col.plotly_chart(fig, width="stretch", key=f"curve_{metric}_{run.id}")
     offline = state == "failed" and weights_download_failed(str(st_.get("reason") or ""))
     c1, c2, _ = st.columns([1, 1, 4])
     if state in ACTIVE and not pol.may_stop(run, visitor):
