@@ -66,7 +66,7 @@ class ModelKind:
             return []
         from faceml.data.heads import placeholder_head
 
-        return [placeholder_head(labels[h]) for h in cfg.heads]
+        return _binary_output(cfg, [placeholder_head(labels[h]) for h in cfg.heads])
 
     def check(self, cfg, labels: dict) -> None:
         """Raise ConfigError for anything about ``cfg``'s model that cannot work."""
@@ -80,7 +80,7 @@ class ModelKind:
         """The head specs fitted on the prepared data (regression targets scaled on train)."""
         if not self.uses_heads:
             return []
-        return prep.heads(cfg.heads, cfg.head_weights, cfg.age_loss)
+        return _binary_output(cfg, prep.heads(cfg.heads, cfg.head_weights, cfg.age_loss))
 
     def build(self, cfg, heads, prep=None, metadata: dict | None = None):
         """The (uncompiled) model, its scaling fitted on ``prep``'s training split. Without
@@ -132,6 +132,13 @@ class ModelKind:
     def split_metrics(self, model, cfg, prep, split: str) -> dict:
         """The metrics a run of a kind that predicts no labels stores for one split."""
         raise NotImplementedError(f"model kind {self.name!r} stores no metrics of its own")
+
+
+def _binary_output(cfg, heads: list) -> list:
+    """The heads with ``cfg.binary_output`` applied to the binary ones (1 sigmoid unit or a
+    2-unit softmax)."""
+    output = getattr(cfg, "binary_output", "sigmoid")
+    return [h.with_output(output) for h in heads]
 
 
 class Classifier(ModelKind):
