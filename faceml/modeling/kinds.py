@@ -51,6 +51,11 @@ class ModelKind:
     """Why Predict refuses a model of a kind that predicts no labels (after "is a …: ")."""
 
     # --- which architectures ------------------------------------------------------------------
+    def defaults_for(self, arch: str) -> dict:
+        """The defaults of ``arch``'s own parameters (a kind with several architectures may
+        give each its own); the kind's ``defaults`` unless overridden."""
+        return dict(self.defaults)
+
     def arch_names(self) -> list[str]:
         """The architectures the Train page offers for this kind."""
         if self.archs is None:
@@ -155,7 +160,7 @@ class VAE(ModelKind):
 
     name = "vae"
     title = "VAE"
-    archs = ("vae",)
+    archs = ("vae", "vae_notebook")  # the project's VAE; the FairFace notebook's, layer for layer
     defaults = {"latent_dim": 10, "beta": 0.05, "recon": "mse", "filters": [32, 64]}
     uses_heads = False
     predicts_labels = False
@@ -163,22 +168,32 @@ class VAE(ModelKind):
     studio = True
     refusal = "it reconstructs faces and predicts no labels"
 
-    def check(self, cfg, labels: dict) -> None:
+    def defaults_for(self, arch: str) -> dict:
         from faceml.modeling import vae
 
-        vae.check_config(cfg.data.size, cfg.data.color, **cfg.arch_params)
+        return dict(vae.DEFAULTS.get(arch, self.defaults))
+
+    def _builder(self, arch: str):
+        from faceml.modeling import vae
+
+        if arch not in vae.BUILDERS:
+            raise ConfigError(f"unknown VAE architecture {arch!r}; choose "
+                              f"{', '.join(vae.BUILDERS)}")
+        return vae.BUILDERS[arch]
+
+    def check(self, cfg, labels: dict) -> None:
+        self._builder(cfg.arch)[0](cfg.data.size, cfg.data.color, **cfg.arch_params)
 
     def build(self, cfg, heads, prep=None, metadata: dict | None = None):
-        from faceml.modeling import vae
-
-        return vae.build_vae(cfg.data.size, cfg.data.color, metadata=metadata,
-                             **cfg.arch_params)
+        return self._builder(cfg.arch)[1](cfg.data.size, cfg.data.color, metadata=metadata,
+                                          **cfg.arch_params)
 
     def compile(self, model, cfg, heads, optimizer):
         from faceml.modeling import vae
 
-        return vae.compile_vae(model, optimizer, beta=cfg.arch_params.get("beta", 0.05),
-                               recon=cfg.arch_params.get("recon", "mse"))
+        d = self.defaults_for(cfg.arch)
+        return vae.compile_vae(model, optimizer, beta=cfg.arch_params.get("beta", d["beta"]),
+                               recon=cfg.arch_params.get("recon", d["recon"]))
 
     def targets(self, cfg, prep, heads, index: np.ndarray):
         from faceml.modeling import vae
