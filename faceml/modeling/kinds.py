@@ -95,8 +95,8 @@ class ModelKind:
 
         params = dict(cfg.arch_params)
         extra: dict = {}
-        if prep is None:
-            if "weights" in params:
+        if prep is None:  # a transfer preset's default weights too: nothing to download
+            if "weights" in params or architectures.get(cfg.arch).transfer:
                 params["weights"] = None
         else:
             mean, std = prep.scaling()
