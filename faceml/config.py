@@ -14,6 +14,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 
+from faceml.data.heads import BINARY_OUTPUTS
 from faceml.data.prepare import PrepOptions, labels_for
 from faceml.errors import ConfigError
 
@@ -33,6 +34,7 @@ class TrainConfig:
     head_weights: dict = field(default_factory=dict)
     age_loss: str = "mae"
     class_weights: bool = False
+    binary_output: str = "sigmoid"  # binary heads: 1 sigmoid unit or "softmax2" (2 units)
     optimizer: str = "adam"
     lr: float = 1e-3
     schedule: str = "constant"
@@ -68,6 +70,9 @@ class TrainConfig:
         bad = [a for a in self.augmentation if a not in AUGMENTATIONS]
         if bad:
             raise ConfigError(f"unknown augmentation {bad[0]!r}; choose {', '.join(AUGMENTATIONS)}")
+        if self.binary_output not in BINARY_OUTPUTS:
+            raise ConfigError(f"unknown binary output {self.binary_output!r}; choose "
+                              f"{' or '.join(BINARY_OUTPUTS)}")
         if int(self.early_stopping) < 0:
             raise ConfigError("early-stopping patience cannot be negative")
         kind = self.kind
@@ -93,6 +98,8 @@ class TrainConfig:
         d["head_weights"] = {k: float(v) for k, v in sorted(self.head_weights.items())
                              if k in self.heads}
         d["augmentation"] = sorted(set(self.augmentation))
+        if d["binary_output"] == "sigmoid":  # the default: run ids from before it stay the same
+            del d["binary_output"]
         return d
 
     def run_id(self) -> str:

@@ -124,6 +124,8 @@ def add_train_args(p) -> None:
          kind="weights")
     _arg(p, "--age-loss", choices=["mae", "huber"], default="mae", key="age_loss")
     _arg(p, "--class-weights", action="store_true", help="balance classes", key="class_weights")
+    _arg(p, "--binary-output", choices=["sigmoid", "softmax2"], default="sigmoid",
+         help="binary heads: 1 sigmoid unit or a 2-unit softmax", key="binary_output")
     _arg(p, "--optimizer", default="adam", help="adam | adamw | sgd | rmsprop", key="optimizer",
          shown=True)
     _arg(p, "--lr", type=float, default=1e-3, key="lr", shown=True)

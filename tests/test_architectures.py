@@ -37,6 +37,7 @@ PRESETS = [
     "small_cnn",
     "own_cnn",
     "multitask_cnn",
+    "utk_csv_cnn",
     "utk_cnn4",
     "gender_baseline",
     "default_cnn",
@@ -57,8 +58,9 @@ PINNED = {
     "small_cnn": (785_241, 785_241),  # 32 gray
     "own_cnn": (651_137, 650_689),  # 32 gray; 448 BatchNorm moving statistics
     "multitask_cnn": (64_513, 64_513),  # 32 gray
-    "utk_cnn4": (1_568_321, 1_568_321),  # 128 rgb
-    "gender_baseline": (864_081, 864_081),  # 64 rgb
+    "utk_csv_cnn": (38_145, 38_145),  # 48 gray
+    "utk_cnn4": (2_780_993, 2_780_993),  # 128 rgb; Dense 256 → Dense 128 as the notebook
+    "gender_baseline": (9_050_961, 9_050_961),  # 100 rgb; stride-1 pools keep a 94×94 map
     "default_cnn": (456_385, 455_425),  # 64 rgb; 960 BatchNorm moving statistics
     "deep_cnn": (1_241_185, 1_239_265),  # 64 rgb; 1,920 BatchNorm moving statistics
     "vgg16": (14_846_273, 131_585),  # frozen 14,714,688-parameter backbone
@@ -420,7 +422,7 @@ CASES = [
     (
         ("gender_baseline", 6, "rgb", H),
         {},
-        ["conv block 2 (max-pool 2) would shrink the 1×1 map to 0×0"],
+        ["conv block 2 (max-pool 2, stride 1) would shrink the 1×1 map to 0×0"],
     ),
     (
         ("custom", 64, "rgb", H),

@@ -40,7 +40,8 @@ def test_every_architecture_has_its_kind():
     assert kinds.for_arch("vae").name == "vae"
     assert all(kinds.for_arch(a).name == "classifier" for a in architectures.names())
     assert kinds.for_arch("no_such_arch").name == "classifier"  # whose check names it
-    assert kinds.arch_names() == architectures.names() + ["vae"]
+    assert kinds.for_arch("vae_notebook").name == "vae"
+    assert kinds.arch_names() == architectures.names() + ["vae", "vae_notebook"]
     vae, clf = kinds.get("vae"), kinds.get("classifier")
     assert (vae.studio, vae.evaluable, vae.predicts_labels, vae.uses_heads) == \
         (True, False, False, False)

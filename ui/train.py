@@ -116,7 +116,7 @@ def hyper_form(opts, model: ModelForm) -> dict:
                                      **held("aug", [], param="default")))
     return TrainConfig(data=opts, arch=model.arch, arch_params=model.params, heads=model.heads,
                        head_weights=model.weights, age_loss=model.age_loss,
-                       class_weights=model.class_weights,
+                       class_weights=model.class_weights, binary_output=model.binary_output,
                        optimizer=optimizer, lr=float(lr), schedule=schedule, batch_size=batch,
                        epochs=epochs, early_stopping=patience, augmentation=aug, seed=seed,
                        mixed_precision=mixed).canonical()

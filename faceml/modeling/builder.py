@@ -447,6 +447,8 @@ def _augmentation_layers(
 
 def head_output(x, head: HeadSpec):
     """The output layer(s) for one head; the last layer is named ``head.name`` and is float32."""
+    if head.kind == "binary" and head.softmax2:  # readers get column 1 (modelio.named_outputs)
+        return keras.layers.Dense(2, activation="softmax", dtype="float32", name=head.name)(x)
     if head.kind == "binary":
         return keras.layers.Dense(1, activation="sigmoid", dtype="float32", name=head.name)(x)
     if head.kind == "multiclass":

@@ -20,7 +20,8 @@ def _signature(model) -> tuple:
     from faceml.modeling.layers import find_preprocessing
 
     pre = find_preprocessing(model)
-    heads = tuple((h["name"], h["kind"], tuple(h.get("classes") or ()))
+    heads = tuple((h["name"], h["kind"], tuple(h.get("classes") or ()),
+                   h.get("output", "sigmoid"))
                   for h in (pre.metadata or {}).get("heads", []))
     return pre.image_size, pre.color, heads
 

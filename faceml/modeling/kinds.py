@@ -51,6 +51,11 @@ class ModelKind:
     """Why Predict refuses a model of a kind that predicts no labels (after "is a …: ")."""
 
     # --- which architectures ------------------------------------------------------------------
+    def defaults_for(self, arch: str) -> dict:
+        """The defaults of ``arch``'s own parameters (a kind with several architectures may
+        give each its own); the kind's ``defaults`` unless overridden."""
+        return dict(self.defaults)
+
     def arch_names(self) -> list[str]:
         """The architectures the Train page offers for this kind."""
         if self.archs is None:
@@ -66,7 +71,7 @@ class ModelKind:
             return []
         from faceml.data.heads import placeholder_head
 
-        return [placeholder_head(labels[h]) for h in cfg.heads]
+        return _binary_output(cfg, [placeholder_head(labels[h]) for h in cfg.heads])
 
     def check(self, cfg, labels: dict) -> None:
         """Raise ConfigError for anything about ``cfg``'s model that cannot work."""
@@ -80,7 +85,7 @@ class ModelKind:
         """The head specs fitted on the prepared data (regression targets scaled on train)."""
         if not self.uses_heads:
             return []
-        return prep.heads(cfg.heads, cfg.head_weights, cfg.age_loss)
+        return _binary_output(cfg, prep.heads(cfg.heads, cfg.head_weights, cfg.age_loss))
 
     def build(self, cfg, heads, prep=None, metadata: dict | None = None):
         """The (uncompiled) model, its scaling fitted on ``prep``'s training split. Without
@@ -90,8 +95,8 @@ class ModelKind:
 
         params = dict(cfg.arch_params)
         extra: dict = {}
-        if prep is None:
-            if "weights" in params:
+        if prep is None:  # a transfer preset's default weights too: nothing to download
+            if "weights" in params or architectures.get(cfg.arch).transfer:
                 params["weights"] = None
         else:
             mean, std = prep.scaling()
@@ -134,6 +139,13 @@ class ModelKind:
         raise NotImplementedError(f"model kind {self.name!r} stores no metrics of its own")
 
 
+def _binary_output(cfg, heads: list) -> list:
+    """The heads with ``cfg.binary_output`` applied to the binary ones (1 sigmoid unit or a
+    2-unit softmax)."""
+    output = getattr(cfg, "binary_output", "sigmoid")
+    return [h.with_output(output) for h in heads]
+
+
 class Classifier(ModelKind):
     """One output per chosen label (binary, multiclass or age regression) on a registered
     architecture preset."""
@@ -148,7 +160,7 @@ class VAE(ModelKind):
 
     name = "vae"
     title = "VAE"
-    archs = ("vae",)
+    archs = ("vae", "vae_notebook")  # the project's VAE; the FairFace notebook's, layer for layer
     defaults = {"latent_dim": 10, "beta": 0.05, "recon": "mse", "filters": [32, 64]}
     uses_heads = False
     predicts_labels = False
@@ -156,22 +168,32 @@ class VAE(ModelKind):
     studio = True
     refusal = "it reconstructs faces and predicts no labels"
 
-    def check(self, cfg, labels: dict) -> None:
+    def defaults_for(self, arch: str) -> dict:
         from faceml.modeling import vae
 
-        vae.check_config(cfg.data.size, cfg.data.color, **cfg.arch_params)
+        return dict(vae.DEFAULTS.get(arch, self.defaults))
+
+    def _builder(self, arch: str):
+        from faceml.modeling import vae
+
+        if arch not in vae.BUILDERS:
+            raise ConfigError(f"unknown VAE architecture {arch!r}; choose "
+                              f"{', '.join(vae.BUILDERS)}")
+        return vae.BUILDERS[arch]
+
+    def check(self, cfg, labels: dict) -> None:
+        self._builder(cfg.arch)[0](cfg.data.size, cfg.data.color, **cfg.arch_params)
 
     def build(self, cfg, heads, prep=None, metadata: dict | None = None):
-        from faceml.modeling import vae
-
-        return vae.build_vae(cfg.data.size, cfg.data.color, metadata=metadata,
-                             **cfg.arch_params)
+        return self._builder(cfg.arch)[1](cfg.data.size, cfg.data.color, metadata=metadata,
+                                          **cfg.arch_params)
 
     def compile(self, model, cfg, heads, optimizer):
         from faceml.modeling import vae
 
-        return vae.compile_vae(model, optimizer, beta=cfg.arch_params.get("beta", 0.05),
-                               recon=cfg.arch_params.get("recon", "mse"))
+        d = self.defaults_for(cfg.arch)
+        return vae.compile_vae(model, optimizer, beta=cfg.arch_params.get("beta", d["beta"]),
+                               recon=cfg.arch_params.get("recon", d["recon"]))
 
     def targets(self, cfg, prep, heads, index: np.ndarray):
         from faceml.modeling import vae

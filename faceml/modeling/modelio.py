@@ -54,16 +54,38 @@ def load_model(path: str | Path, compile: bool = False):
         raise FaceMLError(f"{p.name} could not be loaded as a model: {e}") from None
 
 
+def softmax2_heads(model) -> set[str]:
+    """The names of a model's binary heads that answer with a 2-unit softmax (its metadata)."""
+    from faceml.modeling.layers import find_preprocessing
+
+    try:
+        heads = find_preprocessing(model).metadata.get("heads") or []
+    except (LookupError, AttributeError, TypeError, ValueError):
+        return set()
+    return {h.get("name") for h in heads if isinstance(h, dict)
+            and h.get("kind") == "binary" and h.get("output") == "softmax2"}
+
+
 def named_outputs(model, out, names=None) -> dict:
     """A model's outputs as ``{output name: array}``: Keras returns a dict, a list or one
     array depending on how the model was built. ``names`` when the model has none (the
-    heads' names, in output order)."""
+    heads' names, in output order).
+
+    A binary head always reads as P(classes[1]) of shape ``(n, 1)``: where the model answers it
+    with a 2-unit softmax, column 1 is taken here (the one place), so predictions, evaluation
+    and serving treat both outputs alike."""
     if isinstance(out, dict):
-        return dict(out)
-    outs = list(out) if isinstance(out, list | tuple) else [out]
-    names = list(getattr(model, "output_names", None) or names
-                 or [f"out{i}" for i in range(len(outs))])
-    return dict(zip(names, outs))
+        named = dict(out)
+    else:
+        outs = list(out) if isinstance(out, list | tuple) else [out]
+        names = list(getattr(model, "output_names", None) or names
+                     or [f"out{i}" for i in range(len(outs))])
+        named = dict(zip(names, outs))
+    for name in softmax2_heads(model) & set(named):
+        v = named[name]
+        if len(v.shape) == 2 and v.shape[-1] == 2:
+            named[name] = v[:, 1:2]
+    return named
 
 
 def predict_arrays(model, x: np.ndarray, batch_size: int = 256) -> dict[str, np.ndarray]:

@@ -8,6 +8,8 @@ Each trunk gets the scaled (and, in training, augmented) image tensor and return
 
 from __future__ import annotations
 
+import copy
+
 import keras
 from keras import layers as L
 
@@ -54,19 +56,57 @@ def _dense_params(p: dict) -> dict:
     return p
 
 
+def _units_list(value, what: str) -> list[int]:
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{what} must be a list of whole numbers ≥ 1 (may be empty); "
+                          f"got {value!r}")
+    return [_count(u, f"{what} entry {i}") for i, u in enumerate(value, 1)]
+
+
+def _dense_layers(p: dict, default: list[int]) -> dict:
+    """``dense`` (a list of units) and ``dropout``; a legacy ``dense_units`` (one layer, as the
+    preset was before ``dense``) is mapped to ``dense=[dense_units]``."""
+    units = p.get("dense_units")
+    if units is not None:
+        units = _count(units, "dense_units")
+        if list(p["dense"]) not in (list(default), [units]):
+            raise ConfigError(f"give dense (a list of units) or dense_units (one layer), not "
+                              f"both; got dense={p['dense']!r}, dense_units={units!r}")
+        p["dense"] = [units]
+    p["dense_units"] = None
+    p["dense"] = _units_list(p["dense"], "dense")
+    p["dropout"] = _rate(p["dropout"], "dropout")
+    return p
+
+
 def _dropout_only(p: dict) -> dict:
     p["dropout"] = _rate(p["dropout"], "dropout")
     return p
 
 
-def _transfer_params(p: dict) -> dict:
+def _weights(p: dict) -> dict:
     w = p["weights"]
     if isinstance(w, str) and w.lower() in ("none", "random", ""):
         w = None
     if w not in ("imagenet", None):
         raise ConfigError(f"weights must be 'imagenet' or None (random initialisation); got {w!r}")
     p["weights"] = w
-    return _dense_params(p)
+    return p
+
+
+def _transfer_params(p: dict) -> dict:
+    return _dense_params(_weights(p))
+
+
+POOLINGS = ("gap", "flatten")
+
+
+def _vgg16_params(p: dict) -> dict:
+    _weights(p)
+    if p["pooling"] not in POOLINGS:
+        raise ConfigError(f"pooling must be 'gap' (global average pooling) or 'flatten'; "
+                          f"got {p['pooling']!r}")
+    return _dense_layers(p, VGG16_DEFAULTS["dense"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -112,15 +152,14 @@ def small_cnn(x, *, image_size, color, heads):
     default_color="gray",
     defaults={"dropout": 0.5},
     validate=_dropout_only,
-    description="FairFace notebook: three blocks Conv 3×3 same + BatchNorm + relu + "
-    "max-pool 2 (32/64/128 filters), Dense 256 + Dropout, Dense 128 + Dropout.",
+    description="FairFace notebook: three blocks Conv 3×3 same relu → BatchNorm → "
+    "max-pool 2 (32/64/128 filters), Dense 256 relu + Dropout, Dense 128 relu + Dropout.",
     plan=lambda s, p: [st for b in (1, 2, 3) for st in (conv_step(b, 3, "same"), pool_step(b))],
 )
 def own_cnn(x, *, image_size, color, heads, dropout):
     for b, filters in enumerate((32, 64, 128), 1):
-        x = L.Conv2D(filters, 3, padding="same", name=f"block{b}_conv")(x)
+        x = L.Conv2D(filters, 3, padding="same", activation="relu", name=f"block{b}_conv")(x)
         x = L.BatchNormalization(name=f"block{b}_bn")(x)
-        x = L.Activation("relu", name=f"block{b}_relu")(x)
         x = L.MaxPooling2D(2, name=f"block{b}_pool")(x)
     x = L.Flatten(name="flatten")(x)
     x = L.Dense(256, activation="relu", name="fc1")(x)
@@ -152,6 +191,45 @@ def multitask_cnn(x, *, image_size, color, heads):
 
 
 # ---------------------------------------------------------------------------------------------
+# UTKFace CSV notebook (48×48 gray)
+# ---------------------------------------------------------------------------------------------
+
+
+def _csv_cnn_params(p: dict) -> dict:
+    p["filters"] = _units_list(p["filters"], "filters")
+    if not p["filters"]:
+        raise ConfigError("filters must name at least one convolution, e.g. [8, 16]")
+    p["dense_units"] = _count(p["dense_units"], "dense_units", lo=0)
+    p["dropout"] = _rate(p["dropout"], "dropout")
+    return p
+
+
+@register(
+    "utk_csv_cnn",
+    title="Small CNN (UTKFace CSV notebook)",
+    default_size=48,
+    default_color="gray",
+    defaults={"filters": [8, 16], "dense_units": 16, "dropout": 0.3},
+    validate=_csv_cnn_params,
+    description="UTKFace CSV notebook (48×48 gray): per filter count a Conv 3×3 same relu + "
+    "max-pool 2, Flatten, Dense dense_units relu + Dropout (none when dense_units = 0). "
+    "Age: filters [8, 16], Dense 16, Dropout 0.3; ethnicity and gender: filters [2, 4], "
+    "dense_units 0.",
+    plan=lambda s, p: [st for b, _ in enumerate(p["filters"], 1)
+                       for st in (conv_step(b, 3, "same"), pool_step(b))],
+)
+def utk_csv_cnn(x, *, image_size, color, heads, filters, dense_units, dropout):
+    for b, f in enumerate(filters, 1):
+        x = L.Conv2D(f, 3, padding="same", activation="relu", name=f"block{b}_conv")(x)
+        x = L.MaxPooling2D(2, name=f"block{b}_pool")(x)
+    x = L.Flatten(name="flatten")(x)
+    if dense_units:
+        x = L.Dense(dense_units, activation="relu", name="fc1")(x)
+        x = L.Dropout(dropout, name="fc1_drop")(x)
+    return x
+
+
+# ---------------------------------------------------------------------------------------------
 # UTKFace 128 px notebook, gender-folder notebook, project default
 # ---------------------------------------------------------------------------------------------
 
@@ -161,35 +239,39 @@ def multitask_cnn(x, *, image_size, color, heads):
     title="4-block CNN (UTKFace notebook)",
     default_size=128,
     default_color="rgb",
-    defaults={"dense_units": 128, "dropout": 0.5},
-    validate=_dense_params,
-    description="UTKFace 128 px notebook: four blocks Conv 3×3 relu + max-pool 2 "
-    "(32/64/128/256 filters), Dense + Dropout (gender and age heads there).",
+    defaults={"dense": [256, 128], "dropout": 0.5, "dense_units": None},
+    validate=lambda p: _dense_layers(p, [256, 128]),
+    description="UTKFace 128 px notebook: four blocks Conv 3×3 valid relu + max-pool 2 "
+    "(32/64/128/256 filters), Flatten, Dense 256 relu → Dense 128 relu → Dropout 0.5 (gender "
+    "sigmoid and age linear heads there). dense lists the units; the legacy dense_units=N "
+    "builds the earlier one-layer Dense N → Dropout.",
     plan=lambda s, p: [st for b in (1, 2, 3, 4) for st in (conv_step(b, 3), pool_step(b))],
 )
-def utk_cnn4(x, *, image_size, color, heads, dense_units, dropout):
+def utk_cnn4(x, *, image_size, color, heads, dense, dropout, dense_units):
     for b, filters in enumerate((32, 64, 128, 256), 1):
         x = L.Conv2D(filters, 3, activation="relu", name=f"block{b}_conv")(x)
         x = L.MaxPooling2D(2, name=f"block{b}_pool")(x)
     x = L.Flatten(name="flatten")(x)
-    x = L.Dense(dense_units, activation="relu", name="fc1")(x)
-    return L.Dropout(dropout, name="fc1_drop")(x)
+    for i, units in enumerate(dense, 1):
+        x = L.Dense(units, activation="relu", name=f"fc{i}")(x)
+    return L.Dropout(dropout, name=f"fc{len(dense)}_drop" if dense else "drop")(x)
 
 
 @register(
     "gender_baseline",
     title="Gender baseline CNN (gender-folder notebook)",
-    default_size=64,
+    default_size=100,
     default_color="rgb",
-    description="Gender-folder notebook: Conv 16 3×3 relu, max-pool 2×2 stride 1, Conv 16 "
-    "3×3 relu, max-pool 2, Dense 64 relu.",
-    plan=lambda s, p: [conv_step(1, 3), pool_step(1, 2, 1), conv_step(2, 3), pool_step(2)],
+    description="Gender-folder notebook (100×100 RGB): Conv 16 3×3 valid relu, max-pool 2×2 "
+    "stride 1, Conv 16 3×3 valid relu, max-pool 2×2 stride 1, Flatten, Dense 64 relu "
+    "(≈9.05 M parameters at 100 px: the stride-1 pools keep the map at 94×94).",
+    plan=lambda s, p: [conv_step(1, 3), pool_step(1, 2, 1), conv_step(2, 3), pool_step(2, 2, 1)],
 )
 def gender_baseline(x, *, image_size, color, heads):
     x = L.Conv2D(16, 3, activation="relu", name="block1_conv")(x)
     x = L.MaxPooling2D(2, strides=1, name="block1_pool")(x)
     x = L.Conv2D(16, 3, activation="relu", name="block2_conv")(x)
-    x = L.MaxPooling2D(2, name="block2_pool")(x)
+    x = L.MaxPooling2D(2, strides=1, name="block2_pool")(x)
     x = L.Flatten(name="flatten")(x)
     return L.Dense(64, activation="relu", name="fc1")(x)
 
@@ -259,6 +341,8 @@ def deep_cnn(x, *, image_size, color, heads, base_filters, dense_units, dropout)
 # ---------------------------------------------------------------------------------------------
 
 TRANSFER_DEFAULTS = {"weights": "imagenet", "fine_tune": False, "dense_units": 256, "dropout": 0.5}
+VGG16_DEFAULTS = {"weights": "imagenet", "fine_tune": False, "pooling": "gap", "dense": [256],
+                  "dropout": 0.5, "dense_units": None}
 
 
 def _backbone(
@@ -296,16 +380,25 @@ def _backbone(
     min_size=32,
     needs_rgb=True,
     scaling="caffe",
-    defaults=dict(TRANSFER_DEFAULTS),
-    validate=_transfer_params,
+    defaults=copy.deepcopy(VGG16_DEFAULTS),
+    validate=_vgg16_params,
     description="CelebA and gender-folder notebooks: keras.applications.VGG16 without its "
-    "top (frozen; fine_tune=True unfreezes block5), global average pooling, "
-    "Dense 256 + Dropout 0.5. Pixels get the 'caffe' ImageNet preprocessing.",
+    "top (frozen; fine_tune=True unfreezes block5), then pooling 'gap' (global average) or "
+    "'flatten', then each of the dense units (relu, each + Dropout), then the heads: "
+    "by default GAP → Dense 256 → Dropout 0.5; dense=[] is the CelebA notebook's bare head "
+    "(with the 2-unit softmax of binary_output). Pixels get the 'caffe' ImageNet "
+    "preprocessing.",
 )
-def vgg16(x, *, image_size, color, heads, weights, fine_tune, dense_units, dropout):
+def vgg16(x, *, image_size, color, heads, weights, fine_tune, pooling, dense, dropout,
+          dense_units):
     base = _backbone("VGG16", keras.applications.VGG16, image_size, weights, fine_tune, "block5")
-    x = ImageNetPreprocessing("caffe", name="imagenet_caffe")(x)
-    return _pooled_dense(base(x), dense_units, dropout)
+    x = base(ImageNetPreprocessing("caffe", name="imagenet_caffe")(x))
+    x = L.GlobalAveragePooling2D(name="gap")(x) if pooling == "gap" else \
+        L.Flatten(name="flatten")(x)
+    for i, units in enumerate(dense, 1):
+        x = L.Dense(units, activation="relu", name=f"fc{i}")(x)
+        x = L.Dropout(dropout, name=f"fc{i}_drop")(x)
+    return x
 
 
 @register(
@@ -375,6 +468,10 @@ CONV_BLOCK_DEFAULTS = {
     "activation": "relu",
 }
 DENSE_DEFAULTS = {"units": 128, "activation": "relu", "dropout": 0.0}
+# Keys a conv block may also give (absent from the defaults the Train page shows, so the
+# default configuration's arch_params and run id stay as they were): the max-pool's stride
+# (None: the pool size, Keras's default; 1 = overlapping pools, as the gender-folder notebook).
+CONV_BLOCK_OPTIONAL = {"pool_stride": None}
 
 
 def _activation(value, what: str) -> str:
@@ -401,7 +498,8 @@ def _entries(value, what: str, defaults: dict) -> list[dict]:
 
 
 def _custom_params(p: dict) -> dict:
-    blocks = _entries(p["conv_blocks"], "conv_blocks", CONV_BLOCK_DEFAULTS)
+    blocks = _entries(p["conv_blocks"], "conv_blocks",
+                      {**CONV_BLOCK_DEFAULTS, **CONV_BLOCK_OPTIONAL})
     for i, b in enumerate(blocks, 1):
         where = f"conv block {i}"
         b["filters"] = _count(b["filters"], f"{where}: filters")
@@ -413,6 +511,11 @@ def _custom_params(p: dict) -> dict:
         b["pool"] = _count(b["pool"], f"{where}: pool", lo=0)
         if b["pool"] == 1:
             raise ConfigError(f"{where}: pool must be 0 (no pooling) or a size ≥ 2; got 1")
+        if b["pool_stride"] is not None:
+            if not b["pool"]:
+                raise ConfigError(f"{where}: pool_stride needs a pool (pool is 0); remove "
+                                  "pool_stride or give a pool size ≥ 2")
+            b["pool_stride"] = _count(b["pool_stride"], f"{where}: pool_stride")
         b["dropout"] = _rate(b["dropout"], f"{where}: dropout")
         b["activation"] = _activation(b["activation"], f"{where}: activation")
     dense = _entries(p["dense"], "dense", DENSE_DEFAULTS)
@@ -428,7 +531,7 @@ def _custom_plan(image_size: int, p: dict):
     for i, b in enumerate(p["conv_blocks"], 1):
         steps.append(conv_step(i, b["kernel"], b["padding"]))
         if b["pool"]:
-            steps.append(pool_step(i, b["pool"]))
+            steps.append(pool_step(i, b["pool"], b.get("pool_stride")))
     return steps
 
 
@@ -448,7 +551,7 @@ def _custom_plan(image_size: int, p: dict):
     validate=_custom_params,
     plan=_custom_plan,
     description="Configurable: conv_blocks (filters, kernel, padding, batchnorm, pool, "
-    "dropout, activation), dense layers (units, activation, dropout), and "
+    "pool_stride, dropout, activation), dense layers (units, activation, dropout), and "
     "global average pooling or flatten in between. Any size and colour.",
 )
 def custom(x, *, image_size, color, heads, conv_blocks, dense, global_pool):
@@ -466,7 +569,7 @@ def custom(x, *, image_size, color, heads, conv_blocks, dense, global_pool):
                 name=f"block{i}_conv",
             )(x)
         if b["pool"]:
-            x = L.MaxPooling2D(b["pool"], name=f"block{i}_pool")(x)
+            x = L.MaxPooling2D(b["pool"], strides=b.get("pool_stride"), name=f"block{i}_pool")(x)
         if b["dropout"]:
             x = L.Dropout(b["dropout"], name=f"block{i}_drop")(x)
     x = L.GlobalAveragePooling2D(name="gap")(x) if global_pool else L.Flatten(name="flatten")(x)

@@ -40,6 +40,18 @@ RECON_KINDS = ("mse", "bce")
 DEFAULT_BETA = 0.05
 ARCH = "vae"
 """The architecture name of a VAE (in a run's config and the model's metadata)."""
+NOTEBOOK_ARCH = "vae_notebook"
+"""The FairFace notebook's conv VAE, layer for layer (:func:`build_notebook_vae`)."""
+ARCHS = (ARCH, NOTEBOOK_ARCH)
+"""Every VAE architecture (all built by the VAE model kind)."""
+NOTEBOOK_SIZE = 32
+NOTEBOOK_BETA = 0.1
+"""The notebook's loss 0.05·Σ(e^logvar + μ² − logvar − 1) is β = 0.1 on the usual ½-KL."""
+DEFAULTS = {
+    ARCH: {"latent_dim": 10, "beta": DEFAULT_BETA, "recon": "mse", "filters": [32, 64]},
+    NOTEBOOK_ARCH: {"latent_dim": 10, "beta": NOTEBOOK_BETA, "recon": "mse"},
+}
+"""The options the Train page starts from, per VAE architecture."""
 _BATCH = 256
 
 
@@ -255,13 +267,86 @@ def build_vae(image_size: int, color: str, latent_dim: int = 10, filters=(32, 64
                               name="dec_out", dtype="float32")(g)
     decoder = keras.Model(z_in, out, name="decoder")
 
-    # full model
+    return _full_vae(encoder, decoder, s, channels, seed)
+
+
+def check_notebook_config(image_size: int, color: str, latent_dim: int = 10,
+                          beta: float = NOTEBOOK_BETA, recon: str = "mse",
+                          seed: int | None = None, **unknown) -> None:
+    """Raise :class:`ConfigError` for any option :func:`build_notebook_vae` would reject."""
+    if unknown:
+        raise ConfigError(f"unknown option {sorted(unknown)[0]!r} of the notebook VAE: choose "
+                          "from latent_dim, beta, recon, seed (its layers are the notebook's)")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        raise ConfigError(f"seed must be a whole number or None, not {seed!r}")
+    _validate(image_size, color, latent_dim, (16, 32, 64), beta, recon, 128)
+    if int(image_size) != NOTEBOOK_SIZE:
+        raise ConfigError(f"the notebook VAE is built for {NOTEBOOK_SIZE}×{NOTEBOOK_SIZE} faces "
+                          f"(its decoder's layers end at exactly that size); got "
+                          f"{image_size}×{image_size}: use size {NOTEBOOK_SIZE}")
+
+
+def build_notebook_vae(image_size: int, color: str, latent_dim: int = 10,
+                       beta: float = NOTEBOOK_BETA, recon: str = "mse",
+                       metadata: dict | None = None, seed: int | None = None,
+                       **unknown) -> keras.Model:
+    """The FairFace notebook's conv VAE (32×32), its layers exactly; raw 0–255 image →
+    ``[recon, kl]`` like :func:`build_vae`, so training and the VAE studio treat both alike.
+
+    ``encoder``: Conv 16/32/64 3×3 valid relu, each + max-pool 2 → Flatten → Dense 128 relu →
+    Dense ``mu`` and Dense ``logvar`` (58,772 parameters at 32×32 gray, latent 10).
+    ``decoder``: Dense 128 relu → Reshape 2×2×32 → ConvT 64 3×3 s2 same → ConvT 32 3×3 s2 valid
+    → Conv 16 3×3 valid → ConvT 16 3×3 s2 valid (relu each) → ConvT c 4×4 s2 valid sigmoid
+    (45,569). Loss: squared error summed over pixels (= the notebook's MSE × 1024) + β = 0.1 on
+    the ½-KL (= its 0.05·Σ(e^logvar + μ² − logvar − 1)). The notebook sampled
+    z = μ + exp(logvar)·ε, a bug (logvar is the log of the variance); :class:`Sampling` uses
+    exp(½·logvar).
+    """
+    check_notebook_config(image_size, color, latent_dim, beta, recon, seed, **unknown)
+    channels = 1 if color == "gray" else 3
+    s, latent_dim, beta = int(image_size), int(latent_dim), _check_beta(beta)
+    meta = {**dict(metadata or {}), "arch": NOTEBOOK_ARCH, "latent_dim": latent_dim,
+            "filters": [16, 32, 64], "hidden": 128, "beta": beta, "recon": recon,
+            "image_size": s, "color": color}
+    conv, convT = keras.layers.Conv2D, keras.layers.Conv2DTranspose
+
+    image = keras.Input((s, s, channels), name="image")
+    h = FacePreprocessing(s, color, mean=(0.0,), std=(255.0,), metadata=meta,
+                          name="preprocessing")(image)
+    for i, f in enumerate((16, 32, 64)):
+        h = conv(f, 3, padding="valid", activation="relu", name=f"enc_conv{i}")(h)
+        h = keras.layers.MaxPooling2D(2, name=f"enc_pool{i}")(h)
+    h = keras.layers.Flatten(name="enc_flatten")(h)
+    h = keras.layers.Dense(128, activation="relu", name="enc_dense")(h)
+    mu = keras.layers.Dense(latent_dim, name="mu", dtype="float32")(h)
+    logvar = keras.layers.Dense(latent_dim, name="logvar", dtype="float32")(h)
+    encoder = keras.Model(image, [mu, logvar], name="encoder")
+
+    z_in = keras.Input((latent_dim,), name="z")
+    g = keras.layers.Dense(128, activation="relu", name="dec_dense")(z_in)
+    g = keras.layers.Reshape((2, 2, 32), name="dec_reshape")(g)  # 2x2 -> 4 -> 9 -> 7 -> 15 -> 32
+    g = convT(64, 3, strides=2, padding="same", activation="relu", name="dec_deconv0")(g)
+    g = convT(32, 3, strides=2, padding="valid", activation="relu", name="dec_deconv1")(g)
+    g = conv(16, 3, padding="valid", activation="relu", name="dec_conv")(g)
+    g = convT(16, 3, strides=2, padding="valid", activation="relu", name="dec_deconv2")(g)
+    out = convT(channels, 4, strides=2, padding="valid", activation="sigmoid", name="dec_out",
+                dtype="float32")(g)
+    decoder = keras.Model(z_in, out, name="decoder")
+    return _full_vae(encoder, decoder, s, channels, seed)
+
+
+def _full_vae(encoder, decoder, s: int, channels: int, seed) -> keras.Model:
     x = keras.Input((s, s, channels), name="image")
     m, lv = encoder(x)
     z = Sampling(seed=seed, name="sampling")([m, lv])
     recon_out = keras.layers.Identity(name="recon", dtype="float32")(decoder(z))
     kl_out = KLDivergence(name="kl")([m, lv])
     return keras.Model(x, [recon_out, kl_out], name="vae")
+
+
+BUILDERS = {ARCH: (check_config, build_vae), NOTEBOOK_ARCH: (check_notebook_config,
+                                                             build_notebook_vae)}
+"""Per VAE architecture: (check, build), both taking ``(image_size, color, **options)``."""
 
 
 def vae_losses(beta: float = DEFAULT_BETA, recon: str = "mse") -> dict:
@@ -308,11 +393,11 @@ def _metadata(model) -> dict:
 
 
 def recognise(model) -> bool:
-    """True for a FaceML VAE (metadata ``arch`` = :data:`ARCH`, or nested ``encoder`` and
-    ``decoder`` sub-models); False for anything else, including non-Keras objects."""
+    """True for a FaceML VAE (metadata ``arch`` one of :data:`ARCHS`, or nested ``encoder``
+    and ``decoder`` sub-models); False for anything else, including non-Keras objects."""
     if not isinstance(model, keras.Model):
         return False
-    if _metadata(model).get("arch") == ARCH:
+    if _metadata(model).get("arch") in ARCHS:
         return True
     names = {layer.name: layer for layer in model.layers}
     return all(isinstance(names.get(n), keras.Model) for n in ("encoder", "decoder"))
