@@ -26,6 +26,8 @@ st.caption(f"{prep.dataset} at {opts.size}×{opts.size} {opts.color}; "
            "Splits are stratified and seeded" + (" (official split honoured)."
                                                  if "split" in prep.frame and prep.options.dataset
                                                  in ("fairface", "celeba") else "."))
+for note in prep.notes:  # what the adapter read back (e.g. spreadsheet dates as age bins)
+    st.info(note[:1].upper() + note[1:] + ".")
 for w in prep.warnings:
     st.warning(w)
 

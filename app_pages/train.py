@@ -15,9 +15,10 @@ store = RunStore()
 # the run shown (a reload, a ?run= link, a row picked) fills the form before any widget
 shown = tf.asked_run(store)
 tf.fill_from(shown)
+tf.follow_preset()  # size and colour: the chosen preset's input unless changed
 
 with st.expander("Data", expanded=False):
-    opts = dataset_picker()
+    opts = dataset_picker(tf.preset_sizes())
 with user_errors():
     labels = labels_for(opts)
 

@@ -15,7 +15,7 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from faceml.data.heads import BINARY_OUTPUTS
-from faceml.data.prepare import PrepOptions, labels_for
+from faceml.data.prepare import SCALINGS, PrepOptions, labels_for
 from faceml.errors import ConfigError
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
@@ -23,6 +23,18 @@ SCHEDULES = ("constant", "cosine", "plateau")
 # The augmentations a run can name; their strengths are the builder's defaults
 # (faceml.modeling.architectures.AUGMENTATIONS, the one table; a test keeps the names in step).
 AUGMENTATIONS = ("flip", "rotation", "zoom", "contrast")
+
+
+def preset_input(arch: str) -> tuple[int, str]:
+    """The input size and colour a preset declares; the data defaults (64, rgb) for an
+    architecture that is no preset (a VAE) or not known (validation names it)."""
+    from faceml.modeling import architectures
+
+    try:
+        spec = architectures.get(arch)
+    except ConfigError:
+        return PrepOptions.size, PrepOptions.color
+    return spec.default_size, spec.default_color
 
 
 @dataclass
@@ -42,6 +54,7 @@ class TrainConfig:
     epochs: int = 10
     early_stopping: int = 0  # patience in epochs; 0 = off
     augmentation: list[str] = field(default_factory=list)
+    scaling: str = "zscore"  # SCALINGS, fitted on train; omitted from canonical() when default
     seed: int = 0
     mixed_precision: bool = False
     repeat: int = 0  # "train again": a new run of the same configuration
@@ -73,6 +86,8 @@ class TrainConfig:
         if self.binary_output not in BINARY_OUTPUTS:
             raise ConfigError(f"unknown binary output {self.binary_output!r}; choose "
                               f"{' or '.join(BINARY_OUTPUTS)}")
+        if self.scaling not in SCALINGS:
+            raise ConfigError(f"unknown scaling {self.scaling!r}; choose {', '.join(SCALINGS)}")
         if int(self.early_stopping) < 0:
             raise ConfigError("early-stopping patience cannot be negative")
         kind = self.kind
@@ -100,6 +115,8 @@ class TrainConfig:
         d["augmentation"] = sorted(set(self.augmentation))
         if d["binary_output"] == "sigmoid":  # the default: run ids from before it stay the same
             del d["binary_output"]
+        if self.scaling == "zscore":  # the default: run ids made before it existed hold
+            d.pop("scaling")
         return d
 
     def run_id(self) -> str:
@@ -108,6 +125,13 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
+        """A config from its dict; a ``data.size``/``data.color`` of None (the ``train`` flags
+        left unset) is the architecture preset's input (``ArchSpec.default_size/_color``)."""
         d = dict(d)
-        d["data"] = PrepOptions.from_dict(d.get("data", {}))
+        data = dict(d.get("data", {}))
+        if data.get("size") is None or data.get("color") is None:
+            size, color = preset_input(d.get("arch", cls.arch))
+            data["size"] = size if data.get("size") is None else data["size"]
+            data["color"] = color if data.get("color") is None else data["color"]
+        d["data"] = PrepOptions.from_dict(data)
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})

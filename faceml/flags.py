@@ -61,6 +61,13 @@ def _parse_ints(text, flag):
         raise FaceMLError(f"{flag} takes whole numbers like 18,40,65, not {text!r}") from None
 
 
+def _parse_floats(text, flag):
+    try:
+        return [float(e) for e in text.split(",")] if text else None
+    except ValueError:
+        raise FaceMLError(f"{flag} takes fractions like 0.7,0.3,0, not {text!r}") from None
+
+
 def _parse_weights(text, flag):
     weights = {}
     for kv in (text.split(",") if text else []):
@@ -76,18 +83,34 @@ _KINDS = {
     "value": (lambda text, flag: text, lambda v: [_number(v)]),
     "words": (_parse_words, lambda v: [",".join(v)]),
     "ints": (_parse_ints, lambda v: [",".join(map(str, v))]),
+    "floats": (_parse_floats, lambda v: [",".join(_number(float(x)) for x in v)]),
     "weights": (_parse_weights, lambda v: [",".join(f"{k}={_number(w)}" for k, w in v.items())]),
     "pairs": (lambda items, flag: parse_kv(items, flag),
               lambda v: [f"{k}={json.dumps(x)}" for k, x in sorted(v.items())]),
 }
 
 
-def _arg(p, *names, key: str, kind: str = "value", shown: bool = False, **kw):
+def _arg(p, *names, key: str, kind: str = "value", shown: bool = False, default_of=None,
+         **kw):
     """``p.add_argument(*names, **kw)`` that fills config ``key``; ``shown``: always on a card
-    (the flags that say what was trained), otherwise only when the value is not the default."""
+    (the flags that say what was trained), otherwise only when the value is not the default:
+    the flag's own, or ``default_of(config)`` where the default depends on other values."""
     action = p.add_argument(*names, **kw)
     action.faceml_config = (key, kind, shown)
+    if default_of is not None:
+        action.faceml_default = default_of
     return action
+
+
+# PrepOptions' split when none is given (faceml.data.prepare.DEFAULT_SPLIT / OFFICIAL_SPLIT;
+# this module imports no library layer, a test keeps them in step)
+DEFAULT_SPLIT = [0.7, 0.15, 0.15]
+OFFICIAL_SPLIT = [1.0, 0.0, 0.0]
+
+
+def _split_default(cfg: dict):
+    official = (cfg.get("data") or {}).get("holdout") == "official"
+    return OFFICIAL_SPLIT if official else DEFAULT_SPLIT
 
 
 def add_data_args(p, positional: bool) -> None:
@@ -98,8 +121,14 @@ def add_data_args(p, positional: bool) -> None:
     else:
         _arg(p, "--dataset", default="synthetic", key="data.dataset", shown=True)
     _arg(p, "--path", default=None, help="dataset location (file or folder)", key="data.path")
-    _arg(p, "--size", type=int, default=64, key="data.size", shown=True)
-    _arg(p, "--color", choices=["gray", "rgb"], default="rgb", key="data.color", shown=True)
+    if positional:  # prepare: no architecture to take an input from
+        _arg(p, "--size", type=int, default=64, key="data.size", shown=True)
+        _arg(p, "--color", choices=["gray", "rgb"], default="rgb", key="data.color", shown=True)
+    else:  # train: None is the preset's input (TrainConfig.from_dict)
+        _arg(p, "--size", type=int, default=None, help="image size (default: the preset's)",
+             key="data.size", shown=True)
+        _arg(p, "--color", choices=["gray", "rgb"], default=None,
+             help="colour (default: the preset's)", key="data.color", shown=True)
     _arg(p, "--fraction", type=float, default=1.0, help="sample fraction, e.g. 0.05",
          key="data.fraction")
     _arg(p, "--age", default="years", help="years | decades | life6 | fairface9 | custom",
@@ -107,6 +136,14 @@ def add_data_args(p, positional: bool) -> None:
     _arg(p, "--age-edges", default=None, help="custom age bin edges, e.g. 18,40,65",
          key="data.age_edges", kind="ints")
     _arg(p, "--data-seed", type=int, default=0, help="seed of sampling and split", key="data.seed")
+    _arg(p, "--split", default=None, metavar="TRAIN,VAL,TEST",
+         help="split fractions, e.g. 0.7,0.3,0 (no test split: results on val); default "
+              "0.7,0.15,0.15, or 1,0,0 with --val-split official", key="data.split",
+         kind="floats", default_of=_split_default)
+    _arg(p, "--val-split", choices=["carve", "official"], default="carve",
+         help="official: the dataset's official held-out split (FairFace val, a folder set's "
+              "test) is the validation set and train keeps all official train faces",
+         key="data.holdout")
     _arg(p, "--dataset-option", action="append", metavar="KEY=VALUE",
          help="adapter option, e.g. n=2000 for synthetic", key="data.dataset_options",
          kind="pairs")
@@ -136,6 +173,9 @@ def add_train_args(p) -> None:
     _arg(p, "--early-stopping", type=int, default=0, metavar="PATIENCE", key="early_stopping")
     _arg(p, "--augment", default="", help="flip,rotation,zoom,contrast", key="augmentation",
          kind="words")
+    _arg(p, "--scaling", choices=["zscore", "minmax", "unit"], default="zscore",
+         help="pixel scaling fitted on train: zscore per channel, minmax per pixel, unit /255",
+         key="scaling")
     _arg(p, "--seed", type=int, default=0, key="seed", shown=True)
     _arg(p, "--mixed-precision", action="store_true", key="mixed_precision")
 
@@ -189,7 +229,9 @@ def train_command(cfg: dict) -> str:
         flag = _flag(action)
         if value is _MISSING or value is None:
             continue
-        if not shown and value == _KINDS[kind][0](action.default, flag):
+        default = (action.faceml_default(cfg) if hasattr(action, "faceml_default")
+                   else _KINDS[kind][0](action.default, flag))
+        if not shown and value == default:
             continue
         if isinstance(action, argparse._StoreTrueAction):
             args += [flag] if value else []

@@ -55,8 +55,9 @@ def toy(**kw):
 
 # --- age bins, checked by hand ---------------------------------------------------------------
 @pytest.mark.parametrize("scheme,ages,expected", [
-    ("decades", [0, 9, 10, 19.9, 20, 89, 90, 116], [0, 0, 1, 1, 2, 8, 9, 9]),
-    ("life6", [0, 2, 3, 12, 13, 19, 20, 39, 40, 59, 60, 99], [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5]),
+    # right-closed, as the notebook's pd.cut: (0,10] (10,20] … (more in test_data_fidelity.py)
+    ("decades", [0, 9, 10, 10.5, 20, 89, 90, 91, 116], [0, 0, 0, 1, 1, 8, 8, 9, 9]),
+    ("life6", [0, 2, 10, 11, 20, 21, 40, 41, 60, 61, 90, 99], [0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5]),
     ("fairface9", [0, 2, 3, 9, 10, 19, 20, 69, 70, 85], [0, 0, 1, 1, 2, 2, 3, 7, 8, 8]),
 ])
 def test_age_bin_edges(scheme, ages, expected):
@@ -66,7 +67,7 @@ def test_age_bin_edges(scheme, ages, expected):
 
 
 def test_age_scheme_names():
-    assert age_bins("decades")[1][0] == "0-9" and age_bins("decades")[1][-1] == "90+"
+    assert age_bins("decades")[1][0] == "1-10" and age_bins("decades")[1][-1] == "91+"
     assert len(age_bins("life6")[1]) == 6
     assert age_bins("fairface9")[1][-1] == "more than 70"
 

@@ -14,7 +14,7 @@ from faceml import hosting
 from faceml.data.cache import MemoryLRU
 from faceml.errors import FaceMLError
 from faceml.data.ages import AGE_MODES
-from faceml.data.prepare import PrepOptions, prepare
+from faceml.data.prepare import DEFAULT_SPLIT, PrepOptions, prepare
 
 
 def policy() -> hosting.HostingPolicy:
@@ -163,8 +163,43 @@ def held(key: str, default, options=None, param: str = "value", lo=None, hi=None
     return {"key": key, param: v}
 
 
-def dataset_picker() -> PrepOptions:
-    """Dataset, path and preprocessing options, remembered for the session across pages."""
+SIZES = (32, 48, 64, 96, 128, 160, 224)
+
+
+def split_picker() -> tuple[str, tuple[float, float, float]]:
+    """Where validation faces come from (carved, or the dataset's official held-out split) and
+    the fractions carved: ``(holdout, (train, val, test))``. Percentages keep the fractions
+    exact (70 % is 0.7); a test of 0 % makes no test split (results are then on val)."""
+    c = st.columns([2, 1, 1])
+    holdouts = ["carve", "official"]
+    holdout = kept("holdout", c[0].radio(
+        "Validation faces", holdouts, **held("holdout", "carve", holdouts), horizontal=True,
+        format_func=lambda h: {"carve": "carved from train",
+                               "official": "the official held-out split"}[h],
+        help="Official: FairFace's val (a class-per-folder set's test) is the validation set "
+             "and train keeps every official train face; nothing else is carved unless a "
+             "test % is asked for."))
+    if holdout == "official":
+        val = 0
+        c[1].caption("Validation: the dataset's own held-out faces.")
+        test = int(kept("test_pct_official", c[2].number_input(
+            "Test % (carved)", 0, 90, step=5, **held("test_pct_official", 0, lo=0, hi=90))))
+    else:
+        val = int(kept("val_pct", c[1].number_input(
+            "Validation %", 0, 90, step=5,
+            **held("val_pct", round(DEFAULT_SPLIT[1] * 100), lo=0, hi=90))))
+        test = int(kept("test_pct", c[2].number_input(
+            "Test % (0 = none)", 0, 90, step=5,
+            **held("test_pct", round(DEFAULT_SPLIT[2] * 100), lo=0, hi=90))))
+    if val + test >= 100:
+        st.error(f"Validation {val} % and test {test} % leave nothing to train on.")
+        st.stop()
+    return holdout, ((100 - val - test) / 100, val / 100, test / 100)
+
+
+def dataset_picker(sizes_also: tuple[int, ...] = ()) -> PrepOptions:
+    """Dataset, path and preprocessing options, remembered for the session across pages.
+    ``sizes_also``: image sizes to offer besides :data:`SIZES` (the presets' inputs)."""
     pol = policy()
     names = pol.dataset_names()  # hosted: the operator's allow-list, where it is on disk
     if st.session_state.get("dataset", st.session_state.get("_keep_dataset")) not in names:
@@ -196,7 +231,7 @@ def dataset_picker() -> PrepOptions:
         ds_opts["label_noise"] = float(kept("syn_noise", b.slider(
             "Label noise", 0.0, 0.5, step=0.05, **held("syn_noise", 0.0, lo=0.0, hi=0.5))))
     c = st.columns(5)
-    sizes = [32, 48, 64, 96, 128, 160, 224]
+    sizes = sorted({*SIZES, *sizes_also})
     size = kept("size", c[0].selectbox("Image size", sizes, **held("size", 64, sizes)))
     color = kept("color", c[1].radio("Colour", ["rgb", "gray"],
                                      **held("color", "rgb", ["rgb", "gray"]), horizontal=True))
@@ -217,8 +252,10 @@ def dataset_picker() -> PrepOptions:
         except ValueError:
             st.error(f"Age edges must be whole numbers separated by commas, not {txt!r}")
             st.stop()
+    holdout, split = split_picker()
     return PrepOptions(dataset=name, path=path or None, dataset_options=ds_opts, size=int(size),
-                       color=color, fraction=float(fraction), seed=seed, age=age, age_edges=edges)
+                       color=color, fraction=float(fraction), seed=seed, age=age, age_edges=edges,
+                       split=split, holdout=holdout)
 
 
 def keep_keras_between_runs() -> None:

@@ -74,6 +74,13 @@ def form_state(cfg: TrainConfig, typed_paths: bool = True) -> dict:
                  "fraction": float(d.fraction), "age_mode": d.age, "data_seed": int(d.seed)}
     if d.age == "custom" and d.age_edges:
         out["age_edges"] = ",".join(str(int(e)) for e in d.age_edges)
+    out["holdout"] = d.holdout
+    pct = [float(v) * 100 for v in d.split]
+    if all(abs(p - round(p)) < 1e-6 for p in pct):  # else the form cannot show it (kept)
+        if d.holdout == "official":
+            out["test_pct_official"] = round(pct[2])
+        else:
+            out["val_pct"], out["test_pct"] = round(pct[1]), round(pct[2])
     try:
         needs_path = datasets.get(d.dataset).needs_path
     except FaceMLError:  # not a dataset of this installation: the picker shows its default
@@ -91,7 +98,7 @@ def form_state(cfg: TrainConfig, typed_paths: bool = True) -> dict:
     out.update(optimizer=cfg.optimizer, lr=float(cfg.lr), schedule=cfg.schedule,
                batch=int(cfg.batch_size), epochs=int(cfg.epochs), patience=int(cfg.early_stopping),
                seed=int(cfg.seed), mixed=bool(cfg.mixed_precision),
-               aug=sorted(set(cfg.augmentation)))
+               aug=sorted(set(cfg.augmentation)), scaling=cfg.scaling)
     return out
 
 
@@ -144,6 +151,7 @@ _LABELS = {("data", "dataset"): "dataset", ("data", "path"): "path",
            ("data", "fraction"): "sample", ("data", "seed"): "split seed",
            ("data", "split"): "split (train, val, test)", ("data", "age"): "age as",
            ("data", "age_edges"): "age edges", ("data", "stratify"): "stratified on",
+           ("data", "holdout"): "validation faces", ("scaling",): "pixel scaling",
            ("head_weights",): "loss weights", ("early_stopping",): "early stopping",
            ("batch_size",): "batch size", ("repeat",): "repeat (train again)",
            ("mixed_precision",): "mixed precision", ("arch_params",): "builder parameters"}

@@ -12,7 +12,8 @@ from faceml.modeling import kinds
 from faceml.training import jobs
 from faceml.errors import FaceMLError
 from faceml.runs import Run, RunStore, valid_run_id
-from faceml.config import AUGMENTATIONS, OPTIMIZERS, SCHEDULES, TrainConfig
+from faceml.config import AUGMENTATIONS, OPTIMIZERS, SCHEDULES, TrainConfig, preset_input
+from faceml.data.prepare import SCALINGS
 from ui.common import error_text, held, kept, policy, user_errors, visitor
 from ui.pick import show_in_url, url_run
 from ui.kind_forms import ModelForm, form_for
@@ -21,6 +22,53 @@ from ui.runs import form_state, kept_settings, launch_config, layer_table_for
 # The run the form was last filled from (or launched): {"run", "loaded", "base"}, with "loaded"
 # its canonical config and "base" the form's own config as first drawn from it.
 FORM = "_train_form"
+# The architecture whose input (size, colour) the Data widgets last followed.
+PRESET_FOR = "_preset_for"
+
+
+def chosen_arch() -> str:
+    """The architecture the form has chosen (this run's widget value, else the kept one)."""
+    ss = st.session_state
+    return ss.get("arch", ss.get("_keep_arch", "default_cnn"))
+
+
+def preset_sizes() -> tuple[int, ...]:
+    """Every preset's input size, so the Data widget can show each one."""
+    from faceml.modeling import architectures
+
+    return tuple(sorted({architectures.get(n).default_size for n in architectures.names()}))
+
+
+def follow_preset() -> None:
+    """Size and colour follow the chosen architecture's input (``ArchSpec.default_size``,
+    ``default_color``) unless the visitor changed them: when the architecture changes, each
+    that still holds the previous architecture's input (the widgets' own 64/rgb before any)
+    takes the new one's. Call before the Data widgets are drawn."""
+    ss = st.session_state
+    arch = chosen_arch()
+    last = ss.get(PRESET_FOR)
+    if last == arch:
+        return
+    before = preset_input(last) if last is not None else (64, "rgb")
+    for key, old, new in zip(("size", "color"), before, preset_input(arch)):
+        if ss.get(key, ss.get(f"_keep_{key}", old)) == old:
+            ss[key] = new
+            ss[f"_keep_{key}"] = new
+    ss[PRESET_FOR] = arch
+
+
+def preset_caption(arch: str, opts) -> str | None:
+    """Whether the data's size and colour are the preset's input, in a sentence."""
+    from faceml.modeling import architectures
+
+    try:
+        spec = architectures.get(arch)
+    except FaceMLError:
+        return None
+    preset = f"{spec.default_size}×{spec.default_size} {spec.default_color}"
+    if (opts.size, opts.color) == (spec.default_size, spec.default_color):
+        return f"{preset}: the preset's input (change it under Data)."
+    return f"{opts.size}×{opts.size} {opts.color}, set under Data (the preset's input is {preset})."
 
 
 def header() -> None:
@@ -75,6 +123,7 @@ def fill_from(shown: Run | None) -> None:
             ss[k] = v
             ss[f"_keep_{k}"] = v  # what keep() restores after a page switch
         ss[FORM] = {"run": shown.id, "loaded": loaded.canonical(), "base": None}
+        ss[PRESET_FOR] = loaded.arch  # the run's size and colour stay as it had them
 
 
 def model_form(opts, labels) -> ModelForm:
@@ -84,6 +133,9 @@ def model_form(opts, labels) -> ModelForm:
     c1, c2 = st.columns([1, 2])
     arch = kept("arch", c1.selectbox("Architecture", arch_names,
                                       **held("arch", "default_cnn", arch_names)))
+    caption = preset_caption(arch, opts)
+    if caption:
+        c1.caption(caption)
     kind = kinds.for_arch(arch)
     return form_for(kind).draw(kind, arch, c2, opts, labels)
 
@@ -112,14 +164,20 @@ def hyper_form(opts, model: ModelForm) -> dict:
     seed = int(kept("seed", c[2].number_input("Seed", 0, 10_000,
                                               **held("seed", 0, lo=0, hi=10_000))))
     mixed = kept("mixed", c[3].checkbox("Mixed precision (GPU only)", **held("mixed", False)))
-    aug = kept("aug", st.multiselect("Augmentation (training only)", AUGMENTATIONS,
-                                     **held("aug", [], param="default")))
+    c = st.columns([3, 1])
+    aug = kept("aug", c[0].multiselect("Augmentation (training only)", AUGMENTATIONS,
+                                       **held("aug", [], param="default")))
+    scaling = kept("scaling", c[1].selectbox(
+        "Pixel scaling", SCALINGS, **held("scaling", "zscore", SCALINGS),
+        help="Fitted on the training split and carried inside the model: zscore per channel, "
+             "minmax per pixel (scikit-learn's MinMaxScaler), unit = /255. Presets with a "
+             "pretrained backbone and the VAE scale pixels themselves (zscore only)."))
     return TrainConfig(data=opts, arch=model.arch, arch_params=model.params, heads=model.heads,
                        head_weights=model.weights, age_loss=model.age_loss,
                        class_weights=model.class_weights, binary_output=model.binary_output,
                        optimizer=optimizer, lr=float(lr), schedule=schedule, batch_size=batch,
-                       epochs=epochs, early_stopping=patience, augmentation=aug, seed=seed,
-                       mixed_precision=mixed).canonical()
+                       epochs=epochs, early_stopping=patience, augmentation=aug,
+                       scaling=scaling, seed=seed, mixed_precision=mixed).canonical()
 
 
 def launch_cfg(drawn: dict) -> TrainConfig:

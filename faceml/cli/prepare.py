@@ -22,7 +22,8 @@ def run(a) -> int:
     counts = prep.frame["split"].value_counts().to_dict()
     summary = {"dataset": opts.dataset, "n": int(len(prep.frame)), "size": opts.size,
                "color": opts.color, "splits": {k: int(v) for k, v in counts.items()},
-               "labels": list(prep.labels), "bad": len(prep.bad), "cache_hit": prep.cache_hit,
+               "labels": list(prep.labels), "bad": len(prep.bad), "notes": prep.notes,
+               "cache_hit": prep.cache_hit,
                "seconds": round(prep.seconds, 3), "warnings": prep.warnings}
     if a.json:
         print_json(summary)
@@ -31,6 +32,8 @@ def run(a) -> int:
               f"(train {counts.get('train', 0)}, val {counts.get('val', 0)}, "
               f"test {counts.get('test', 0)}); {len(prep.bad)} skipped; "
               f"{'cache hit' if prep.cache_hit else 'decoded'} in {prep.seconds:.2f} s")
+        for note in prep.notes:
+            print(f"  {note}")
         for b in prep.bad[:10]:
             print(f"  skipped {b.source}: {b.reason}")
         if len(prep.bad) > 10:

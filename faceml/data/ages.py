@@ -5,9 +5,11 @@ back as years.
   (``decades``, ``life6``, ``fairface9``) or ``custom`` edges; :func:`age_bins`,
   :func:`bin_ages`.
 - **Groups** (:func:`age_groups`): ages binned by any edges (default decades) for per-group
-  errors; the labels read ``"20-29"``/``"90+"``, the same names as the schemes'.
+  errors; the labels read ``"20-29"``/``"90+"`` (``[a, b)``, as FairFace's and custom bins).
 - **Bin names → years** (:func:`age_bin_range`, :func:`bin_years`, :func:`years_to_bin`):
   FairFace's ``"3-9"``/``"more than 70"`` and the like, for mapping between datasets.
+- **Spreadsheet dates → bins** (:func:`unmangle_bins`): a label CSV saved by a spreadsheet reads
+  ``03-Sep`` for ``"3-9"`` and ``Oct-19`` for ``"10-19"``; these are read back.
 """
 
 from __future__ import annotations
@@ -21,19 +23,33 @@ import pandas as pd
 
 from faceml.errors import ConfigError
 
-# Each scheme: the lower edge (in years) of every bin after the first, and the bins' names.
+# Each scheme: the edges (in years) between its bins, and the bins' names. The schemes in
+# RIGHT_CLOSED bin as pandas' ``pd.cut`` does by default, ``(a, b]``: an age on an edge belongs to
+# the bin below it (10 -> "1-10", 11 -> "11-20"); the others bin ``[a, b)`` (FairFace's own bins,
+# custom edges).
 AGE_SCHEMES: dict[str, tuple[list[int], list[str]]] = {
+    # the UTKFace-CSV notebook's decades: pd.cut with bins 0, 10, 20, … (right-closed)
     "decades": ([10, 20, 30, 40, 50, 60, 70, 80, 90],
-                ["0-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "70-79", "80-89",
-                 "90+"]),
-    # the six life stages of the UTKFace-CSV notebook
-    "life6": ([3, 13, 20, 40, 60],
-              ["infant (0-2)", "child (3-12)", "teen (13-19)", "young adult (20-39)",
-               "middle-aged (40-59)", "senior (60+)"]),
+                ["1-10", "11-20", "21-30", "31-40", "41-50", "51-60", "61-70", "71-80", "81-90",
+                 "91+"]),
+    # the six life stages of the UTKFace-CSV notebook as its CODE bins them: pd.cut with bins
+    # (0,10] (10,20] (20,40] (40,60] (60,90] (90,…]. Its text says 1-10, 11-20, 21-39, 40-59,
+    # 60-89, 90-120, which disagrees at 40, 60 and 90; the code decided its results, so it wins.
+    "life6": ([10, 20, 40, 60, 90],
+              ["1-10", "11-20", "21-40", "41-60", "61-90", "91+"]),
     # FairFace's nine bins
     "fairface9": ([3, 10, 20, 30, 40, 50, 60, 70],
                   ["0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69",
                    "more than 70"]),
+}
+RIGHT_CLOSED = frozenset({"decades", "life6"})
+"""Schemes whose bins are ``(a, b]`` (the notebook's ``pd.cut``); an age of 0 or less, which
+UTKFace does not have (its youngest faces are 1), joins the first bin."""
+SCHEME_DESCRIPTIONS: dict[str, str] = {
+    "decades": "(0,10] (10,20] … (80,90] (90,…]: the UTKFace-CSV notebook's pd.cut",
+    "life6": "(0,10] (10,20] (20,40] (40,60] (60,90] (90,…]: the UTKFace-CSV notebook's six life "
+             "stages as its code bins them (its text says 21-39, 40-59, 60-89, 90-120)",
+    "fairface9": "FairFace's nine bins 0-2, 3-9, 10-19, … 60-69, more than 70",
 }
 AGE_MODES = ("years", *AGE_SCHEMES, "custom")
 AGE_DECADES: tuple[float, ...] = (0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100, math.inf)
@@ -76,9 +92,10 @@ def age_bins(scheme: str, edges: list[int] | None = None) -> tuple[list[int], li
 
 
 def bin_ages(years: np.ndarray, scheme: str, edges: list[int] | None = None) -> np.ndarray:
-    """Bin index of each age: bin i holds ages in ``[edges[i-1], edges[i])``."""
+    """Bin index of each age: bin i holds ages in ``(edges[i-1], edges[i]]`` for a
+    :data:`RIGHT_CLOSED` scheme, else in ``[edges[i-1], edges[i])``."""
     e, _ = age_bins(scheme, edges)
-    return np.digitize(np.asarray(years, dtype=float), e, right=False)
+    return np.digitize(np.asarray(years, dtype=float), e, right=scheme in RIGHT_CLOSED)
 
 
 def age_groups(years, edges: Sequence[float] | None = None) -> pd.Categorical:
@@ -140,3 +157,82 @@ def rebin(values: pd.Series, scheme: str, edges: list[int] | None = None) -> pd.
     idx = bin_ages(years.to_numpy(dtype=float), scheme, edges)
     return pd.Series([names[i] if not np.isnan(y) else None for i, y in zip(idx, years)],
                      index=values.index, dtype=object)
+
+
+# --- bin names a spreadsheet turned into dates ---------------------------------------------------
+_MONTHS = {m: i for i, m in enumerate(
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
+_TOKEN = re.compile(r"[A-Za-z]+|\d+")
+_TIME = re.compile(r"[ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?$")
+
+
+def _date_numbers(value: str) -> list[int] | None:
+    """The numbers of a date-like text, a month's name read as its number (``"03-Sep"`` →
+    [3, 9], ``"2019-10-01 00:00:00"`` → [19, 10, 1]; a four-digit year counts as its last two
+    digits, as a spreadsheet shows ``Oct-19``); None when a word is not a month."""
+    numbers = []
+    for tok in _TOKEN.findall(_TIME.sub("", str(value).strip())):
+        if tok.isdigit():
+            n = int(tok)
+            numbers.append(n % 100 if len(tok) == 4 else n)
+        elif tok[:3].lower() in _MONTHS and (len(tok) == 3 or tok.lower() in _MONTH_NAMES):
+            numbers.append(_MONTHS[tok[:3].lower()])
+        else:
+            return None
+    return numbers
+
+
+_MONTH_NAMES = {"january", "february", "march", "april", "may", "june", "july", "august",
+                "september", "sept", "october", "november", "december"}
+
+
+def spreadsheet_bin(value: str, bins: Sequence[str]) -> str | None:
+    """The bin of ``bins`` that a spreadsheet turned into the date ``value``, or None.
+
+    A spreadsheet reads ``"3-9"`` as a day and a month (``03-Sep``, ``9-Mar``, ``2024-09-03``)
+    and ``"10-19"`` as a month and a year (``Oct-19``, ``2019-10-01``). So: the numbers of the
+    date (months by name or number, a year by its last two digits) are taken two at a time, in
+    any order, and matched against each ``"a-b"`` bin one of whose numbers can be a month;
+    exactly one bin must match (two bins matching, or none, gives None). A value with a word
+    that is not a month never matches."""
+    numbers = _date_numbers(value)
+    if numbers is None or not 2 <= len(numbers) <= 3:
+        return None
+    pairs = {frozenset((a, b)) for i, a in enumerate(numbers) for b in numbers[i + 1:] if a != b}
+    found = set()
+    for b in bins:
+        r = age_bin_range(b)
+        if r is None or math.isinf(r[1]):
+            continue
+        pair = frozenset((int(r[0]), int(r[1])))
+        if pair in pairs and any(1 <= n <= 12 for n in pair):  # one of them is a month
+            found.add(b)
+    return found.pop() if len(found) == 1 else None
+
+
+def unmangle_bins(values: pd.Series, bins: Sequence[str]
+                  ) -> tuple[pd.Series, dict[tuple[str, str], int]]:
+    """``values`` with every spreadsheet date of a bin (:func:`spreadsheet_bin`) read back as
+    the bin, and how many of each were: ``{("03-Sep", "3-9"): 4867, …}``. Values already in
+    ``bins`` and values that match no bin are left as they are (the caller reports those)."""
+    known = set(bins)
+    out = values.copy()
+    mapped: dict[tuple[str, str], int] = {}
+    strange = values[~values.isin(known)]
+    for v, n in strange.value_counts(sort=False).items():
+        b = spreadsheet_bin(v, bins)
+        if b is not None:
+            out[values == v] = b
+            mapped[(str(v), b)] = int(n)
+    return out, mapped
+
+
+def unmangled_note(mapped: dict[tuple[str, str], int]) -> str | None:
+    """One sentence for :func:`unmangle_bins`'s counts, or None when nothing was mapped."""
+    if not mapped:
+        return None
+    total = sum(mapped.values())
+    parts = ", ".join(f"{v} → {b}: {n:,}" for (v, b), n in
+                      sorted(mapped.items(), key=lambda kv: (-kv[1], kv[0])))
+    return (f"mapped {total:,} spreadsheet date{'s' if total != 1 else ''} back to age bins "
+            f"({parts})")

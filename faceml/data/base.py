@@ -84,6 +84,10 @@ class Scan:
     bad: list[BadItem] = field(default_factory=list)
     options: dict = field(default_factory=dict)
     """Adapter options (e.g. synthetic ``n``/``seed``) needed again by ``read``."""
+    notes: list[str] = field(default_factory=list)
+    """What the adapter changed on the way in, one sentence each (e.g. labels a spreadsheet
+    had turned into dates, read back); shown with the skipped items by the CLI and the Data
+    page."""
 
     def fingerprint(self, rows: pd.DataFrame | None = None) -> str:
         """A content key for ``rows`` (default: all): sources, plus file size and mtime where

@@ -9,9 +9,13 @@ Layout (as downloaded)::
       val/1.jpg …
 
 ``age`` is one of 9 bins (a categorical label; :mod:`faceml.data.mapping` gives each bin a
-representative age in years). The official split is kept in the ``split`` column (``train`` /
-``val``); preprocessing carves its test split out of train. Either CSV alone is accepted (e.g. a
-val-only download for evaluation).
+representative age in years). A label CSV saved by a spreadsheet has some bins as dates
+(``03-Sep`` for 3-9, ``Oct-19`` for 10-19): they are read back
+(:func:`faceml.data.ages.unmangle_bins`) and the scan's ``notes`` say how many; a value that is
+no bin, even read as a date, is a skipped item naming the value. The official split is kept in
+the ``split`` column (``train`` / ``val``); preprocessing carves its test split out of train
+(or, with ``holdout="official"``, only a test fraction asked for). Either CSV alone is accepted
+(e.g. a val-only download for evaluation).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from faceml.data.ages import unmangle_bins, unmangled_note
 from faceml.data.registry import register
 from faceml.data.imageio import FileAdapter
 from faceml.data.base import BadItem, LabelSpec, Scan, read_label_csv
@@ -94,6 +99,8 @@ class FairFaceAdapter(FileAdapter):
         df["file"] = df["file"].str.replace("\\", "/", regex=False).str.removeprefix("./")
 
         specs = self.label_specs()
+        df["age"], mapped = unmangle_bins(df["age"], specs["age"].classes)
+        notes = [n for n in [unmangled_note(mapped)] if n]
         reason = pd.Series("", index=df.index, dtype=object)
         for label in ("age", "gender", "race"):
             unknown = ~df[label].isin(specs[label].classes)
@@ -127,5 +134,5 @@ class FairFaceAdapter(FileAdapter):
             "_size": np.array([s[1] for s in stats], dtype=np.int64),
             "_mtime": np.array([s[2] for s in stats], dtype=np.int64),
         })
-        return Scan(self.name, str(root), frame, specs, bad)
+        return Scan(self.name, str(root), frame, specs, bad, notes=notes)
 

@@ -4,10 +4,12 @@
     prep = prepare(opts, progress=lambda done, total: ...)
     x_train = prep.x[prep.split_index("train")]
 
-Splits are stratified and seeded; where a dataset has an official split it is honoured and
-only the missing parts are carved out of its training part. Nothing here looks at validation
-or test pixels to fit anything: scaling statistics (:meth:`Prepared.scaling`) and regression
-target statistics (:meth:`Prepared.heads`) come from the training split only.
+Splits are stratified and seeded; where a dataset has an official split it is honoured and only
+the missing parts are carved out of its training part (``split`` fractions; a test fraction of 0
+makes no test split). ``holdout="official"`` makes the official held-out split the validation
+set and carves nothing else unless a test fraction is asked for. Nothing here looks at
+validation or test pixels to fit anything: scaling statistics (:meth:`Prepared.scaling`) and
+regression target statistics (:meth:`Prepared.heads`) come from the training split only.
 """
 
 from __future__ import annotations
@@ -27,6 +29,35 @@ from faceml.data.ages import AGE_MODES, age_bins, bin_ages
 from faceml.data.base import SPLITS, BadItem, LabelSpec, Progress, check_color
 from faceml.errors import ConfigError, DataError, FaceMLError
 from faceml.data.heads import HeadSpec, categorical_kind
+
+SCALINGS = ("zscore", "minmax", "unit")
+"""How a model scales raw pixels (``TrainConfig.scaling``), always fitted on the training split:
+``zscore`` per channel (mean, std), ``minmax`` per pixel (``(x - min) / (max - min)``, as
+scikit-learn's ``MinMaxScaler`` on flattened pixels; a constant pixel gets scale 1), ``unit``
+``x / 255``."""
+DEFAULT_SPLIT = (0.70, 0.15, 0.15)
+OFFICIAL_SPLIT = (1.0, 0.0, 0.0)
+HOLDOUTS = ("carve", "official")
+"""Where validation faces come from: ``carve`` (carved out of train where the dataset has no
+official validation split) or ``official`` (the dataset's official held-out split, FairFace's
+val or a class-per-folder set's test, is the validation set; train keeps every official train
+face, and only a test fraction asked for is carved)."""
+
+
+def pixel_minmax(x: np.ndarray, batch: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel minimum and range (max - min; 1 where a pixel is constant, as scikit-learn's
+    ``MinMaxScaler``) of uint8 images ``(n, h, w, c)``, as float64 ``(h, w, c)`` arrays."""
+    if len(x) == 0:
+        raise ValueError("no training images to fit scaling statistics on")
+    lo = np.full(x.shape[1:], 255, dtype=np.uint8)
+    hi = np.zeros(x.shape[1:], dtype=np.uint8)
+    for i in range(0, len(x), batch):
+        b = x[i:i + batch]
+        lo = np.minimum(lo, b.min(0))
+        hi = np.maximum(hi, b.max(0))
+    rng = hi.astype(np.float64) - lo
+    return lo.astype(np.float64), np.where(rng == 0, 1.0, rng)
+
 
 def channel_stats(x: np.ndarray, batch: int = 4096) -> tuple[list[float], list[float]]:
     """Per-channel mean and standard deviation of uint8 images ``(n, h, w, c)``, in float64,
@@ -57,10 +88,17 @@ class PrepOptions:
     color: str = "rgb"
     fraction: float = 1.0
     seed: int = 0
-    split: tuple[float, float, float] = (0.70, 0.15, 0.15)
+    split: tuple[float, float, float] | None = None  # None: DEFAULT_SPLIT, or OFFICIAL_SPLIT
     age: str = "years"  # "years" or a scheme in AGE_SCHEMES or "custom"
     age_edges: list[int] | None = None
     stratify: str | None = None  # label to stratify on; default: the first categorical label
+    holdout: str = "carve"  # see HOLDOUTS; omitted from canonical() when "carve"
+
+    def __post_init__(self) -> None:
+        if self.split is None:  # the default of the holdout mode: nothing carved for official
+            self.split = OFFICIAL_SPLIT if self.holdout == "official" else DEFAULT_SPLIT
+        else:
+            self.split = tuple(self.split)
 
     def validate(self) -> None:
         check_color(self.color)
@@ -70,7 +108,11 @@ class PrepOptions:
             raise ConfigError(f"sample fraction must be in (0, 1], not {self.fraction}")
         s = [float(v) for v in self.split]
         if len(s) != 3 or min(s) < 0 or s[0] <= 0 or abs(sum(s) - 1) > 1e-6:
-            raise ConfigError(f"split must be three fractions (train, val, test) summing to 1: {s}")
+            raise ConfigError(f"split must be three fractions (train, val, test) summing to 1, "
+                              f"e.g. 0.7,0.3,0 (no test split); not {s}")
+        if self.holdout not in HOLDOUTS:
+            raise ConfigError(f"validation split must be 'carve' or 'official', not "
+                              f"{self.holdout!r}")
         if self.age not in AGE_MODES:
             raise ConfigError(
                 f"unknown age mode {self.age!r}; choose one of {', '.join(AGE_MODES)}")
@@ -85,12 +127,14 @@ class PrepOptions:
         d["size"] = int(self.size)
         if self.age != "custom":
             d["age_edges"] = None
+        if self.holdout == "carve":  # the default: run ids made before it existed hold
+            d.pop("holdout")
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> PrepOptions:
         d = dict(d)
-        d["split"] = tuple(d.get("split", (0.7, 0.15, 0.15)))
+        d["split"] = tuple(d["split"]) if d.get("split") is not None else None
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
@@ -125,6 +169,8 @@ class Prepared:
     warnings: list[str]
     cache_hit: bool = False
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    """What the adapter changed on the way in (:attr:`faceml.data.base.Scan.notes`)."""
 
     @property
     def dataset(self) -> str:
@@ -150,9 +196,17 @@ class Prepared:
                     rows.append({"label": name, "class": cls, "split": sp, "count": n})
         return pd.DataFrame(rows, columns=["label", "class", "split", "count"])
 
-    def scaling(self) -> tuple[list[float], list[float]]:
-        """Per-channel mean and std of the *training* split only."""
-        return channel_stats(self.x[self.split_index("train")])
+    def scaling(self, mode: str = "zscore") -> tuple:
+        """``(offset, scale)`` such that a model computes ``(x - offset) / scale``, fitted on
+        the *training* split only (:data:`SCALINGS`): per-channel mean and std (``zscore``),
+        per-pixel min and range as ``(size, size, c)`` arrays (``minmax``), or 0 and 255
+        (``unit``)."""
+        if mode not in SCALINGS:
+            raise ConfigError(f"unknown scaling {mode!r}; choose {', '.join(SCALINGS)}")
+        if mode == "unit":
+            return [0.0], [255.0]
+        train = self.x[self.split_index("train")]
+        return channel_stats(train) if mode == "zscore" else pixel_minmax(train)
 
     def heads(self, names: list[str], weights: dict[str, float] | None = None,
               age_loss: str = "mae") -> list[HeadSpec]:
@@ -221,6 +275,16 @@ def _strata(frame: pd.DataFrame, label: str | None, min_count: int, warnings: li
     return y
 
 
+def _official_holdout(opts: PrepOptions, frame: pd.DataFrame) -> list[str]:
+    """The official held-out splits (``val``, ``test``) the dataset has; DataError if none."""
+    official = frame["split"] if "split" in frame.columns else pd.Series([], dtype=object)
+    held = [s for s in ("val", "test") if (official == s).any()]
+    if not held:
+        raise DataError(f"{opts.dataset} has no official held-out split here to validate on; "
+                        "use the validation split carved from train (carve)")
+    return held
+
+
 def _split(frame: pd.DataFrame, opts: PrepOptions, strat_label: str | None,
            warnings: list[str]) -> np.ndarray:
     """The split of every row: official where the dataset has one, else stratified and seeded."""
@@ -229,6 +293,10 @@ def _split(frame: pd.DataFrame, opts: PrepOptions, strat_label: str | None,
     official = frame["split"].to_numpy(dtype=object) if "split" in frame.columns else split
     known = np.isin(official, SPLITS)
     split[known] = official[known]
+    if opts.holdout == "official":
+        held = _official_holdout(opts, frame)
+        if held == ["test"]:  # a train/test dataset: its test faces are the validation set
+            split[split == "test"] = "val"
     train_pool = np.flatnonzero(~known | (official == "train"))
     fr_train, fr_val, fr_test = (float(v) for v in opts.split)
     need = [s for s in ("val", "test") if not (split == s).any()]
@@ -277,6 +345,8 @@ def _prepare(opts: PrepOptions, policy: hosting.HostingPolicy, progress: Progres
     if frame.empty:
         raise DataError(f"{opts.dataset}: no usable faces found"
                         + (f" ({len(scan.bad)} skipped)" if scan.bad else ""))
+    if opts.holdout == "official":
+        _official_holdout(opts, frame)  # before decoding anything
     warnings: list[str] = []
     strat = opts.stratify or next((n for n, s in labels.items() if s.is_categorical), None)
     if strat is not None and strat not in labels:
@@ -338,4 +408,4 @@ def _prepare(opts: PrepOptions, policy: hosting.HostingPolicy, progress: Progres
         strat = None
     frame["split"] = _split(frame, opts, strat, warnings)
     return Prepared(opts, x, frame, labels, bad, warnings, hit is not None,
-                    time.perf_counter() - t0)
+                    time.perf_counter() - t0, notes=list(scan.notes))

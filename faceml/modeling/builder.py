@@ -409,14 +409,18 @@ def check(name: str, image_size: int, color: str, heads, *, augmentation=None, *
 # ---------------------------------------------------------------------------------------------
 
 
-def _stats(values, channels: int, what: str) -> list[float]:
+def _stats(values, channels: int, what: str, image_size: int | None = None):
+    """1 or ``channels`` numbers (a list), or one per pixel (a ``(size, size, channels)``
+    array: min-max scaling)."""
     try:
-        v = [float(x) for x in np.ravel(np.asarray(values, dtype="float64"))]
+        a = np.asarray(values, dtype="float64")
     except (TypeError, ValueError):
         raise ConfigError(f"{what} must be numbers; got {values!r}") from None
-    if len(v) not in (1, channels) or not all(np.isfinite(v)):
-        raise ConfigError(f"{what} must be 1 or {channels} finite numbers; got {values!r}")
-    return v
+    pixel = (image_size, image_size, channels)
+    if not (a.size in (1, channels) or a.shape == pixel) or not np.isfinite(a).all():
+        raise ConfigError(f"{what} must be 1 or {channels} finite numbers, or one per pixel "
+                          f"{pixel}; got an array of shape {a.shape}")
+    return a if a.shape == pixel else [float(x) for x in a.ravel()]
 
 
 def _augmentation_layers(
@@ -487,7 +491,8 @@ def build(
     )
     channels = 1 if color == "gray" else 3
     if spec.scaling == "fitted":
-        mean, std = _stats(mean, channels, "mean"), _stats(std, channels, "std")
+        mean = _stats(mean, channels, "mean", image_size)
+        std = _stats(std, channels, "std", image_size)
     else:  # the backbone expects raw 0–255 pixels (and maybe its own ImageNet preprocessing)
         mean, std = [0.0], [1.0]
     meta = {
@@ -502,8 +507,7 @@ def build(
     inputs = keras.Input((image_size, image_size, channels), name="pixels")
     pre = FacePreprocessing(image_size, color, mean, std, metadata=meta, name="preprocessing")
     x = pre(inputs)
-    m = np.broadcast_to(np.asarray(pre.mean), (channels,))
-    s = np.broadcast_to(np.asarray(pre.std), (channels,))
+    m, s = np.asarray(pre.mean), np.asarray(pre.std)  # per channel or per pixel
     value_range = (float(np.min((0.0 - m) / s)), float(np.max((255.0 - m) / s)))
     for layer in _augmentation_layers(aug, value_range):
         x = layer(x)

@@ -79,6 +79,10 @@ class ModelKind:
 
         architectures.check(cfg.arch, cfg.data.size, cfg.data.color,
                             self.placeholder_heads(cfg, labels), **cfg.arch_params)
+        scaling = getattr(cfg, "scaling", "zscore")
+        if scaling != "zscore" and architectures.get(cfg.arch).scaling != "fitted":
+            raise ConfigError(f"{cfg.arch} takes raw pixels (its backbone scales them itself), "
+                              f"so scaling {scaling!r} cannot apply; keep the default zscore")
 
     # --- building and training ----------------------------------------------------------------
     def heads(self, cfg, prep) -> list:
@@ -99,7 +103,7 @@ class ModelKind:
             if "weights" in params or architectures.get(cfg.arch).transfer:
                 params["weights"] = None
         else:
-            mean, std = prep.scaling()
+            mean, std = prep.scaling(getattr(cfg, "scaling", "zscore"))
             aug = [{"type": a} for a in sorted(set(cfg.augmentation))]
             extra = {"mean": mean, "std": std, "metadata": metadata,
                      "augmentation": aug or None}
@@ -183,6 +187,9 @@ class VAE(ModelKind):
 
     def check(self, cfg, labels: dict) -> None:
         self._builder(cfg.arch)[0](cfg.data.size, cfg.data.color, **cfg.arch_params)
+        if getattr(cfg, "scaling", "zscore") != "zscore":
+            raise ConfigError("a VAE scales pixels to [0, 1] itself (/255), so scaling "
+                              f"{cfg.scaling!r} cannot apply; keep the default")
 
     def build(self, cfg, heads, prep=None, metadata: dict | None = None):
         return self._builder(cfg.arch)[1](cfg.data.size, cfg.data.color, metadata=metadata,

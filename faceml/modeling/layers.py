@@ -2,9 +2,10 @@
 
 :class:`FacePreprocessing` is the first layer of every FaceML model. It makes a saved ``.keras``
 file self-describing: it takes raw 0–255 pixels at ``image_size`` × ``image_size`` in ``color``,
-scales them with per-channel statistics fitted on the *training split only*, and carries the
-model's metadata (dataset, heads with their class names), so training, evaluation and the
-Predict page can never disagree on how a face is turned into numbers.
+computes ``(x - mean) / std`` with statistics fitted on the *training split only* (per channel:
+a z-score, or 0 and 255; or per pixel, arrays of shape ``(size, size, c)``: min-max), and
+carries the model's metadata (dataset, heads with their class names), so training, evaluation
+and the Predict page can never disagree on how a face is turned into numbers.
 
 :class:`HorizontalFlip` mirrors a face (an ensemble's test-time augmentation), and
 :class:`ImageNetPreprocessing` turns raw 0–255 RGB pixels into what an ImageNet backbone was
@@ -29,9 +30,25 @@ class FacePreprocessing(keras.layers.Layer):
             raise ValueError(f"color must be 'gray' or 'rgb', not {color!r}")
         self.image_size = int(image_size)
         self.color = color
-        self.mean = [float(m) for m in np.ravel(mean)]
-        self.std = [max(float(s), 1e-6) for s in np.ravel(std)]
+        self.mean = self._values(mean, "mean").tolist()
+        self.std = np.maximum(self._values(std, "std"), 1e-6).tolist()
         self.metadata = dict(metadata or {})
+
+    def _values(self, values, what: str) -> np.ndarray:
+        """Per-channel statistics as a flat list (as every model before per-pixel ones), or
+        per-pixel ones as a ``(size, size, channels)`` array."""
+        a = np.asarray(values, dtype="float64")
+        if a.ndim <= 1:
+            return a.ravel()
+        shape = (self.image_size, self.image_size, self.channels)
+        if a.shape != shape:
+            raise ValueError(f"{what} must be per channel or of shape {shape}, not {a.shape}")
+        return a
+
+    @property
+    def per_pixel(self) -> bool:
+        """Whether the statistics are per pixel (min-max scaling) rather than per channel."""
+        return np.ndim(self.mean) == 3 or np.ndim(self.std) == 3
 
     @property
     def channels(self) -> int:
