@@ -15,6 +15,7 @@ __all__ = [
     "confusion_figure",
     "curve_figure",
     "figure_html",
+    "grid_figure",
     "plotly_js",
     "regression_figure",
     "roc_figure",
@@ -152,6 +153,29 @@ def bar_figure(labels: Sequence[str], values, low=None, high=None, *, title: str
     fig.update_layout(title=title, height=height, margin=dict(t=40 if title else 10, b=10,
                                                                l=10, r=10),
                       yaxis_title=axis, xaxis=dict(type="category"))
+    return fig
+
+
+def grid_figure(z, rows: Sequence, columns: Sequence, *, row_label: str, column_label: str,
+                title: str | None = None, higher_is_better: bool = True,
+                height: int | None = None):
+    """A sweep's grid of one value (rows × columns, NaN where a cell has none) as a heatmap with
+    each cell's value written in it, large enough to read: the height follows the rows."""
+    import plotly.graph_objects as go
+
+    z = np.asarray(z, dtype=np.float64)
+    text = [["" if np.isnan(v) else f"{v:.3f}" for v in row] for row in z]
+    fig = go.Figure(go.Heatmap(
+        z=z, x=[str(c) for c in columns], y=[str(r) for r in rows], text=text,
+        texttemplate="%{text}", textfont=dict(size=15),
+        colorscale="RdBu" if higher_is_better else "RdBu_r",
+        hovertemplate=f"{row_label} %{{y}}, {column_label} %{{x}}: %{{z:.4f}}<extra></extra>"))
+    fig.update_layout(title=dict(text=title, font=dict(size=14)),
+                      height=height or max(300, 130 + 64 * len(rows)),
+                      margin=dict(t=50 if title else 10, b=10, l=10, r=10),
+                      xaxis=dict(title=column_label, type="category", tickfont=dict(size=13)),
+                      yaxis=dict(title=row_label, type="category", autorange="reversed",
+                                 tickfont=dict(size=13)))
     return fig
 
 
