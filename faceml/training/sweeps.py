@@ -119,7 +119,7 @@ def launch_grid(base: TrainConfig, axes: dict[str, list], store: RunStore | None
     for params, c in made:
         run, new = jobs.submit(c, store, start_worker=False, visitor=visitor)
         out.append({**params, "run_id": run.id, "reused": not new})
-    if start_worker:
+    if start_worker and any(store.get(c["run_id"]).state == "queued" for c in out):
         jobs.ensure_worker(store)
     keys = list(axes)
     sweep = {"axes": {k: list(v) for k, v in axes.items()}, "cells": out,
