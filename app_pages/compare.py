@@ -8,7 +8,7 @@ from faceml.runs import RunStore
 from faceml.errors import FaceMLError
 from faceml.config import TrainConfig
 from ui.common import error_text, keep, kept, policy, visitor
-from ui.compare import SWEEP_DEFAULTS, run_label, sweep_message
+from ui.compare import SWEEP_DEFAULTS, roc_section, run_label, sweep_message, sweep_view
 
 st.title("Compare & sweep")
 store = RunStore()
@@ -54,6 +54,8 @@ with tab_cmp:
             st.caption("No final metrics yet (runs still training, or failed).")
         else:
             st.dataframe(table, hide_index=True, width="stretch")
+        st.subheader("ROC and sensitivity / specificity")
+        roc_section(chosen, split)
 
 with tab_sweep:
     st.caption("Every cell is an ordinary queued run; cells whose configuration already ran "
@@ -93,23 +95,6 @@ with tab_sweep:
 
         @st.fragment(run_every=3)
         def grid_view():
-            table = sweeps.sweep_table(sw, store)
-            done = (table["state"] == "done").sum()
-            st.caption(f"{done} of {len(table)} runs done · dataset "
-                       f"{sw['base']['data']['dataset']} · validation split")
-            cols = st.columns(2)
-            for i, value in enumerate(["lowest_val_loss", "final_val_loss", "highest_val_loss",
-                                       "lowest_val_acc", "final_val_acc", "highest_val_acc"]):
-                if value not in table:
-                    continue
-                grid = sweeps.pivot(table, sw, value)
-                fig = px.imshow(grid.astype(float), text_auto=".3f", aspect="auto",
-                                color_continuous_scale="RdBu" if "acc" in value else "RdBu_r",
-                                labels=dict(x=sw["b"], y=sw["a"], color=value),
-                                title=value.replace("_", " "), height=420)
-                fig.update_xaxes(type="category")
-                fig.update_yaxes(type="category")
-                cols[i % 2].plotly_chart(fig, width="stretch", key=f"sweep_{value}")
-            st.dataframe(table, hide_index=True, width="stretch")
+            sweep_view(sw, store)
 
         grid_view()

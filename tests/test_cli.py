@@ -149,3 +149,72 @@ def test_the_library_never_imports_the_cli():
             names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
                      [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             assert not any(n == "faceml.cli" or n.startswith("faceml.cli.") for n in names), f
+
+
+SWEEP_BASE = ["sweep", "--dataset", "synthetic", "--dataset-option", "n=120", "--size", "16",
+              "--color", "gray", "--arch", "small_cnn", "--heads", "eyewear", "--epochs", "1"]
+
+
+@pytest.mark.parametrize("grid,needle", [
+    (["--grid", "colour=1,2"], "--grid colour: unknown key; sweep one of"),
+    (["--grid", "lr="], "--grid lr: give at least one value"),
+    (["--grid", "lr= , "], "--grid lr: give at least one value"),
+    (["--grid", "lr"], "--grid takes KEY=V1,V2"),
+    (["--grid", "batch-size=8,big"], "--grid batch-size: 'big' is not a valid int"),
+    (["--grid", "lr=0.01,0"], "learning rate must be > 0"),
+    (["--grid", "batch_size=8,0"], "batch size must be at least 1"),
+    (["--grid", "optimizer=adam,lion"], "unknown optimizer 'lion'"),
+    (["--grid", "color=gray,cmyk"], "'cmyk' is not one of gray, rgb"),
+    (["--grid", "heads=eyewear,age"], "cannot be swept"),
+    (["--grid", "lr=0.1,0.1"], "values repeat"),
+    (["--grid", "lr=0.1", "--grid", "lr=0.2"], "given twice"),
+    ([], "give the grid"),
+])
+def test_sweep_bad_input_exits_2_and_queues_nothing(capsys, grid, needle):
+    from faceml.runs import RunStore
+
+    code, out, err = run_cli(capsys, *SWEEP_BASE, *grid)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
+    assert needle in lines[0], lines[0]
+    assert RunStore().list() == []  # nothing queued, not even the valid cells
+
+
+def test_sweep_queues_the_grid_waits_and_reuses_the_pages_runs(capsys):
+    from faceml.config import TrainConfig
+    from faceml.data.prepare import PrepOptions
+    from faceml.runs import RunStore
+    from faceml.training import jobs, sweeps
+
+    grid = ["--grid", "lr=0.01,0.001", "--grid", "batch-size=32"]
+    code, out, err = run_cli(capsys, *SWEEP_BASE, *grid, "--json")
+    assert code == 0, err
+    rows = json.loads(out)
+    assert [r["params"] for r in rows] == [{"lr": 0.01, "batch_size": 32},
+                                           {"lr": 0.001, "batch_size": 32}]
+    # the same run ids as the Compare page's sweep of the same base configuration
+    base = TrainConfig(data=PrepOptions(dataset="synthetic", dataset_options={"n": 120},
+                                        size=16, color="gray"),
+                       arch="small_cnn", heads=["eyewear"], epochs=1)
+    page = sweeps.grid(base, "lr", [0.01, 0.001], "batch_size", [32])
+    assert [r["run_id"] for r in rows] == [c.run_id() for c in page]
+    store = RunStore()
+    for r in rows:
+        assert r["state"] == "done"
+        hist = store.get(r["run_id"]).history()
+        m = r["metrics"]
+        assert m["split"] == "val" and m["dataset"] == "synthetic" and m["epochs"] == 1
+        assert m["highest_val_acc"] == pytest.approx(hist["val_accuracy"].max())
+        assert m["val_loss_at_highest_val_acc"] == pytest.approx(hist["val_loss"].iloc[0])
+    # the table; cached cells reused, a new one queued without waiting
+    code, out, err = run_cli(capsys, *SWEEP_BASE, "--grid", "lr=0.01,0.001,0.0001",
+                             "--grid", "batch_size=32")
+    assert code == 0 and "3 runs, 1 new, 2 reused" in err
+    assert "validation split of synthetic" in out and "best val acc" in out
+    assert len(store.list()) == 3
+    code, out, err = run_cli(capsys, *SWEEP_BASE, "--grid", "lr=0.01,0.003",
+                             "--grid", "batch_size=32", "--json", "--no-wait")
+    assert code == 0 and "2 runs, 1 new, 1 reused" in err
+    rows = json.loads(out)
+    assert rows[0]["state"] == "done" and rows[1]["state"] in ("queued", "running")
+    assert jobs.wait(store.get(rows[1]["run_id"]), timeout=300)["state"] == "done"

@@ -152,3 +152,68 @@ def test_the_report_says_which_checkpoint_its_metrics_come_from():
     assert md.index(line) > md.index("## Metrics") and md.index(line) < md.index("### gender")
     html = report.report_html(interp, figures=False, source="the run's last checkpoint (epoch 4)")
     assert "comes from the predictions of the run&#x27;s last checkpoint (epoch 4)." in html
+
+
+def a_run_with_history():
+    """A stored run (small CNN on synthetic, 16 px gray) with a hand-written three-epoch
+    history: the report's model summary and curves are read from the run store."""
+    from faceml.config import TrainConfig
+    from faceml.data.prepare import PrepOptions
+    from faceml.runs import RunStore
+
+    cfg = TrainConfig(data=PrepOptions(dataset="synthetic", dataset_options={"n": 120}, size=16,
+                                       color="gray"),
+                      arch="small_cnn", heads=["eyewear"], epochs=5)
+    run, _ = RunStore().create(cfg.run_id(), cfg.canonical())
+    rows = [{"epoch": 1, "seconds": 1.0, "lr": 1e-3, "loss": 0.91, "accuracy": 0.55,
+             "val_loss": 0.88, "val_accuracy": 0.58},
+            {"epoch": 2, "seconds": 1.0, "lr": 1e-3, "loss": 0.71, "accuracy": 0.64,
+             "val_loss": 0.79, "val_accuracy": 0.6125},
+            {"epoch": 3, "seconds": 1.0, "lr": 1e-3, "loss": 0.52, "accuracy": 0.77,
+             "val_loss": 0.83, "val_accuracy": 0.5975}]
+    for r in rows:
+        run.append_history(r)
+    return cfg, run, rows
+
+
+def test_the_report_holds_the_runs_model_summary_and_training_curves():
+    from faceml.data.prepare import labels_for
+
+    cfg, run, rows = a_run_with_history()
+    interp = sample_interp()
+    md = report.report_markdown(interp, config=run.config, run=run)
+    # the model summary: the layer table of the real model, its totals
+    model = cfg.kind.build(cfg, cfg.kind.placeholder_heads(cfg, labels_for(cfg.data)))
+    total = model.count_params()
+    trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+    assert f"**{total:,}** parameters in total, **{trainable:,}** trainable" in md
+    for layer in model.layers:
+        assert f"| {layer.name} " in md
+    assert md.index("## Model") < md.index("## Training curves") < md.index("## Metrics")
+    # the curves' numbers, per epoch, train vs val, naming the dataset and the splits
+    train = md[md.index("## Training curves"):md.index("## Metrics")]
+    assert "dataset **synthetic**, 3 epoch(s) recorded of 5" in train
+    assert "| epoch | loss (train) | loss (val) | accuracy (train) | accuracy (val) |" in train
+    assert "| 2 | 0.7100 | 0.7900 | 0.6400 | 0.6125 |" in train
+    assert "seconds" not in train and "lr (" not in train
+
+    html = report.report_html(interp, config=run.config, run=run)
+    # two more figures (loss, accuracy), drawn by the one embedded plotly.js
+    assert html.count("Plotly.newPlot(") == 7
+    assert html.count(get_plotlyjs()) == 1
+    assert not [r for r in loads(html).refs if URL.match(r[2])]
+    curves = report.training_curves(run.history())
+    assert [c["metric"] for c in curves] == ["loss", "accuracy"]
+    assert curves[1]["val"] == [r["val_accuracy"] for r in rows]
+    assert curves[0]["train"] == [r["loss"] for r in rows]
+
+
+def test_a_run_without_epochs_says_so_and_the_figure_takes_numbers():
+    from faceml.evaluation.figures import curve_figure
+
+    cfg, run, _ = a_run_with_history()
+    (run.dir / "history.json").write_text("[]")
+    md = report.report_markdown(sample_interp(), run=run)
+    assert "No epoch finished yet" in md and "## Model" in md
+    fig = curve_figure([1, 2], [0.5, 0.4], None, metric="loss")
+    assert [t.name for t in fig.data] == ["train"] and list(fig.data[0].y) == [0.5, 0.4]

@@ -1,11 +1,21 @@
-"""Compare & sweep helpers: run labels that tell runs apart, the sweep's value inputs and what a
-launched sweep says."""
+"""Compare & sweep logic: run labels that tell runs apart, the ROC overlay of several runs with
+their sensitivity / specificity / F1 / AUC, the sweep's value inputs, what a launched sweep says
+and its heatmaps."""
 
 from __future__ import annotations
 
-from faceml.runs import Run, RunDamaged
+import streamlit as st
 
-SWEEP_DEFAULTS = {"lr": "0.003, 0.001, 0.0003", "batch_size": "32, 64, 128"}
+from faceml.evaluation import figures
+from faceml.runs import Run, RunDamaged, RunStore
+from faceml.training import sweeps
+
+# the CelebA notebook's grid: lr {1e-2, 1e-3, 1e-4} x batch {8, 16, 32, 64}, 12 runs
+SWEEP_DEFAULTS = {"lr": "0.01, 0.001, 0.0001", "batch_size": "8, 16, 32, 64"}
+HEATMAPS = (("highest_val_acc", "val_loss_at_highest_val_acc"),
+            ("lowest_val_acc", "val_loss_at_lowest_val_acc"),
+            ("final_val_acc", "final_val_loss"))
+"""The sweep's heatmaps in pairs: an accuracy and the validation loss at that same epoch."""
 
 
 def data_caption(data: dict) -> str:
@@ -45,3 +55,46 @@ def sweep_message(sweep: dict) -> str:
                 "already in the run store (done, training or waiting to train).")
     tail = f"; {reused} reused from the run store" if reused else ""
     return f"Sweep {sweep['id']}: {new} new run(s) queued{tail}."
+
+
+def roc_section(runs: list[Run], split: str, threshold: float = 0.5) -> None:
+    """The chosen runs' ROC curves of a binary head they share, overlaid, and per run the
+    sensitivity, specificity and F1 at ``threshold`` and the AUC (scikit-learn, on each run's
+    stored predictions of ``split``)."""
+    heads = sweeps.shared_binary_heads(runs)
+    if not heads:
+        st.caption("These runs share no binary head with stored predictions: no ROC overlay.")
+        return
+    head = st.selectbox("Binary head", heads, key="cmp_roc_head") if len(heads) > 1 else heads[0]
+    table, curves = sweeps.binary_comparison(runs, head, split, threshold)
+    datasets = ", ".join(sorted({str(d) for d in table["dataset"]}))
+    st.caption(f"{head}: each run's stored predictions of its **{split}** split ({datasets}); "
+               f"sensitivity = recall of the positive class, specificity = recall of the "
+               f"negative class, F1 of the positive class, all at P(positive) ≥ {threshold:g}.")
+    if curves:
+        fig = figures.roc_figure(curves, title=f"ROC of {head} — {split} split", height=460)
+        st.plotly_chart(fig, width="stretch", key="cmp_roc")
+    st.dataframe(table, hide_index=True, width="stretch", key="cmp_roc_table")
+
+
+def sweep_view(sweep: dict, store: RunStore) -> None:
+    """A sweep's progress, its heatmaps (each accuracy beside the validation loss AT that
+    accuracy's epoch) and its table of cells."""
+    table = sweeps.sweep_table(sweep, store)
+    done = (table["state"] == "done").sum()
+    st.caption(f"{done} of {len(table)} runs done · dataset {sweep['base']['data']['dataset']} · "
+               "validation split. Each loss is taken at the epoch of the accuracy beside it, "
+               "not at the loss's own extreme.")
+    a, b = sweep["a"], sweep["b"]
+    for pair in HEATMAPS:
+        cols = st.columns(2)
+        for col, value in zip(cols, pair):
+            if value not in table or table[value].isna().all():
+                continue
+            grid = sweeps.pivot(table, sweep, value)
+            fig = figures.grid_figure(grid.to_numpy(dtype=float), list(grid.index),
+                                      list(grid.columns), row_label=a, column_label=b,
+                                      title=sweeps.SUMMARY[value],
+                                      higher_is_better="acc" in value.split("_at_")[0])
+            col.plotly_chart(fig, width="stretch", key=f"sweep_{value}")
+    st.dataframe(table, hide_index=True, width="stretch")

@@ -593,7 +593,7 @@ def exports(view: View, run: Run, head: HeadSpec, threshold: float | None) -> di
     base = f"faceml-{run.id}-{view.dataset}-{view.split}"
     thresholds = {head.name: threshold} if threshold is not None else None
     kw = dict(config=_export_config(run), notes=list(view.notes), title=f"run {run.id}",
-              thresholds=thresholds, source=view.source)
+              thresholds=thresholds, source=view.source, run=run)
     return {
         "md": (f"{base}.md", "text/markdown",
                lambda: pol.redact(rep.report_markdown(interp, **kw))),
@@ -608,8 +608,9 @@ def export_section(view: View, run: Run, head: HeadSpec, threshold: float | None
            f"{head.name} (its column {rep.pred_column(head, threshold)})."
            if threshold is not None else "")
     st.caption(f"Everything is computed on {view.where}, from {view.source}. The report holds "
-               "the configuration, metrics per head, confusion matrices, the per-group tables "
-               f"and a section on ethics and limits.{thr}")
+               "the configuration, the model summary (layers, parameter counts), the training "
+               "curves, metrics per head, confusion matrices, the per-group tables and a "
+               f"section on ethics and limits.{thr}")
     files = exports(view, run, head, threshold)
     c = st.columns(3)
     for col, (kind, label) in zip(c, (("md", "Report (Markdown)"),

@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "datasets": ("faceml.cli.datasets", "list dataset adapters and which are on disk"),
     "prepare": ("faceml.cli.prepare", "decode a dataset into the array cache"),
     "train": ("faceml.cli.train", "train a model (cached: a known config returns its run)"),
+    "sweep": ("faceml.cli.sweep", "queue a grid of training runs (--grid KEY=V1,V2), wait, "
+              "and list their validation metrics"),
     "runs": ("faceml.cli.runs", "list runs"),
     "stop": ("faceml.cli.stop", "stop a queued or running run"),
     "worker": ("faceml.cli.worker", "train queued runs (started by the app)"),

@@ -83,7 +83,7 @@ def run(a) -> int:
         except OSError as e:
             raise FaceMLError(f"cannot write {a.predictions}: {e.strerror or e}") from None
     if a.report:
-        report.write_report(a.report, interp, config=config, notes=notes,
+        report.write_report(a.report, interp, config=config, notes=notes, run=run,
                             title=f"run {run.id}" if run is not None else Path(a.model).name)
     for n in notes:
         print(f"note: {n}", file=sys.stderr)

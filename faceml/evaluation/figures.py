@@ -13,7 +13,9 @@ import numpy as np
 __all__ = [
     "bar_figure",
     "confusion_figure",
+    "curve_figure",
     "figure_html",
+    "grid_figure",
     "plotly_js",
     "regression_figure",
     "roc_figure",
@@ -64,8 +66,9 @@ def confusion_figure(cm, classes: Sequence[str], *, normalize: bool = False,
 
 def roc_figure(curves: dict, *, point: tuple[float, float] | None = None,
                title: str | None = None, height: int = 360):
-    """ROC curves ``{class: {fpr, tpr, auc}}`` with the chance diagonal; ``point`` marks the
-    operating point (fpr, tpr) of a threshold."""
+    """ROC curves ``{name: {fpr, tpr, auc}}`` (a name per class, or per run when several runs'
+    curves of one head are overlaid) with the chance diagonal; ``point`` marks the operating
+    point (fpr, tpr) of a threshold."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
@@ -83,6 +86,27 @@ def roc_figure(curves: dict, *, point: tuple[float, float] | None = None,
                                                                l=10, r=10),
                       xaxis=dict(title="false positive rate (1 − specificity)", range=[0, 1]),
                       yaxis=dict(title="true positive rate (sensitivity)", range=[0, 1.02]),
+                      legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def curve_figure(epochs, train=None, val=None, *, metric: str = "loss",
+                 title: str | None = None, height: int = 320):
+    """One metric per epoch of a training run: the training split's values (``train``) and the
+    validation split's (``val``) as two lines; either may be None (not recorded)."""
+    import plotly.graph_objects as go
+
+    x = np.asarray(epochs)
+    fig = go.Figure()
+    for name, values, dash in (("train", train, "solid"), ("val", val, "dash")):
+        if values is None:
+            continue
+        fig.add_scatter(x=x, y=np.asarray(values, dtype=np.float64), mode="lines+markers",
+                        name=name, line=dict(dash=dash),
+                        hovertemplate="epoch %{x}: %{y:.4f}<extra>" + name + "</extra>")
+    fig.update_layout(title=title, height=height, margin=dict(t=40 if title else 10, b=10,
+                                                               l=10, r=10),
+                      xaxis=dict(title="epoch", tickformat="d"), yaxis_title=metric,
                       legend=dict(orientation="h", y=-0.25))
     return fig
 
@@ -129,6 +153,29 @@ def bar_figure(labels: Sequence[str], values, low=None, high=None, *, title: str
     fig.update_layout(title=title, height=height, margin=dict(t=40 if title else 10, b=10,
                                                                l=10, r=10),
                       yaxis_title=axis, xaxis=dict(type="category"))
+    return fig
+
+
+def grid_figure(z, rows: Sequence, columns: Sequence, *, row_label: str, column_label: str,
+                title: str | None = None, higher_is_better: bool = True,
+                height: int | None = None):
+    """A sweep's grid of one value (rows × columns, NaN where a cell has none) as a heatmap with
+    each cell's value written in it, large enough to read: the height follows the rows."""
+    import plotly.graph_objects as go
+
+    z = np.asarray(z, dtype=np.float64)
+    text = [["" if np.isnan(v) else f"{v:.3f}" for v in row] for row in z]
+    fig = go.Figure(go.Heatmap(
+        z=z, x=[str(c) for c in columns], y=[str(r) for r in rows], text=text,
+        texttemplate="%{text}", textfont=dict(size=15),
+        colorscale="RdBu" if higher_is_better else "RdBu_r",
+        hovertemplate=f"{row_label} %{{y}}, {column_label} %{{x}}: %{{z:.4f}}<extra></extra>"))
+    fig.update_layout(title=dict(text=title, font=dict(size=14)),
+                      height=height or max(300, 130 + 64 * len(rows)),
+                      margin=dict(t=50 if title else 10, b=10, l=10, r=10),
+                      xaxis=dict(title=column_label, type="category", tickfont=dict(size=13)),
+                      yaxis=dict(title=row_label, type="category", autorange="reversed",
+                                 tickfont=dict(size=13)))
     return fig
 
 

@@ -3,12 +3,16 @@ figures come from :mod:`faceml.evaluation.figures` (built from the computed numb
 
     md = report_markdown(interp, config=run.config)          # str
     html = report_html(interp, config=run.config)            # str, figures as Plotly snippets
+    md = report_markdown(interp, config=run.config, run=run) # + training curves, model summary
     write_report("report.html", interp, config=run.config)   # by suffix: .md / .html
     predictions_csv(interp.frame_, interp.heads)             # file, HEAD_true, HEAD_pred, ...
     predictions_csv(frame, heads, thresholds={"gender": 0.3})  # ... gender_pred_threshold_0.30
 
 A report names the dataset and split of every number and the checkpoint they come from (best
-or last), and ends with "Ethics and limits". The HTML is this module's own template (no
+or last), and ends with "Ethics and limits". Given the run, it also holds the run's training
+curves (loss and each metric per epoch, training vs validation split, from its history) and the
+model summary (layer table with parameter counts, total and trainable, counted without
+allocating weights: :mod:`faceml.modeling.sizing`). The HTML is this module's own template (no
 Markdown converter needed) and holds plotly.js itself, once: it opens offline, and loads
 nothing from another host.
 """
@@ -28,6 +32,7 @@ from faceml.errors import FaceMLError
 from faceml.evaluation.classification import roc_curves
 from faceml.evaluation.figures import (
     confusion_figure,
+    curve_figure,
     figure_html,
     plotly_js,
     regression_figure,
@@ -41,6 +46,8 @@ from faceml.evaluation.predictions import (
     predicted_classes,
 )
 from faceml.markdown import ETHICS_AND_LIMITS, cell_text, md_table
+from faceml.modeling.sizing import model_size
+from faceml.runs import Run, RunDamaged
 
 __all__ = [
     "ETHICS_AND_LIMITS",
@@ -49,6 +56,7 @@ __all__ = [
     "report_blocks",
     "report_html",
     "report_markdown",
+    "training_curves",
     "write_report",
 ]
 
@@ -173,6 +181,84 @@ def _config_rows(config: dict) -> pd.DataFrame:
                          for k, v in rows], columns=["setting", "value"])
 
 
+# history columns that are not a metric of a split
+_NOT_CURVES = ("epoch", "seconds", "time", "lr")
+
+
+def training_curves(hist: pd.DataFrame) -> list[dict]:
+    """A history's curves, one per metric: ``{metric, epochs, train, val}`` with ``train`` the
+    training split's values per epoch (``loss``, ``accuracy``, ``gender_accuracy``…) and ``val``
+    the validation split's (``val_…``); either is None when the history lacks it. Loss first."""
+    if hist is None or hist.empty or "epoch" not in hist:
+        return []
+    cols = [c for c in hist.columns if c not in _NOT_CURVES]
+    names = []
+    for c in cols:
+        name = c[4:] if c.startswith("val_") else c
+        if name not in names:
+            names.append(name)
+    names.sort(key=lambda n: (n != "loss", n))
+    out = []
+    for n in names:
+        train = pd.to_numeric(hist[n], errors="coerce").tolist() if n in hist else None
+        val = pd.to_numeric(hist[f"val_{n}"], errors="coerce").tolist() \
+            if f"val_{n}" in hist else None
+        out.append({"metric": n, "epochs": hist["epoch"].astype(int).tolist(),
+                    "train": train, "val": val})
+    return out
+
+
+def _history_table(curves: list[dict]) -> pd.DataFrame:
+    cols = {"epoch": curves[0]["epochs"]}
+    for c in curves:
+        for split, values in (("train", c["train"]), ("val", c["val"])):
+            if values is not None:
+                cols[f"{c['metric']} ({split})"] = values
+    return pd.DataFrame(cols)
+
+
+def training_blocks(run: Run, figures: bool = False) -> list[tuple]:
+    """The run's model summary (layer table, total and trainable parameters) and its training
+    curves, as report blocks."""
+    b: list[tuple] = []
+    try:
+        cfg = run.train_config()
+        hist = run.history()
+        target = run.config.get("epochs")
+    except RunDamaged as e:
+        return [("h", 2, "Model and training"), ("p", f"Not available: {e}.")]
+    data = cfg.data
+    b.append(("h", 2, "Model"))
+    try:
+        size = model_size(cfg)
+    except FaceMLError as e:
+        b.append(("p", f"The model summary could not be built: {e}."))
+    else:
+        b.append(("p", f"Architecture **{cfg.arch}** for {data.size}×{data.size} {data.color} "
+                       f"input: **{size.total:,}** parameters in total, **{size.trainable:,}** "
+                       f"trainable, {size.total - size.trainable:,} non-trainable (counted from "
+                       "the configuration, without allocating weights)."))
+        table = size.table.rename(columns={"output_shape": "output shape",
+                                           "trainable": "trainable params"})
+        b.append(("table", table))
+    b.append(("h", 2, "Training curves"))
+    curves = training_curves(hist)
+    if not curves:
+        b.append(("p", "No epoch finished yet: the run has no history."))
+        return b
+    b.append(("p", f"Run {run.id} on dataset **{data.dataset}**, {len(hist)} epoch(s) recorded "
+                   f"of {target}: each metric per epoch on the **train** split (as Keras "
+                   "averages it over the epoch's batches) and on the **val** split (at the "
+                   "epoch's end)."))
+    b.append(("table", _history_table(curves)))
+    if figures:
+        for c in curves:
+            b.append(("figure", curve_figure(c["epochs"], c["train"], c["val"],
+                                             metric=c["metric"],
+                                             title=f"{c['metric']} per epoch ({data.dataset})")))
+    return b
+
+
 def model_source(interp: Interpretation) -> str | None:
     """Which model made these predictions, from the frame's ``attrs`` (see
     :mod:`faceml.evaluation.evaluate`): "run abc's best checkpoint (epoch 3 of 5, lowest
@@ -189,16 +275,21 @@ def model_source(interp: Interpretation) -> str | None:
 def report_blocks(interp: Interpretation, *, config: dict | None = None,
                   notes: Sequence[str] = (), title: str | None = None,
                   thresholds: dict[str, float] | None = None, figures: bool = False,
-                  n_resamples: int = 1000, source: str | None = None) -> list[tuple]:
+                  n_resamples: int = 1000, source: str | None = None,
+                  run: Run | None = None) -> list[tuple]:
     """The report as blocks: ``("h", level, text)``, ``("p", text)``, ``("list", [items])``,
     ``("table", DataFrame)``, ``("code", text)``, ``("figure", plotly Figure)``.
 
-    ``source``: which model (checkpoint) made the predictions; default :func:`model_source`."""
+    ``source``: which model (checkpoint) made the predictions; default :func:`model_source`.
+    ``run``: the run that trained the model: adds its model summary and training curves
+    (:func:`training_blocks`)."""
     thresholds = thresholds or {}
     source = source or model_source(interp)
     where = f"dataset **{interp.dataset}**, split **{interp.split}**, {interp.n_:,} faces"
     b: list[tuple] = [("h", 1, f"Evaluation report — {title}" if title else "Evaluation report"),
-                      ("p", f"Every number in this report is computed on {where}."),
+                      ("p", f"Every number in this report is computed on {where}"
+                            + ("; the training curves alone show the run's train and val "
+                               "splits, epoch by epoch." if run is not None else ".")),
                       ("p", "Generated by FaceML Studio on "
                             f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}.")]
     if notes:
@@ -207,6 +298,8 @@ def report_blocks(interp: Interpretation, *, config: dict | None = None,
     if config:
         b.append(("h", 2, "Configuration"))
         b.append(("table", _config_rows(config)))
+    if run is not None:
+        b.extend(training_blocks(run, figures))
     b.append(("h", 2, "Metrics"))
     if source:
         b.append(("p", f"Every metric below comes from the predictions of {source}."))

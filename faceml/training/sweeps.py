@@ -2,8 +2,10 @@
 
 A sweep is the CelebA notebook's learning-rate × batch-size grid done properly: every cell is
 an ordinary queued run (a cell whose configuration already ran is reused from the run store),
-and the grid is summarised as tables of the lowest, highest and final validation accuracy and
-loss — numbers first; the page draws them as heatmaps.
+and the grid is summarised per cell as its highest, lowest and final validation accuracy with the
+validation loss AT each of those epochs (:data:`SUMMARY`) — numbers first; the page draws them
+as heatmaps. :func:`launch_grid` takes any number of axes of any config key (the CLI's
+``sweep --grid``); :func:`launch` is the page's two-parameter grid.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -43,6 +44,39 @@ def parse_values(param: str, text: str) -> list:
     return out
 
 
+def _set(d: dict, key: str, value) -> None:
+    *outer, last = key.split(".")
+    node = d
+    for k in outer:
+        node = node[k]
+    if last not in node:
+        raise ConfigError(f"{key!r} is not a key of a training configuration")
+    node[last] = value
+
+
+def cells(base: TrainConfig, axes: dict[str, list]) -> list[tuple[dict, TrainConfig]]:
+    """The grid of ``axes`` (config key -> values; ``"data.size"`` for a data option) around
+    ``base``: ``(params, config)`` per cell, in row-major order, every config validated before
+    anything is queued. A cell's config is ``base`` with its values set (``repeat`` 0), so its
+    run id is the one any other way of making that configuration gets."""
+    if not axes:
+        raise ConfigError("give at least one hyperparameter to sweep")
+    for key, values in axes.items():
+        if not values:
+            raise ConfigError(f"give at least one value for {key}")
+    out = []
+    for combo in itertools.product(*axes.values()):
+        d = base.canonical()
+        params = dict(zip(axes, combo))
+        for key, value in params.items():
+            _set(d, key, value)
+        d["repeat"] = 0
+        c = TrainConfig.from_dict(d)
+        c.validate()
+        out.append((params, c))
+    return out
+
+
 def grid(base: TrainConfig, a: str, values_a: list, b: str, values_b: list) -> list[TrainConfig]:
     """One validated config per cell of the ``a`` × ``b`` grid."""
     if a == b:
@@ -50,12 +84,7 @@ def grid(base: TrainConfig, a: str, values_a: list, b: str, values_b: list) -> l
     for p in (a, b):
         if p not in SWEEPABLE:
             raise ConfigError(f"cannot sweep {p!r}; choose one of {', '.join(SWEEPABLE)}")
-    cfgs = []
-    for va, vb in itertools.product(values_a, values_b):
-        c = replace(base, **{a: va, b: vb}, repeat=0)
-        c.validate()
-        cfgs.append(c)
-    return cfgs
+    return [c for _, c in cells(base, {a: values_a, b: values_b})]
 
 
 def sweep_id(base: TrainConfig, a: str, values_a: list, b: str, values_b: list) -> str:
@@ -66,7 +95,18 @@ def sweep_id(base: TrainConfig, a: str, values_a: list, b: str, values_b: list) 
 def launch(base: TrainConfig, a: str, values_a: list, b: str, values_b: list,
            store: RunStore | None = None, start_worker: bool = True,
            visitor: str | None = None) -> dict:
-    """Queue every cell (reusing cached runs) and record the sweep so a page can find it."""
+    """Queue every cell of the ``a`` × ``b`` grid (reusing cached runs) and record the sweep
+    so a page can find it."""
+    grid(base, a, values_a, b, values_b)  # the page's own checks (two sweepable parameters)
+    return launch_grid(base, {a: values_a, b: values_b}, store, start_worker, visitor)
+
+
+def launch_grid(base: TrainConfig, axes: dict[str, list], store: RunStore | None = None,
+                start_worker: bool = True, visitor: str | None = None) -> dict:
+    """Queue every cell of ``axes`` (:func:`cells`; cached runs reused) and return the sweep:
+    ``{id, axes, cells: [{KEY: value…, run_id, reused}], base}``. A two-axis sweep is recorded
+    (with ``a``, ``b``, ``values_a``, ``values_b``) so the Compare page draws it as a grid.
+    Every cell is checked before the first is queued: a bad one queues nothing."""
     from faceml import hosting
     from faceml.training import jobs
 
@@ -74,23 +114,30 @@ def launch(base: TrainConfig, a: str, values_a: list, b: str, values_b: list,
         raise hosting.PolicyError("sweeps are off on this hosted server: launch single runs "
                                   "from the Train page")
     store = store or RunStore()
-    cfgs = grid(base, a, values_a, b, values_b)
-    cells = []
-    for c in cfgs:
+    made = cells(base, axes)
+    out = []
+    for params, c in made:
         run, new = jobs.submit(c, store, start_worker=False, visitor=visitor)
-        cells.append({a: getattr(c, a), b: getattr(c, b), "run_id": run.id, "reused": not new})
-    if start_worker:
+        out.append({**params, "run_id": run.id, "reused": not new})
+    if start_worker and any(store.get(c["run_id"]).state == "queued" for c in out):
         jobs.ensure_worker(store)
-    sweep = {"id": sweep_id(base, a, values_a, b, values_b), "a": a, "b": b,
-             "values_a": values_a, "values_b": values_b, "cells": cells,
+    keys = list(axes)
+    sweep = {"axes": {k: list(v) for k, v in axes.items()}, "cells": out,
              "base": base.canonical()}
-    d = store.root / ".sweeps"
-    d.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(d / f"{sweep['id']}.json", sweep)
+    if len(keys) == 2:
+        (a, va), (b, vb) = axes.items()
+        sweep.update(id=sweep_id(base, a, va, b, vb), a=a, b=b, values_a=va, values_b=vb)
+        d = store.root / ".sweeps"
+        d.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(d / f"{sweep['id']}.json", sweep)
+    else:
+        blob = json.dumps([base.canonical(), sweep["axes"]], sort_keys=True, default=str)
+        sweep["id"] = hashlib.sha256(blob.encode()).hexdigest()[:10]
     return sweep
 
 
 def list_sweeps(store: RunStore | None = None) -> list[dict]:
+    """The recorded (two-axis) sweeps, newest first."""
     store = store or RunStore()
     d = store.root / ".sweeps"
     out = []
@@ -114,8 +161,23 @@ def val_columns(hist: pd.DataFrame, head: str | None = None) -> tuple[str | None
     return (accs[0] if accs else None), loss
 
 
+SUMMARY = {
+    "highest_val_acc": "highest val accuracy",
+    "val_loss_at_highest_val_acc": "val loss at the epoch of the highest val accuracy",
+    "lowest_val_acc": "lowest val accuracy",
+    "val_loss_at_lowest_val_acc": "val loss at the epoch of the lowest val accuracy",
+    "final_val_acc": "val accuracy at the last epoch",
+    "final_val_loss": "val loss at the last epoch",
+}
+"""A run's curve summary: each accuracy extreme, and the losses AT that epoch (not the loss's
+own extremes, which may come from other epochs)."""
+
+
 def run_curve_summary(run: Run, head: str | None = None) -> dict:
-    """Lowest, highest and final validation accuracy and loss of one run."""
+    """The highest, lowest and final validation accuracy of one run, with the validation (and
+    training) loss at each of those epochs: ``best_epoch`` is the (first) epoch of the highest
+    validation accuracy, ``val_loss_at_highest_val_acc`` that epoch's validation loss. A run
+    without an accuracy (a regression or VAE) gets its final validation loss only."""
     out = {"state": "damaged", "epochs": 0}
     try:
         hist = run.history()
@@ -124,14 +186,28 @@ def run_curve_summary(run: Run, head: str | None = None) -> dict:
         return out
     out["epochs"] = len(hist)
     acc, loss = val_columns(hist, head)
-    for name, col in (("acc", acc), ("loss", loss)):
-        if col is None or col not in hist or hist.empty:
-            out.update({f"lowest_val_{name}": np.nan, f"highest_val_{name}": np.nan,
-                        f"final_val_{name}": np.nan})
-            continue
-        v = hist[col].astype(float)
-        out.update({f"lowest_val_{name}": v.min(), f"highest_val_{name}": v.max(),
-                    f"final_val_{name}": v.iloc[-1]})
+    out.update({k: np.nan for k in SUMMARY})
+    out.update(best_epoch=np.nan, train_loss_at_highest_val_acc=np.nan)
+    if hist.empty:
+        return out
+    hist = hist.reset_index(drop=True)
+    val_loss = pd.to_numeric(hist[loss], errors="coerce") if loss else None
+    train_loss = pd.to_numeric(hist["loss"], errors="coerce") if "loss" in hist else None
+    if val_loss is not None:
+        out["final_val_loss"] = float(val_loss.iloc[-1])
+    if acc is None:
+        return out
+    v = pd.to_numeric(hist[acc], errors="coerce")
+    if not v.notna().any():
+        return out
+    hi, lo = int(v.idxmax()), int(v.idxmin())  # the first epoch of each extreme
+    out.update(highest_val_acc=float(v[hi]), lowest_val_acc=float(v[lo]),
+               final_val_acc=float(v.iloc[-1]), best_epoch=int(hist["epoch"][hi]))
+    if val_loss is not None:
+        out.update(val_loss_at_highest_val_acc=float(val_loss[hi]),
+                   val_loss_at_lowest_val_acc=float(val_loss[lo]))
+    if train_loss is not None:
+        out["train_loss_at_highest_val_acc"] = float(train_loss[hi])
     return out
 
 
@@ -205,3 +281,60 @@ def metrics_table(runs: list[Run], split: str = "test") -> pd.DataFrame:
                          "head": head, **{k: v for k, v in vals.items()
                                           if isinstance(v, int | float) or v is None}})
     return pd.DataFrame(rows)
+
+
+def shared_binary_heads(runs: list[Run]) -> list[str]:
+    """The binary heads every run has, with the same classes in the same order (so the same
+    positive class); in the first run's order."""
+    shared: list | None = None
+    for r in runs:
+        try:
+            mine = [(h.name, tuple(h.classes)) for h in r.heads() if h.kind == "binary"]
+        except RunDamaged:
+            return []
+        shared = mine if shared is None else [h for h in shared if h in mine]
+    return [name for name, _ in shared or []]
+
+
+def binary_comparison(runs: list[Run], head: str, split: str = "test",
+                      threshold: float = 0.5) -> tuple[pd.DataFrame, dict]:
+    """Each run's binary ``head`` on its stored predictions of ``split``, by scikit-learn:
+    sensitivity (recall of the positive class), specificity (recall of the negative class) and
+    F1 of the positive class at ``threshold`` (positive when ``P(positive) >= threshold``), and
+    ROC AUC. Returns the table (one row per run, naming its dataset and split) and the ROC
+    curves ``{run_id: {fpr, tpr, auc}}``. A run without stored predictions of ``split`` gets a
+    row saying why and no curve."""
+    from faceml.evaluation.classification import roc_curves, threshold_metrics
+    from faceml.evaluation.predictions import MetricsInputError
+    from faceml.evaluation.stored import stored_predictions
+
+    rows, curves = [], {}
+    for r in runs:
+        row = {"run_id": r.id, "dataset": (r.config.get("data") or {}).get("dataset"),
+               "split": split, "head": head, "positive class": None, "n": 0,
+               "threshold": float(threshold), "sensitivity": None, "specificity": None,
+               "f1": None, "auc": None, "note": ""}
+        try:
+            spec = next((h for h in r.heads() if h.name == head and h.kind == "binary"), None)
+            frame = stored_predictions(r)
+            if spec is None or frame is None:
+                row["note"] = "no stored predictions of this head (still training?)"
+                rows.append(row)
+                continue
+            m = threshold_metrics(frame, spec, threshold, split=split)
+            roc = roc_curves(frame, spec, split=split, drop_intermediate=True)
+        except (MetricsInputError, RunDamaged) as e:
+            row["note"] = str(e)
+            rows.append(row)
+            continue
+        row.update({"positive class": m["positive_class"], "n": m["n"],
+                    "sensitivity": m["sensitivity"], "specificity": m["specificity"],
+                    "f1": m["f1"]})
+        curve = roc.get(spec.classes[1])
+        if curve is None:
+            row["note"] = f"no ROC curve: the {split} split holds one class only"
+        else:
+            row["auc"] = curve["auc"]
+            curves[r.id] = curve
+        rows.append(row)
+    return pd.DataFrame(rows), curves
