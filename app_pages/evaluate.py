@@ -25,7 +25,7 @@ if not rows:
 c1, c2 = st.columns([4, 1])
 with c1:
     run = ev.run_picker(rows)
-split = c2.radio("Split", ["test", "val"], horizontal=True, key="ev_split")
+split = c2.radio("Split", ev.run_splits(run), horizontal=True, key="ev_split")
 
 with user_errors():
     view = ev.cross_panel(run) or ev.run_view(run, split)

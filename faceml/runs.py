@@ -282,7 +282,9 @@ class Run:
                        epochs_done=int(hist["epoch"].max()) if "epoch" in hist else 0,
                        epochs=cfg.get("epochs"),
                        sec_per_epoch=float(hist["seconds"].mean()) if "seconds" in hist else None)
-            test = metrics.get("test") or {}
+            # the test split's results; a run trained without one shows its val results
+            split = "test" if metrics.get("test") else "val"
+            test = metrics.get(split) or {}
         except RunDamaged as e:
             row["reason"] = str(e)
             return row
@@ -292,7 +294,7 @@ class Run:
             return row
         for k, v in (test.items() if isinstance(test, dict) else ()):
             if isinstance(v, int | float):
-                row[f"test_{k}"] = v
+                row[f"{split}_{k}"] = v
         return row
 
 

@@ -282,6 +282,17 @@ def test_a_test_fraction_of_zero_makes_no_test_split_and_results_name_val():
     metrics = run.metrics()
     assert list(metrics) == ["val"]
     assert metrics["val"]["split"] == "val" and metrics["val"]["dataset"] == "synthetic"
+    # the runs table shows its val results, named so; Evaluate offers val only and draws it
+    row = run.summary()
+    assert row["val_n"] == metrics["val"]["n"] > 0 and not any(k.startswith("test_") for k in row)
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file("../app_pages/evaluate.py", default_timeout=120)
+    at.query_params["run"] = run.id
+    at.run()
+    assert not at.exception, at.exception
+    assert [r.options for r in at.radio if r.key == "ev_split"] == [["val"]]
+    assert any("**val** split" in i.value for i in at.info)
 
 
 def test_official_fairface_val_is_the_validation_set_and_train_keeps_every_train_face(tmp_path):

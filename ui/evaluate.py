@@ -218,6 +218,19 @@ def _reset_if_stale(key: str, options: list, default=None) -> None:
         ss[key] = default if default is not None else options[0]
 
 
+def run_splits(run: Run) -> list[str]:
+    """The splits the page offers for ``run``: those it stored results for (a run trained
+    without a test split has val only), else test and val (its checkpoint is evaluated)."""
+    try:
+        metrics = run.metrics()
+    except FaceMLError:
+        metrics = {}
+    have = [s for s in ("test", "val") if isinstance(metrics.get(s), dict)]
+    options = have or ["test", "val"]
+    _reset_if_stale("ev_split", options, options[0])
+    return options
+
+
 def head_picker(view: View) -> HeadSpec:
     names = [h.name for h in view.interp.heads]
     _reset_if_stale("ev_head", names)
