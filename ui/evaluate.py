@@ -45,7 +45,7 @@ from ui.pick import url_run
 
 STATE_ICON = {"queued": "⏳", "running": "🏃", "done": "✅", "failed": "❌", "stopped": "⏹"}
 PER_PAGE = 18
-COLS = 6
+FACE_WIDTH = 150  # px, each face of a gallery
 DISPLAY_SIZE = 64
 
 
@@ -357,13 +357,15 @@ def gallery(view: View, rows: pd.DataFrame, head: HeadSpec, key: str, *,
         st.warning("The images are missing for these faces (the dataset is not on disk any "
                    "more, or the files moved); their file names are listed below.")
     else:
-        cols = st.columns(COLS)
-        for j, (img, (_, row)) in enumerate(zip(imgs, chunk.iterrows())):
-            cap = _caption(row, head)
-            if img is None:
-                cols[j % COLS].caption(f"(image missing)\n{cap}")
-            else:
-                cols[j % COLS].image(img, caption=cap, width="stretch", output_format="PNG")
+        # one element for the whole grid (a list of images): a click redraws one element, not
+        # a grid of columns with an element per face
+        caps = [_caption(row, head) for _, row in chunk.iterrows()]
+        shown = [(img, cap) for img, cap in zip(imgs, caps) if img is not None]
+        st.image([img for img, _ in shown], caption=[cap for _, cap in shown],
+                 width=FACE_WIDTH, output_format="PNG")
+        missing = [cap for img, cap in zip(imgs, caps) if img is None]
+        if missing:
+            st.caption("Images missing: " + "; ".join(c.replace("\n", " ") for c in missing))
     h = head.name
     show = [c for c in ("source", f"{h}_true", f"{h}_pred", "confidence", "loss")
             if c in chunk.columns]
