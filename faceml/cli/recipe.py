@@ -102,7 +102,8 @@ def _run(a) -> int:
     r = recipes.get(a.name)
     split = _parse_floats(a.split, "--split") if a.split else None
     cfg = r.config(path=a.path, epochs=a.epochs, fraction=a.fraction, split=split)
-    cfg.validate()  # an override that breaks the recipe: the architecture's own message
+    # an override that breaks the recipe: the architecture's own message, before the data
+    cfg.validate(r.sizing_labels())
     recipes.require_data(cfg)
     if r.grid:
         return _sweep(r, cfg, a)
