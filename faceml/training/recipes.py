@@ -392,6 +392,20 @@ def matching_runs(recipe: Recipe, store) -> list[tuple]:
     return out
 
 
+def figures(recipe: Recipe) -> tuple[Claim, ...]:
+    """What to compare: the notebook's claims, or (where it reported none) the validation
+    figure of the recipe's first head (accuracy, or MAE for years) as an empty claim."""
+    if recipe.claims:
+        return recipe.claims
+    cfg = recipe.config()
+    if not cfg.kind.uses_heads:
+        return ()
+    head = cfg.heads[0]
+    spec = recipe.sizing_labels().get(head)
+    metric = "mae" if spec is not None and not spec.is_categorical else "accuracy"
+    return (Claim(head, metric, "val", None),)
+
+
 def ours(run, claim: Claim) -> float | None:
     """The run's own figure for ``claim`` (its stored metrics), or None when it has none."""
     try:
