@@ -128,5 +128,7 @@ def recipe_box(recipe: recipes.Recipe, opts: dict, store: RunStore) -> None:
             st.dataframe(table, hide_index=True, width="stretch",
                          key=f"recipe_table_{recipe.name}")
         for run, over in runs[:10]:
-            st.markdown(f"[Evaluate run {run.id}](/evaluate?run={run.id})"
+            figs = "; ".join(f"{c.label()} {_value(recipes.ours(run, c))}"
+                             for c in recipes.figures(recipe))
+            st.markdown(f"[Evaluate run {run.id}](/evaluate?run={run.id}) — ours: {figs or '—'}"
                         + (f" — overrides: {', '.join(over)}" if over else " — the recipe as is"))
