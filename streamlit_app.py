@@ -25,5 +25,6 @@ pages = [
     st.Page("app_pages/compare.py", title="Compare & sweep", icon=":material/compare:"),
     st.Page("app_pages/vae.py", title="VAE studio", icon=":material/blur_on:"),
     st.Page("app_pages/predict.py", title="Predict", icon=":material/photo_camera:"),
+    st.Page("app_pages/recipes.py", title="Recipes", icon=":material/menu_book:"),
 ]
 st.navigation(pages).run()

@@ -66,8 +66,10 @@ class TrainConfig:
 
         return kinds.for_arch(self.arch)
 
-    def validate(self) -> None:
-        """Every check that can be made before any data is read or anything trains."""
+    def validate(self, labels: dict | None = None) -> None:
+        """Every check that can be made before any data is read or anything trains;
+        ``labels``: the dataset's labels when known without asking it (a class-per-folder
+        set is scanned otherwise)."""
         self.data.validate()
         if not (isinstance(self.lr, int | float) and math.isfinite(self.lr) and self.lr > 0):
             raise ConfigError(f"learning rate must be > 0, not {self.lr}")
@@ -93,7 +95,7 @@ class TrainConfig:
         kind = self.kind
         if kind.uses_heads and not self.heads:
             raise ConfigError("choose at least one label to predict")
-        labels = labels_for(self.data)
+        labels = labels_for(self.data) if labels is None else labels
         for h in self.heads:
             if h not in labels:
                 raise ConfigError(f"dataset {self.data.dataset!r} has no label {h!r}; it has "

@@ -22,6 +22,9 @@ from ui.runs import form_state, kept_settings, launch_config, layer_table_for
 # The run the form was last filled from (or launched): {"run", "loaded", "base"}, with "loaded"
 # its canonical config and "base" the form's own config as first drawn from it.
 FORM = "_train_form"
+# A config (canonical dict) to load into the form before it is drawn: the Recipes page's
+# "Fill the Train form" (ui.recipes.FILL, the same key; ui.recipes imports this one).
+FILL = "_train_fill"
 # The architecture whose input (size, colour) the Data widgets last followed.
 PRESET_FOR = "_preset_for"
 
@@ -108,6 +111,17 @@ def fill_from(shown: Run | None) -> None:
     fills the form, before any widget is drawn: then the form is that run, and Launch gives
     its id."""
     ss = st.session_state
+    pending = ss.pop(FILL, None)  # a recipe's config (the Recipes page's "Fill the Train form")
+    if pending is not None:
+        try:
+            loaded = TrainConfig.from_dict(pending)
+            values = form_state(loaded, policy().typed_paths)
+        except (FaceMLError, TypeError, ValueError, KeyError, AttributeError) as e:
+            st.warning(f"{error_text(e) if isinstance(e, FaceMLError) else e}: the form keeps "
+                       "its own settings.")
+            return
+        _fill(values, loaded.run_id(), loaded)
+        return
     if shown is None or ss.get(FORM, {}).get("run") == shown.id:
         return
     try:
@@ -119,11 +133,16 @@ def fill_from(shown: Run | None) -> None:
         st.warning(f"{why}: the form keeps its own settings.")
         ss[FORM] = {"run": shown.id, "loaded": None, "base": None}
     else:
-        for k, v in values.items():
-            ss[k] = v
-            ss[f"_keep_{k}"] = v  # what keep() restores after a page switch
-        ss[FORM] = {"run": shown.id, "loaded": loaded.canonical(), "base": None}
-        ss[PRESET_FOR] = loaded.arch  # the run's size and colour stay as it had them
+        _fill(values, shown.id, loaded)
+
+
+def _fill(values: dict, run_id: str, loaded: TrainConfig) -> None:
+    ss = st.session_state
+    for k, v in values.items():
+        ss[k] = v
+        ss[f"_keep_{k}"] = v  # what keep() restores after a page switch
+    ss[FORM] = {"run": run_id, "loaded": loaded.canonical(), "base": None}
+    ss[PRESET_FOR] = loaded.arch  # the run's size and colour stay as it had them
 
 
 def model_form(opts, labels) -> ModelForm:

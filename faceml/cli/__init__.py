@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("faceml.cli.train", "train a model (cached: a known config returns its run)"),
     "sweep": ("faceml.cli.sweep", "queue a grid of training runs (--grid KEY=V1,V2), wait, "
               "and list their validation metrics"),
+    "recipe": ("faceml.cli.recipe", "the course notebooks' experiments: recipe list | show "
+               "NAME | run NAME [--path --epochs --fraction --split]"),
     "runs": ("faceml.cli.runs", "list runs"),
     "stop": ("faceml.cli.stop", "stop a queued or running run"),
     "worker": ("faceml.cli.worker", "train queued runs (started by the app)"),

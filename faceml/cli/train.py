@@ -23,30 +23,37 @@ def train_config(a):
 
 
 def run(a) -> int:
+    return train(train_config(a), again=a.again, resume=a.resume, background=a.background,
+                 as_json=a.json)
+
+
+def train(cfg, again: bool = False, resume: bool = False, background: bool = False,
+          as_json: bool = False) -> int:
+    """Train ``cfg`` here (or queue it with ``background``), cached like any run; prints its
+    id (or JSON) and returns the exit code. ``recipe run`` shares it."""
     from faceml import hosting
     from faceml.training import jobs
     from faceml.runs import RunStore
     from faceml.training.engine import train_run
 
-    cfg = train_config(a)
     store = RunStore()
-    run, new = jobs.submit(cfg, store, again=a.again, start_worker=False,
+    run, new = jobs.submit(cfg, store, again=again, start_worker=False,
                            visitor=hosting.OPERATOR)
     state = run.status().get("state")
-    if not new and state in ("stopped", "failed") and a.resume:
-        jobs.resume(run, store) if a.background else run.set_status(state="queued")
+    if not new and state in ("stopped", "failed") and resume:
+        jobs.resume(run, store) if background else run.set_status(state="queued")
         new = True
-    if new and a.background:
+    if new and background:
         jobs.ensure_worker(store)
     elif new:
         hosting.current().yield_to_visitors()  # hosted: the visitors' pages come first
-        cb, close = bar("prepare data", not a.json)
+        cb, close = bar("prepare data", not as_json)
         try:
             train_run(run, progress=cb)
         finally:
             close()
     st = run.status()
-    if a.json:
+    if as_json:
         print_json({"run_id": run.id, "cached": not new, "status": st.get("state"),
                     "reason": st.get("reason", ""), "metrics": run.metrics()})
     else:

@@ -147,6 +147,12 @@ def labels_for(opts: PrepOptions) -> dict[str, LabelSpec]:
     adapter = datasets.get(opts.dataset)
     labels = dict(adapter.label_specs()) or dict(
         adapter.scan(opts.path, **opts.dataset_options).labels)
+    return binned_labels(opts, labels)
+
+
+def binned_labels(opts: PrepOptions, labels: dict[str, LabelSpec]) -> dict[str, LabelSpec]:
+    """``labels`` with a years age label binned as ``opts.age`` asks (no data read)."""
+    labels = dict(labels)
     age = labels.get("age")
     if age is not None and age.kind == "years" and opts.age != "years":
         labels["age"] = _binned_age_spec(opts)

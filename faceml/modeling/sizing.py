@@ -22,20 +22,24 @@ class ModelSize:
     table: pd.DataFrame
 
 
-def model_size(cfg) -> ModelSize:
+def model_size(cfg, labels: dict | None = None) -> ModelSize:
     """Layer table and parameter counts of a :class:`~faceml.config.TrainConfig`'s model
-    (validated first: a bad configuration raises its ConfigError)."""
+    (validated first: a bad configuration raises its ConfigError). ``labels``: the dataset's
+    labels where they are known without reading it (a recipe sized before its class-per-folder
+    set is on disk); default: asked of the dataset."""
     import keras
 
     from faceml.data.prepare import labels_for
     from faceml.modeling import architectures
 
-    cfg.validate()
+    if labels is None:
+        labels = labels_for(cfg.data)
+    cfg.validate(labels)
     kind = cfg.kind
     try:
         with keras.StatelessScope(initialize_variables=False):
             # no data: shapes and counts only (no pretrained weights to download)
-            model = kind.build(cfg, kind.placeholder_heads(cfg, labels_for(cfg.data)))
+            model = kind.build(cfg, kind.placeholder_heads(cfg, labels))
             total, trainable = architectures.param_counts(model)
             table = architectures.layer_table(model)
     except FaceMLError:
