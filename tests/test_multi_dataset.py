@@ -319,3 +319,45 @@ def test_cli_trains_two_datasets_and_stores_results_per_dataset(two, capsys):
 
     model = load_model(run.checkpoint("last"), compile=True)
     assert type(model.loss["age"]).__name__ == "IntervalLoss"
+
+    # Evaluate shows one dataset at a time, each number named by it
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    page = str(Path(__file__).resolve().parents[1] / "app_pages" / "evaluate.py")
+    at = AppTest.from_file(page, default_timeout=120)
+    at.query_params["run"] = run.id
+    at.run()
+    assert not at.exception and not at.error
+    assert at.radio(key="ev_dataset").options == ["utkface", "fairface"]
+    at.radio(key="ev_split").set_value("val").run()
+    at.radio(key="ev_dataset").set_value("fairface").run()
+    assert not at.exception and not at.error
+    n = m["by_dataset"]["fairface"]["val"]["n"]
+    assert any(f"**fairface**, **val** split, {n} faces" in i.value for i in at.info)
+
+
+def test_train_page_offers_several_datasets(two):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    utk, ff = two
+    page = str(Path(__file__).resolve().parents[1] / "app_pages" / "train.py")
+    at = AppTest.from_file(page, default_timeout=120)
+    at.session_state["dataset"] = "utkface"
+    at.session_state["also_datasets"] = ["fairface"]
+    at.session_state["path_utkface"] = utk
+    at.session_state["path_fairface"] = ff
+    at.run()
+    assert not at.exception and not at.error
+    assert at.multiselect(key="also_datasets").value == ["fairface"]
+    assert [t.label for t in at.text_input][:2] == ["Path of utkface", "Path of fairface"]
+    # the form filled from a several-dataset config shows it again
+    from ui.runs import form_state
+
+    cfg = TrainConfig(data=both(two), heads=["gender"])
+    state = form_state(cfg)
+    assert state["dataset"] == "utkface" and state["also_datasets"] == ["fairface"]
+    assert state["path_utkface"] == utk and state["path_fairface"] == ff
