@@ -26,9 +26,11 @@ c1, c2 = st.columns([4, 1])
 with c1:
     run = ev.run_picker(rows)
 split = c2.radio("Split", ev.run_splits(run), horizontal=True, key="ev_split")
+parts = ev.run_datasets(run)  # a run trained on several datasets: one at a time
+part = st.radio("Dataset", parts, horizontal=True, key="ev_dataset") if parts else None
 
 with user_errors():
-    view = ev.cross_panel(run) or ev.run_view(run, split)
+    view = ev.cross_panel(run) or ev.run_view(run, split, part)
 ev.banner(view, run)
 
 ev.analysis(view, run)  # a fragment: head, threshold and cell clicks rerun it alone

@@ -18,7 +18,7 @@ tf.fill_from(shown)
 tf.follow_preset()  # size and colour: the chosen preset's input unless changed
 
 with st.expander("Data", expanded=False):
-    opts = dataset_picker(tf.preset_sizes())
+    opts = dataset_picker(tf.preset_sizes(), several=True)
 with user_errors():
     labels = labels_for(opts)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 
 from faceml.errors import FaceMLError
@@ -79,12 +80,36 @@ def _parse_weights(text, flag):
     return weights
 
 
+_NAMED_PATH = re.compile(r"^[A-Za-z0-9_-]+=")
+
+
+def _parse_path(text, flag):
+    """One path, or ``NAME=PATH,NAME=PATH`` (several datasets: a path each) as a dict."""
+    if not text:
+        return None
+    pieces = text.split(",")
+    if not all(_NAMED_PATH.match(p) for p in pieces):
+        return text
+    out = {}
+    for piece in pieces:
+        name, _, path = piece.partition("=")
+        if name in out:
+            raise FaceMLError(f"{flag} names {name!r} twice")
+        out[name] = path
+    return out
+
+
+def _format_path(v):
+    return [",".join(f"{k}={p}" for k, p in v.items()) if isinstance(v, dict) else str(v)]
+
+
 _KINDS = {
     "value": (lambda text, flag: text, lambda v: [_number(v)]),
     "words": (_parse_words, lambda v: [",".join(v)]),
     "ints": (_parse_ints, lambda v: [",".join(map(str, v))]),
     "floats": (_parse_floats, lambda v: [",".join(_number(float(x)) for x in v)]),
     "weights": (_parse_weights, lambda v: [",".join(f"{k}={_number(w)}" for k, w in v.items())]),
+    "path": (_parse_path, _format_path),
     "pairs": (lambda items, flag: parse_kv(items, flag),
               lambda v: [f"{k}={json.dumps(x)}" for k, x in sorted(v.items())]),
 }
@@ -119,8 +144,10 @@ def add_data_args(p, positional: bool) -> None:
     if positional:
         _arg(p, "dataset", key="data.dataset", shown=True)
     else:
-        _arg(p, "--dataset", default="synthetic", key="data.dataset", shown=True)
-    _arg(p, "--path", default=None, help="dataset location (file or folder)", key="data.path")
+        _arg(p, "--dataset", default="synthetic", key="data.dataset", shown=True,
+             help="a dataset, or several at once: utkface,fairface")
+    _arg(p, "--path", default=None, key="data.path", kind="path",
+         help="dataset location (file or folder); several datasets: NAME=PATH,NAME=PATH")
     if positional:  # prepare: no architecture to take an input from
         _arg(p, "--size", type=int, default=64, key="data.size", shown=True)
         _arg(p, "--color", choices=["gray", "rgb"], default="rgb", key="data.color", shown=True)
@@ -145,7 +172,8 @@ def add_data_args(p, positional: bool) -> None:
               "test) is the validation set and train keeps all official train faces",
          key="data.holdout")
     _arg(p, "--dataset-option", action="append", metavar="KEY=VALUE",
-         help="adapter option, e.g. n=2000 for synthetic", key="data.dataset_options",
+         help="adapter option, e.g. n=2000 for synthetic; several datasets: "
+              "NAME={\"n\": 2000}", key="data.dataset_options",
          kind="pairs")
 
 

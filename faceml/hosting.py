@@ -163,8 +163,12 @@ class HostingPolicy:
         gives the model's parameter count (without building weights); it is asked last."""
         if not self.hosted:
             return
-        self.dataset_path(cfg.data.dataset, cfg.data.path)
-        n = (cfg.data.dataset_options or {}).get("n")
+        parts = [cfg.data.part(d) for d in cfg.data.datasets] if cfg.data.multi else [cfg.data]
+        for part in parts:
+            self.dataset_path(part.dataset, part.path)
+        n = sum(int(v) for part in parts
+                for v in [(part.dataset_options or {}).get("n")] if isinstance(v, int | float))
+        n = n or None
         if isinstance(n, int | float) and n > self.caps.faces:
             raise PolicyError(f"this server trains on at most {self.caps.faces:,} faces; "
                               f"{int(n):,} were asked for")

@@ -197,9 +197,11 @@ def split_picker() -> tuple[str, tuple[float, float, float]]:
     return holdout, ((100 - val - test) / 100, val / 100, test / 100)
 
 
-def dataset_picker(sizes_also: tuple[int, ...] = ()) -> PrepOptions:
+def dataset_picker(sizes_also: tuple[int, ...] = (), several: bool = False) -> PrepOptions:
     """Dataset, path and preprocessing options, remembered for the session across pages.
-    ``sizes_also``: image sizes to offer besides :data:`SIZES` (the presets' inputs)."""
+    ``sizes_also``: image sizes to offer besides :data:`SIZES` (the presets' inputs).
+    ``several`` (the Train page): other datasets to train on at once may be added to the
+    first (``also_datasets``), each with its own path (:mod:`faceml.data.multi`)."""
     pol = policy()
     names = pol.dataset_names()  # hosted: the operator's allow-list, where it is on disk
     if st.session_state.get("dataset", st.session_state.get("_keep_dataset")) not in names:
@@ -209,19 +211,46 @@ def dataset_picker(sizes_also: tuple[int, ...] = ()) -> PrepOptions:
     name = kept("dataset", c1.selectbox(
         "Dataset", names, **held("dataset", "synthetic", names),
         format_func=lambda n: f"{n} — {datasets.get(n).title}"))
+    chosen = [name]
+    if several:
+        others = [n for n in names if n != name]
+        ss = st.session_state
+        for k in ("also_datasets", "_keep_also_datasets"):  # names no longer offered
+            if k in ss:
+                ss[k] = [n for n in ss[k] if n in others]
+        chosen += kept("also_datasets", c1.multiselect(
+            "Also train on", others, **held("also_datasets", [], param="default"),
+            help="Several datasets at once: each face trains the labels its dataset has, in "
+                 "one label space from the declared mappings; each is split on its own"))
+    paths: dict = {}
+    options: dict = {}
+    for n in chosen:
+        paths[n], options[n] = _dataset_source(pol, n, c2, label=len(chosen) > 1)
+    if len(chosen) == 1:
+        path, ds_opts = paths[name], options[name]
+    else:
+        path = {n: p for n, p in paths.items() if p} or None
+        ds_opts = {n: o for n, o in options.items() if o}
+    return _rest_of_picker(chosen, path, ds_opts, sizes_also)
+
+
+def _dataset_source(pol, name: str, where, label: bool = False) -> tuple[str | None, dict]:
+    """One dataset's path (typed where the server allows it) or, for a generated dataset, its
+    options; ``label``: name the dataset on its widgets (several datasets)."""
     adapter = datasets.get(name)
     ds_opts: dict = {}
     path = None
     if adapter.needs_path and pol.typed_paths:
         default = adapter.resolve_path(None)
         pk = f"path_{name}"
-        path = kept(pk, c2.text_input(
-            "Path", **held(pk, str(default) if default else ""),
+        path = kept(pk, where.text_input(
+            f"Path of {name}" if label else "Path", **held(pk, str(default) if default else ""),
             help="A folder or file on this machine (remembered for the session)"))
     elif adapter.needs_path:
-        c2.caption("Read from where the server's operator put it.")
+        where.caption(f"{name + ': r' if label else 'R'}ead from where the server's operator "
+                      "put it.")
     else:
-        a, b = c2.columns(2)
+        a, b = where.columns(2)
         most = pol.caps.faces if pol.hosted else 20000
         if st.session_state.get("syn_n", 0) > most:
             st.session_state["syn_n"] = most
@@ -230,6 +259,10 @@ def dataset_picker(sizes_also: tuple[int, ...] = ()) -> PrepOptions:
             **held("syn_n", min(3000, most), lo=min(200, most), hi=most))))
         ds_opts["label_noise"] = float(kept("syn_noise", b.slider(
             "Label noise", 0.0, 0.5, step=0.05, **held("syn_noise", 0.0, lo=0.0, hi=0.5))))
+    return path or None, ds_opts
+
+
+def _rest_of_picker(chosen: list[str], path, ds_opts: dict, sizes_also) -> PrepOptions:
     c = st.columns(5)
     sizes = sorted({*SIZES, *sizes_also})
     size = kept("size", c[0].selectbox("Image size", sizes, **held("size", 64, sizes)))
@@ -253,7 +286,7 @@ def dataset_picker(sizes_also: tuple[int, ...] = ()) -> PrepOptions:
             st.error(f"Age edges must be whole numbers separated by commas, not {txt!r}")
             st.stop()
     holdout, split = split_picker()
-    return PrepOptions(dataset=name, path=path or None, dataset_options=ds_opts, size=int(size),
+    return PrepOptions(dataset=chosen, path=path or None, dataset_options=ds_opts, size=int(size),
                        color=color, fraction=float(fraction), seed=seed, age=age, age_edges=edges,
                        split=split, holdout=holdout)
 

@@ -35,7 +35,7 @@ from faceml.evaluation import report as rep
 from faceml.evaluation.classification import roc_curves
 from faceml.evaluation.interpretation import Interpretation
 from faceml.data.cache import MemoryLRU
-from faceml.errors import FaceMLError
+from faceml.errors import ConfigError, FaceMLError
 from faceml.data.heads import HeadSpec
 from faceml.modeling import kinds
 from faceml.runs import Run, RunDamaged, RunStore
@@ -136,9 +136,42 @@ def _computed_view(key: str, text: str, compute, kind: str) -> View:
     return view
 
 
-def run_view(run: Run, split: str) -> View:
-    """The run's stored predictions on ``split``; its last checkpoint while it trains (or when
-    it stored none)."""
+def run_datasets(run: Run) -> list[str]:
+    """The datasets of a run trained on several at once (the page shows one at a time); ``[]``
+    for a run of one dataset."""
+    from faceml.data.prepare import PrepOptions
+
+    try:
+        opts = PrepOptions.from_dict(run.config.get("data", {}))
+    except (FaceMLError, TypeError, ValueError):
+        return []
+    if not opts.multi:
+        return []
+    _reset_if_stale("ev_dataset", opts.datasets)
+    return opts.datasets
+
+
+def _dataset_view(run: Run, split: str, part: str, key: str) -> View:
+    """A several-dataset run's stored predictions of one dataset: its faces, the heads it has
+    labels for, and its own images (``PrepOptions.part``)."""
+    from faceml.data.prepare import PrepOptions
+    from faceml.evaluation.predictions import dataset_rows, has_truth
+    from faceml.evaluation.stored import run_heads, stored_predictions
+
+    frame = stored_predictions(run)
+    sub = dataset_rows(frame[frame["split"] == split], part) if frame is not None else None
+    if sub is None:
+        raise ConfigError(f"run {run.id} stored no {split} predictions of {part}")
+    heads = [h for h in run_heads(run, frame) if has_truth(sub, h)]
+    interp = Interpretation.from_frame(sub, heads, dataset=part, split=split)
+    data = PrepOptions.from_dict(run.config.get("data", {})).part(part).canonical()
+    return View(key, interp, data, "stored", model=str(sub.attrs.get("model", "")),
+                checkpoint=sub.attrs.get("checkpoint"))
+
+
+def run_view(run: Run, split: str, part: str | None = None) -> View:
+    """The run's stored predictions on ``split`` (of dataset ``part`` of a run trained on
+    several); its last checkpoint while it trains (or when it stored none)."""
     state = run.status().get("state", "queued")
     stored = run.predictions_version()
     if state in ("running", "queued") or stored is None:
@@ -147,9 +180,12 @@ def run_view(run: Run, split: str) -> View:
         return _computed_view(key, f"Evaluating run {run.id}'s last checkpoint",
                               lambda cb: ev.evaluate_model(run, None, split, progress=cb),
                               "checkpoint")
-    key = json.dumps(["stored", str(run.dir), list(stored[1:]), split])
+    key = json.dumps(["stored", str(run.dir), list(stored[1:]), split, part])
     store = _views()
     hit = store.get(key)
+    if hit is None and part:
+        hit = _dataset_view(run, split, part, key)
+        store.put(key, hit)
     if hit is None:
         interp = Interpretation.from_run(run, split)
         hit = View(key, interp, dict(run.config.get("data", {})), "stored",

@@ -70,7 +70,8 @@ def form_state(cfg: TrainConfig, typed_paths: bool = True) -> dict:
     ``cfg``. Values a widget cannot hold are coerced by it; :func:`launch_config` keeps the
     run's own value for those, and :func:`kept_settings` names them."""
     d = cfg.data
-    out: dict = {"dataset": d.dataset, "size": int(d.size), "color": d.color,
+    out: dict = {"dataset": d.datasets[0], "also_datasets": d.datasets[1:],
+                 "size": int(d.size), "color": d.color,
                  "fraction": float(d.fraction), "age_mode": d.age, "data_seed": int(d.seed)}
     if d.age == "custom" and d.age_edges:
         out["age_edges"] = ",".join(str(int(e)) for e in d.age_edges)
@@ -81,18 +82,19 @@ def form_state(cfg: TrainConfig, typed_paths: bool = True) -> dict:
             out["test_pct_official"] = round(pct[2])
         else:
             out["val_pct"], out["test_pct"] = round(pct[1]), round(pct[2])
-    try:
-        needs_path = datasets.get(d.dataset).needs_path
-    except FaceMLError:  # not a dataset of this installation: the picker shows its default
-        needs_path = None
-    opts = d.dataset_options or {}
-    if needs_path and typed_paths:
-        out[f"path_{d.dataset}"] = d.path or ""  # empty = the dataset's default location
-    elif needs_path is False:
-        if "n" in opts:
-            out["syn_n"] = int(opts["n"])
-        if "label_noise" in opts:
-            out["syn_noise"] = float(opts["label_noise"])
+    for part in ([d.part(n) for n in d.datasets] if d.multi else [d]):
+        try:
+            needs_path = datasets.get(part.dataset).needs_path
+        except FaceMLError:  # not a dataset of this installation: the picker shows its default
+            needs_path = None
+        opts = part.dataset_options or {}
+        if needs_path and typed_paths:
+            out[f"path_{part.dataset}"] = part.path or ""  # empty = the default location
+        elif needs_path is False:
+            if "n" in opts:
+                out["syn_n"] = int(opts["n"])
+            if "label_noise" in opts:
+                out["syn_noise"] = float(opts["label_noise"])
     out["arch"] = cfg.arch
     out.update(form_for(cfg.kind).state(cfg))  # the model kind's own part of the form
     out.update(optimizer=cfg.optimizer, lr=float(cfg.lr), schedule=cfg.schedule,

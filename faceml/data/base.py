@@ -29,6 +29,8 @@ Progress = Callable[[int, int], None]
 """``progress(done, total)``: called from long loads; pages turn it into a bar."""
 
 SPLITS = ("train", "val", "test")
+NATIVE_BOX = (1.0, 0.0)
+"""A :attr:`DatasetAdapter.face_box` that leaves an image as it is."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,13 @@ class DatasetAdapter:
     needs_path: ClassVar[bool] = True
     default_path: ClassVar[str | None] = None
     """Relative to :func:`faceml.paths.shared_data_dir` when not absolute."""
+    face_box: ClassVar[tuple[float, float]] = NATIVE_BOX
+    """``(side, down)``: the project's face box in this dataset's images, a centred square of
+    ``side`` times the image's shorter side, moved ``down`` times that side below the centre.
+    The face box is the crop the Predict page's detector hands a model
+    (:mod:`faceml.serving.detect`, which reproduces a UTKFace chip); images are cut to it when
+    ``PrepOptions.framing`` is ``"face"`` (several datasets at once), so every dataset and every
+    detected face is framed alike. Measured per dataset with that detector (see each adapter)."""
 
     def label_specs(self) -> dict[str, LabelSpec]:
         """The labels this dataset has (before scanning); may be ``{}`` where labels are only

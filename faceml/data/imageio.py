@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from faceml.data.base import BadItem, DatasetAdapter, Progress, Scan, check_color
+from faceml.data.base import NATIVE_BOX, BadItem, DatasetAdapter, Progress, Scan, check_color
 from faceml.errors import DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
@@ -30,12 +30,30 @@ def is_image_name(name: str) -> bool:
     return name.lower().endswith(IMAGE_SUFFIXES)
 
 
-def to_pixels(img: Image.Image, size: int, color: str) -> np.ndarray:
-    """A PIL image → uint8 ``(size, size, c)``: centre-crop to square, bilinear resize, colour.
+def face_crop(img: Image.Image, box: tuple[float, float]) -> Image.Image:
+    """The square ``box = (side, down)`` of ``img`` (an adapter's
+    :attr:`~faceml.data.base.DatasetAdapter.face_box`): ``side`` times the shorter side, centred,
+    moved ``down`` times its side below the centre and kept inside the image."""
+    side_f, down = (float(v) for v in box)
+    if (side_f, down) == NATIVE_BOX:
+        return img
+    w, h = img.size
+    side = max(1, int(round(min(w, h) * min(side_f, 1.0))))
+    x = int(round((w - side) / 2))
+    y = int(round((h - side) / 2 + down * side))
+    y = min(max(y, 0), h - side)
+    return img.crop((x, y, x + side, y + side))
+
+
+def to_pixels(img: Image.Image, size: int, color: str,
+              face_box: tuple[float, float] = NATIVE_BOX) -> np.ndarray:
+    """A PIL image → uint8 ``(size, size, c)``: the face box (:func:`face_crop`; default the
+    whole image), centre-crop to square, bilinear resize, colour.
 
     Gray uses Pillow's ITU-R 601-2 luma ("L"); any mode (palette, CMYK, 16-bit, alpha) is
     converted first, so every source gives the same kind of array.
     """
+    img = face_crop(img, face_box)
     channels = check_color(color)
     mode = "L" if channels == 1 else "RGB"
     if img.mode not in ("L", "RGB"):
@@ -88,13 +106,16 @@ def open_image(source: str | Path | bytes, size: int | None = None, color: str =
         raise DataError(f"image cannot be decoded ({e})") from None
 
 
-def load_pixels(source: str | Path | bytes, size: int, color: str) -> np.ndarray:
-    return to_pixels(open_image(source, size, color), size, color)
+def load_pixels(source: str | Path | bytes, size: int, color: str,
+                face_box: tuple[float, float] = NATIVE_BOX) -> np.ndarray:
+    draft = size if tuple(face_box) == NATIVE_BOX else None  # a crop wants the full pixels
+    return to_pixels(open_image(source, draft, color), size, color, face_box)
 
 
 def read_files(paths: Sequence[Path], size: int, color: str, progress: Progress | None = None,
                names: Sequence[str] | None = None, workers: int | None = None,
-               chunk: int = 256) -> tuple[np.ndarray, list[BadItem]]:
+               chunk: int = 256, face_box: tuple[float, float] = NATIVE_BOX
+               ) -> tuple[np.ndarray, list[BadItem]]:
     """Decode many image files in parallel (Pillow releases the GIL while decoding and resizing).
 
     Returns ``(pixels, bad)``: damaged files are reported in ``bad`` (by ``names`` when given,
@@ -111,7 +132,7 @@ def read_files(paths: Sequence[Path], size: int, color: str, progress: Progress 
         errs = []
         for i in range(lo, min(lo + chunk, n)):
             try:
-                out[i] = load_pixels(paths[i], size, color)
+                out[i] = load_pixels(paths[i], size, color, face_box)
             except DataError as e:
                 errs.append(BadItem(names[i], str(e)))
         return errs
@@ -144,6 +165,7 @@ class FileAdapter(DatasetAdapter):
     is the same for all of them."""
 
     def read(self, scan: Scan, rows: pd.DataFrame, size: int, color: str,
-             progress: Progress | None = None) -> tuple[np.ndarray, list[BadItem]]:
+             progress: Progress | None = None, face_box: tuple[float, float] = NATIVE_BOX
+             ) -> tuple[np.ndarray, list[BadItem]]:
         return read_files(list(rows["_path"]), size, color, progress,
-                          names=list(rows["source"]))
+                          names=list(rows["source"]), face_box=face_box)

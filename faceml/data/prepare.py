@@ -26,9 +26,10 @@ from faceml import data as datasets
 from faceml import hosting
 from faceml.data.cache import ArrayCache, make_key
 from faceml.data.ages import AGE_MODES, age_bins, bin_ages
-from faceml.data.base import SPLITS, BadItem, LabelSpec, Progress, check_color
+from faceml.data.base import NATIVE_BOX, SPLITS, BadItem, LabelSpec, Progress, check_color
 from faceml.errors import ConfigError, DataError, FaceMLError
 from faceml.data.heads import HeadSpec, categorical_kind
+from faceml.data import multi
 
 SCALINGS = ("zscore", "minmax", "unit")
 """How a model scales raw pixels (``TrainConfig.scaling``), always fitted on the training split:
@@ -37,6 +38,10 @@ scikit-learn's ``MinMaxScaler`` on flattened pixels; a constant pixel gets scale
 ``x / 255``."""
 DEFAULT_SPLIT = (0.70, 0.15, 0.15)
 OFFICIAL_SPLIT = (1.0, 0.0, 0.0)
+FRAMINGS = ("native", "face")
+"""How each image is framed: ``native`` (as the dataset ships it) or ``face`` (centre-cropped to
+the project's face box, each adapter's :attr:`~faceml.data.base.DatasetAdapter.face_box`: the
+crop the Predict page's detector hands a model). Several datasets default to ``face``."""
 HOLDOUTS = ("carve", "official")
 """Where validation faces come from: ``carve`` (carved out of train where the dataset has no
 official validation split) or ``official`` (the dataset's official held-out split, FairFace's
@@ -81,8 +86,14 @@ def channel_stats(x: np.ndarray, batch: int = 4096) -> tuple[list[float], list[f
 # --- options --------------------------------------------------------------------------------
 @dataclass
 class PrepOptions:
+    """The data of a run. ``dataset`` names one dataset, or several (a list, or names joined by
+    commas: ``"utkface,fairface"``; kept as that comma text, so everything that shows a run's
+    dataset shows them all): see :mod:`faceml.data.multi`. With several, ``path`` and
+    ``dataset_options`` are per dataset (``{"utkface": "/p1", "fairface": "/p2"}``; a dataset
+    left out is read from its default location / with its default options)."""
+
     dataset: str = "synthetic"
-    path: str | None = None
+    path: str | dict | None = None
     dataset_options: dict = field(default_factory=dict)  # e.g. synthetic: n, seed, label_noise
     size: int = 64
     color: str = "rgb"
@@ -93,14 +104,49 @@ class PrepOptions:
     age_edges: list[int] | None = None
     stratify: str | None = None  # label to stratify on; default: the first categorical label
     holdout: str = "carve"  # see HOLDOUTS; omitted from canonical() when "carve"
+    framing: str | None = None  # see FRAMINGS; None: "face" for several datasets, else "native"
 
     def __post_init__(self) -> None:
+        if not isinstance(self.dataset, str):  # a list of names
+            self.dataset = ",".join(str(d).strip() for d in self.dataset)
+        names = self.datasets
+        if len(names) == 1:
+            self.dataset = names[0]
+            if isinstance(self.path, dict):  # {"utkface": "/p"} for one dataset: its path
+                self.path = self.path.get(names[0])
+        if self.framing is None:
+            self.framing = "face" if self.multi else "native"
         if self.split is None:  # the default of the holdout mode: nothing carved for official
             self.split = OFFICIAL_SPLIT if self.holdout == "official" else DEFAULT_SPLIT
         else:
             self.split = tuple(self.split)
 
+    @property
+    def datasets(self) -> list[str]:
+        """The dataset names (one, or several in the order given)."""
+        return [d.strip() for d in str(self.dataset).split(",") if d.strip()]
+
+    @property
+    def multi(self) -> bool:
+        """Whether this names several datasets (:mod:`faceml.data.multi`)."""
+        return len(self.datasets) > 1
+
+    def part(self, name: str) -> PrepOptions:
+        """The options of one dataset of several: its own path and options, the shared size,
+        colour, sample fraction, seed and split, ages in years (binned after merging)."""
+        path = self.path.get(name) if isinstance(self.path, dict) else None
+        opts = self.dataset_options.get(name) or {}
+        return PrepOptions(dataset=name, path=path, dataset_options=dict(opts), size=self.size,
+                           color=self.color, fraction=self.fraction, seed=self.seed,
+                           split=self.split, stratify=self.stratify, holdout=self.holdout,
+                           framing=self.framing)
+
     def validate(self) -> None:
+        if self.multi:
+            _validate_several(self)
+        if self.framing not in FRAMINGS:
+            raise ConfigError(f"framing must be {' or '.join(map(repr, FRAMINGS))}, not "
+                              f"{self.framing!r}")
         check_color(self.color)
         if not 8 <= int(self.size) <= 512:
             raise ConfigError(f"image size must be between 8 and 512 pixels, not {self.size}")
@@ -129,6 +175,10 @@ class PrepOptions:
             d["age_edges"] = None
         if self.holdout == "carve":  # the default: run ids made before it existed hold
             d.pop("holdout")
+        if self.framing == ("face" if self.multi else "native"):  # the default: ids hold
+            d.pop("framing")
+        if isinstance(self.path, dict):
+            d["path"] = {k: v for k, v in sorted(self.path.items()) if v not in (None, "")}
         return d
 
     @classmethod
@@ -142,7 +192,12 @@ def labels_for(opts: PrepOptions) -> dict[str, LabelSpec]:
     """The labels a model can be trained on with these options (age binned when asked).
 
     Cheap: no pixels are decoded; a dataset whose classes are only known after a scan (a
-    class-per-folder set) is scanned."""
+    class-per-folder set) is scanned. Several datasets: their merged label space
+    (:func:`faceml.data.multi.merge_labels`; ConfigError for labels that cannot be
+    reconciled)."""
+    if opts.multi:
+        return multi.merge_labels({d: labels_for(opts.part(d)) for d in opts.datasets},
+                                  opts.age, opts.age_edges)
     hosting.current().dataset_path(opts.dataset, opts.path)  # hosted: the allow-list only
     adapter = datasets.get(opts.dataset)
     labels = dict(adapter.label_specs()) or dict(
@@ -157,6 +212,31 @@ def binned_labels(opts: PrepOptions, labels: dict[str, LabelSpec]) -> dict[str, 
     if age is not None and age.kind == "years" and opts.age != "years":
         labels["age"] = _binned_age_spec(opts)
     return labels
+
+
+def _validate_several(opts: PrepOptions) -> None:
+    names = opts.datasets
+    for d in names:
+        datasets.get(d)  # unknown: a DataError naming the known ones
+    dup = sorted({d for d in names if names.count(d) > 1})
+    if dup:
+        raise ConfigError(f"dataset {dup[0]!r} is named twice")
+    if opts.path not in (None, "") and not isinstance(opts.path, dict):
+        raise ConfigError(f"several datasets need a path each, e.g. {names[0]}=/data/"
+                          f"{names[0]},{names[1]}=/data/{names[1]}; not one path")
+    for what, given in (("path", opts.path or {}), ("options", opts.dataset_options or {})):
+        stray = sorted(set(given) - set(names))
+        if stray:
+            raise ConfigError(f"a {what} is given for {stray[0]!r}, which is not among the "
+                              f"datasets {', '.join(names)}")
+    bad = [d for d, o in (opts.dataset_options or {}).items() if not isinstance(o, dict)]
+    if bad:
+        raise ConfigError(f"with several datasets, options are given per dataset, e.g. "
+                          f"{bad[0]}={{\"n\": 300}}")
+    missing = [d for d in names if not datasets.get(d).found(opts.part(d).path)]
+    if missing:
+        raise DataError(f"not on disk: {', '.join(missing)} (of the datasets "
+                        f"{', '.join(names)}); nothing is prepared or trained")
 
 
 def _binned_age_spec(opts: PrepOptions) -> LabelSpec:
@@ -181,6 +261,11 @@ class Prepared:
     @property
     def dataset(self) -> str:
         return self.options.dataset
+
+    @property
+    def intervals(self) -> bool:
+        """Whether age targets are intervals (several datasets, one of them with age bins)."""
+        return all(c in self.frame.columns for c in multi.INTERVAL_COLUMNS)
 
     def split_index(self, split: str) -> np.ndarray:
         if split == "all":
@@ -231,7 +316,11 @@ class Prepared:
                 if age_loss not in ("mae", "huber"):
                     raise ConfigError(f"age loss must be 'mae' or 'huber', not {age_loss!r}")
                 y = self.frame[n].to_numpy(dtype=float)[self.split_index("train")]
-                out.append(HeadSpec(n, "regression", [], age_loss, w,
+                y = y[~np.isnan(y)]  # several datasets: faces without an age
+                if not len(y):
+                    raise ConfigError(f"no training face has the label {n!r}")
+                loss = f"interval_{age_loss}" if n == "age" and self.intervals else age_loss
+                out.append(HeadSpec(n, "regression", [], loss, w,
                                     float(y.mean()), float(max(y.std(), 1e-3))))
             else:
                 out.append(HeadSpec(n, categorical_kind(spec.classes), list(spec.classes), "",
@@ -239,7 +328,8 @@ class Prepared:
         return out
 
     def targets(self, heads: list[HeadSpec], index: np.ndarray) -> dict[str, np.ndarray]:
-        """Training targets: class indices (int32) or years (float32)."""
+        """True values: class indices (int32; -1 where a face has no such label, which only
+        several datasets give) or years (float32; NaN where unknown)."""
         out = {}
         sub = self.frame.iloc[index]
         for h in heads:
@@ -247,17 +337,56 @@ class Prepared:
                 out[h.name] = sub[h.name].to_numpy(dtype="float32")
             else:
                 codes = pd.Categorical(sub[h.name], categories=h.classes).codes
-                if (codes < 0).any():
+                if ((codes < 0) & sub[h.name].notna().to_numpy()).any():
                     raise DataError(f"label {h.name!r} has values outside {h.classes}")
                 out[h.name] = codes.astype("int32")
         return out
 
-    def sample_weights(self, heads: list[HeadSpec], index: np.ndarray) -> dict[str, np.ndarray]:
-        """'Balanced' class weights per categorical head as sample weights (scikit-learn)."""
+    def labelled(self, heads: list[HeadSpec], index: np.ndarray) -> dict[str, np.ndarray]:
+        """Per head, which of the faces at ``index`` have its label (bool)."""
         t = self.targets(heads, index)
-        return {h.name: (compute_sample_weight("balanced", t[h.name]).astype("float32")
-                         if h.kind != "regression" else np.ones(len(index), "float32"))
+        return {h.name: (~np.isnan(t[h.name]) if h.kind == "regression" else t[h.name] >= 0)
                 for h in heads}
+
+    def fit_targets(self, heads: list[HeadSpec], index: np.ndarray, balanced: bool = False
+                    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]:
+        """``(y, sample_weight)`` for ``model.fit``: a face without a head's label gets a
+        placeholder target and weight 0, so it adds nothing to that head's loss; an interval
+        age head's targets are ``(n, 2)`` ``[lo, hi]`` years. ``balanced``: class weights
+        (:meth:`sample_weights`). The weights are None when every face has every label and
+        nothing is balanced (a single dataset: exactly as before)."""
+        y = self.targets(heads, index)
+        have = self.labelled(heads, index)
+        sub = self.frame.iloc[index]
+        for h in heads:
+            if h.loss.startswith("interval_"):
+                y[h.name] = sub[list(multi.INTERVAL_COLUMNS)].to_numpy(dtype="float32")
+                y[h.name][~have[h.name]] = 0.0
+            elif h.kind == "regression":
+                y[h.name] = np.where(have[h.name], y[h.name], 0.0).astype("float32")
+            else:
+                y[h.name] = np.maximum(y[h.name], 0).astype("int32")
+        if balanced:
+            return y, self.sample_weights(heads, index)
+        if all(m.all() for m in have.values()):
+            return y, None
+        return y, {n: m.astype("float32") for n, m in have.items()}
+
+    def sample_weights(self, heads: list[HeadSpec], index: np.ndarray) -> dict[str, np.ndarray]:
+        """'Balanced' class weights per categorical head as sample weights (scikit-learn),
+        over the faces that have the label; 0 for a face without it."""
+        t = self.targets(heads, index)
+        have = self.labelled(heads, index)
+        out = {}
+        for h in heads:
+            w = np.zeros(len(index), "float32")
+            m = have[h.name]
+            if h.kind != "regression" and m.any():
+                w[m] = compute_sample_weight("balanced", t[h.name][m])
+            else:
+                w[m] = 1.0
+            out[h.name] = w
+        return out
 
 
 # --- preparing ------------------------------------------------------------------------------
@@ -332,6 +461,8 @@ def prepare(opts: PrepOptions, progress: Progress | None = None,
     """Scan, sample, decode (through the on-disk cache), bin ages and split."""
     policy = hosting.current()
     try:
+        if opts.multi:
+            return _prepare_several(opts, policy, progress, cache)
         return _prepare(opts, policy, progress, cache)
     except FaceMLError as e:  # hosted: a message never names a server path
         if not policy.hosted:
@@ -377,7 +508,9 @@ def _prepare(opts: PrepOptions, policy: hosting.HostingPolicy, progress: Progres
         frame = frame.iloc[np.sort(idx)].reset_index(drop=True)
 
     cache = cache or ArrayCache()
-    key = make_key(opts.dataset, scan.fingerprint(frame), opts.size, opts.color)
+    box = adapter.face_box if opts.framing == "face" else NATIVE_BOX
+    key = make_key(opts.dataset, scan.fingerprint(frame), opts.size, opts.color,
+                   *([list(box)] if box != NATIVE_BOX else []))  # native: the keys as before
     hit = cache.get(key)
     bad = list(scan.bad)
     if hit is not None:
@@ -386,13 +519,15 @@ def _prepare(opts: PrepOptions, policy: hosting.HostingPolicy, progress: Progres
         if progress:
             progress(1, 1)
     else:
-        x, read_bad = adapter.read(scan, frame, opts.size, opts.color, progress)
+        x, read_bad = adapter.read(scan, frame, opts.size, opts.color, progress,
+                                   **({"face_box": box} if box != NATIVE_BOX else {}))
         bad_sources = {b.source for b in read_bad}
         ok = ~frame["source"].isin(bad_sources).to_numpy()
         x = np.ascontiguousarray(x[ok])
         kept = frame[[c for c in frame.columns if not c.startswith("_")]][ok].reset_index(drop=True)
         cache.put(key, x, kept, {"bad_read": [b.__dict__ for b in read_bad],
-                                 "dataset": opts.dataset, "size": opts.size, "color": opts.color})
+                                 "dataset": opts.dataset, "size": opts.size, "color": opts.color,
+                                 "face_box": list(box)})
         bad += read_bad
     frame = kept.reset_index(drop=True)
     if len(frame) == 0:
@@ -415,3 +550,32 @@ def _prepare(opts: PrepOptions, policy: hosting.HostingPolicy, progress: Progres
     frame["split"] = _split(frame, opts, strat, warnings)
     return Prepared(opts, x, frame, labels, bad, warnings, hit is not None,
                     time.perf_counter() - t0, notes=list(scan.notes))
+
+
+def _prepare_several(opts: PrepOptions, policy: hosting.HostingPolicy,
+                     progress: Progress | None, cache: ArrayCache | None) -> Prepared:
+    """Each dataset prepared on its own (scan, cache, sample, seeded stratified split), then
+    stacked in the merged label space (:mod:`faceml.data.multi`)."""
+    t0 = time.perf_counter()
+    opts.validate()
+    names = opts.datasets
+    merged = labels_for(opts)
+    parts = []
+    for i, d in enumerate(names):
+        part = _prepare(opts.part(d), policy, _sub_progress(progress, i, len(names)), cache)
+        parts.append(part)
+    frames = [multi.common_frame(d, p.frame, p.labels, merged, opts.age, opts.age_edges)
+              for d, p in zip(names, parts)]
+    frame = pd.concat(frames, ignore_index=True)
+    x = np.concatenate([p.x for p in parts])
+    bad = [BadItem(f"{d}/{b.source}", b.reason) for d, p in zip(names, parts) for b in p.bad]
+    warnings = [f"{d}: {w}" for d, p in zip(names, parts) for w in p.warnings]
+    notes = [f"{d}: {n}" for d, p in zip(names, parts) for n in p.notes]
+    return Prepared(opts, x, frame, merged, bad, warnings, all(p.cache_hit for p in parts),
+                    time.perf_counter() - t0, notes=notes)
+
+
+def _sub_progress(progress: Progress | None, i: int, n: int) -> Progress | None:
+    if progress is None:
+        return None
+    return lambda done, total: progress(i * 1000 + (1000 * done // max(total, 1)), n * 1000)

@@ -47,6 +47,9 @@ __all__ = [
     "CategoricalRows",
     "MetricsInputError",
     "check_frame",
+    "dataset_rows",
+    "frame_datasets",
+    "has_truth",
     "group_columns",
     "heads_from_frame",
     "predicted_classes",
@@ -263,6 +266,42 @@ def predictions_frame(sources: Sequence[str], heads: list[HeadSpec],
 
 
 # --- reading it back ---------------------------------------------------------------------------
+
+DATASET_COLUMN = f"{GROUP_PREFIX}dataset"
+"""The column naming each face's dataset in a run trained on several datasets at once."""
+
+
+def frame_datasets(frame: pd.DataFrame) -> list[str]:
+    """The datasets of a frame's faces (a run on several datasets), in order seen; ``[]`` for a
+    frame of one dataset."""
+    if DATASET_COLUMN not in frame.columns:
+        return []
+    return [str(d) for d in pd.unique(frame[DATASET_COLUMN].dropna())]
+
+
+def dataset_rows(frame: pd.DataFrame, dataset: str) -> pd.DataFrame | None:
+    """The rows of one dataset of a several-dataset frame (attributes kept, ``dataset`` set);
+    None when it has none."""
+    if DATASET_COLUMN not in frame.columns:
+        return None
+    sub = frame[frame[DATASET_COLUMN].astype(str) == str(dataset)]
+    if not len(sub):
+        return None
+    sub = sub.copy()
+    sub.attrs = {**frame.attrs, "dataset": str(dataset)}
+    return sub
+
+
+def has_truth(frame: pd.DataFrame, head: HeadSpec) -> bool:
+    """Whether any row of ``frame`` has a true value of ``head`` (a several-dataset run's face
+    has only its own dataset's labels)."""
+    col = f"{head.name}_true"
+    if col not in frame.columns:
+        return False
+    t = frame[col]
+    if head.kind == "regression":
+        return bool(pd.to_numeric(t, errors="coerce").notna().any())
+    return bool((t.notna() & ~t.astype(str).isin(["None", "nan", ""])).any())
 
 def predicted_classes(frame: pd.DataFrame, head: HeadSpec | str,
                       threshold: float | None = None) -> np.ndarray:

@@ -115,7 +115,12 @@ class ModelKind:
 
         losses, weights, metrics = {}, {}, {}
         for h in heads:
-            if h.kind == "regression":
+            if h.loss.startswith("interval_"):  # several datasets: ages as intervals
+                from faceml.modeling.losses import IntervalLoss, interval_mae
+
+                losses[h.name] = IntervalLoss(5.0 if h.loss == "interval_huber" else None)
+                metrics[h.name] = [interval_mae()]
+            elif h.kind == "regression":
                 losses[h.name] = keras.losses.Huber(delta=5.0) if h.loss == "huber" else "mae"
                 metrics[h.name] = ["mae"]
             else:
@@ -126,10 +131,10 @@ class ModelKind:
         return model
 
     def targets(self, cfg, prep, heads, index: np.ndarray):
-        """``(x, y, sample_weight)`` of the faces at ``index``, shaped for ``model.fit``."""
-        x = prep.x[index]
-        sw = prep.sample_weights(heads, index) if cfg.class_weights else None
-        return x, prep.targets(heads, index), sw
+        """``(x, y, sample_weight)`` of the faces at ``index``, shaped for ``model.fit``; a face
+        without a head's label (several datasets) has weight 0 for that head."""
+        y, sw = prep.fit_targets(heads, index, balanced=cfg.class_weights)
+        return prep.x[index], y, sw
 
     # --- what a run stores --------------------------------------------------------------------
     def outputs(self, model, x: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:

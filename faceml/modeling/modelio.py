@@ -18,6 +18,7 @@ from faceml.io import atomic_file, temp_beside
 def _register_custom_objects() -> None:
     # Importing these modules registers FaceML's serializable layers and losses.
     import faceml.modeling.layers  # noqa: F401
+    import faceml.modeling.losses  # noqa: F401
 
     for mod in ("faceml.modeling.architectures", "faceml.modeling.vae"):
         try:

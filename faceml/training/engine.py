@@ -273,7 +273,7 @@ def _store_results(run, cfg: TrainConfig, prep: Prepared, heads) -> None:
     their metrics (a kind that predicts labels), or the kind's own metrics per split (a VAE's
     reconstruction error); the status records which checkpoint they come from (``results``)."""
     from faceml.evaluation.interpretation import Interpretation
-    from faceml.evaluation.predictions import predictions_frame
+    from faceml.evaluation.predictions import dataset_rows, has_truth, predictions_frame
 
     source = results_checkpoint(run)
     if source is None:
@@ -286,7 +286,8 @@ def _store_results(run, cfg: TrainConfig, prep: Prepared, heads) -> None:
         run.set_status(results=source)
         return
     frames, metrics = [], {}
-    extra_cols = [c for c in prep.frame.columns if c not in ("source", "split")]
+    hidden = ("source", "split", "age_lo", "age_hi")  # the intervals: the loss's own targets
+    extra_cols = [c for c in prep.frame.columns if c not in hidden]
     for split in ("val", "test"):
         idx = prep.split_index(split)
         if not len(idx):
@@ -298,6 +299,14 @@ def _store_results(run, cfg: TrainConfig, prep: Prepared, heads) -> None:
         frames.append(f)
         metrics[split] = Interpretation.from_frame(f, heads, dataset=cfg.data.dataset,
                                                    split=split).summary()
+        if cfg.data.multi:  # several datasets: each one's own numbers too, named
+            by = metrics.setdefault("by_dataset", {})
+            for d in cfg.data.datasets:
+                sub = dataset_rows(f, d)
+                mine = [h for h in heads if sub is not None and has_truth(sub, h)]
+                if mine:
+                    by.setdefault(d, {})[split] = Interpretation.from_frame(
+                        sub, mine, dataset=d, split=split).summary()
     import pandas as pd
 
     run.write_results(pd.concat(frames), metrics, heads)
