@@ -18,7 +18,8 @@ pytestmark = pytest.mark.browser
 def form(page) -> tuple[str, str, str, list[str]]:
     return (page.get_by_label("Learning rate", exact=True).input_value(),
             page.get_by_label("Epochs", exact=True).input_value(),
-            page.locator('[data-testid="stMultiSelect"]').first.inner_text(),
+            page.locator('[data-testid="stMultiSelect"]').filter(
+                has=page.get_by_text("Predict", exact=True)).first.inner_text(),
             page.locator('[data-testid="stAlertContentError"]').all_inner_texts())
 
 
