@@ -233,7 +233,8 @@ class HostingPolicy:
         for p, label in ((paths.runs_dir(), "<runs>"), (paths.cache_dir(), "<cache>"),
                          (paths.shared_data_dir(), "<data>"), (paths.PROJECT_ROOT, "<app>")):
             places[str(p)] = label
-            places[str(Path(p).resolve())] = label
+            if isinstance(p, Path):  # a URL store is redacted as it is written
+                places[str(p.resolve())] = label
         for p in sorted(places, key=len, reverse=True):  # longest first: nested folders
             text = text.replace(p, places[p])
         return text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 _CHECKOUT = Path(__file__).resolve().parent.parent
@@ -11,9 +12,13 @@ PROJECT_ROOT = _CHECKOUT if (_CHECKOUT / "streamlit_app.py").is_file() else Path
 ``pip install .`` (the package alone, in site-packages), the directory it was started in."""
 
 
-def runs_dir() -> Path:
-    """The run store (``FACEML_RUNS_DIR``, default ``runs/`` in the project)."""
-    return Path(os.environ.get("FACEML_RUNS_DIR", PROJECT_ROOT / "runs"))
+def runs_dir() -> Path | str:
+    """The run store (``FACEML_RUNS_DIR``, default ``runs/`` in the project): a local folder,
+    or an fsspec URL kept as text (``s3://bucket/runs``; see :mod:`faceml.storage`)."""
+    where = os.environ.get("FACEML_RUNS_DIR", "")
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", where):
+        return where
+    return Path(where or PROJECT_ROOT / "runs")
 
 
 def cache_dir() -> Path:

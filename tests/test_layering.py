@@ -13,8 +13,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ["base", "data", "modeling", "runs", "evaluation", "training", "serving", "cli",
           "ui", "app_pages"]
-BASE = {"faceml", "faceml.errors", "faceml.paths", "faceml.io", "faceml.hosting",
-        "faceml.markdown", "faceml.flags"}
+BASE = {"faceml", "faceml.errors", "faceml.paths", "faceml.io", "faceml.storage",
+        "faceml.hosting", "faceml.markdown", "faceml.flags"}
 RUNS = {"faceml.config", "faceml.runs"}
 PACKAGES = {"faceml.data": "data", "faceml.modeling": "modeling",
             "faceml.evaluation": "evaluation", "faceml.training": "training",

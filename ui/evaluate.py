@@ -107,12 +107,10 @@ def _views() -> MemoryLRU:
     return MemoryLRU(12)
 
 
-def _stamp(path) -> tuple:
-    try:
-        s = path.stat()
-        return (s.st_mtime_ns, s.st_size)
-    except OSError:
-        return (None, None)
+def _stamp(run: Run, which: str) -> list | None:
+    """The version of a run's checkpoint (None: none saved), for cache keys."""
+    v = run.checkpoint_version(which)
+    return list(v) if v is not None else None
 
 
 def _computed_view(key: str, text: str, compute, kind: str) -> View:
@@ -175,12 +173,12 @@ def run_view(run: Run, split: str, part: str | None = None) -> View:
     state = run.status().get("state", "queued")
     stored = run.predictions_version()
     if state in ("running", "queued") or stored is None:
-        path = run.checkpoint(run.saved_checkpoint("last") or "last")
-        key = json.dumps(["checkpoint", str(run.dir), _stamp(path), split])
+        which = run.saved_checkpoint("last") or "last"
+        key = json.dumps(["checkpoint", run.where, _stamp(run, which), split])
         return _computed_view(key, f"Evaluating run {run.id}'s last checkpoint",
                               lambda cb: ev.evaluate_model(run, None, split, progress=cb),
                               "checkpoint")
-    key = json.dumps(["stored", str(run.dir), list(stored[1:]), split, part])
+    key = json.dumps(["stored", run.where, list(stored[1:]), split, part])
     store = _views()
     hit = store.get(key)
     if hit is None and part:
@@ -196,8 +194,8 @@ def run_view(run: Run, split: str, part: str | None = None) -> View:
 
 
 def cross_view(run: Run, data: dict, split: str) -> View:
-    path = run.checkpoint(run.saved_checkpoint("best") or "best")
-    key = json.dumps(["cross", str(run.dir), _stamp(path), data, split], sort_keys=True,
+    which = run.saved_checkpoint("best") or "best"
+    key = json.dumps(["cross", run.where, _stamp(run, which), data, split], sort_keys=True,
                      default=str)
     from faceml.data.prepare import PrepOptions
 

@@ -97,10 +97,9 @@ class Choice:
         try:
             if self.kind == "run":
                 run = RunStore(self.root).get(self.ident)
-                p = run.checkpoint(run.saved_checkpoint("best") or "best")
-            else:
-                p = Path(self.ident)
-            st_ = p.stat()
+                return tuple(run.checkpoint_version(run.saved_checkpoint("best") or "best")
+                             or (0, 0))
+            st_ = Path(self.ident).stat()
             return (st_.st_mtime_ns, st_.st_size)
         except (OSError, FaceMLError):
             return (0, 0)
@@ -127,7 +126,7 @@ def model_choices(store: RunStore) -> list[Choice]:
         created = run.status().get("created") or 0
         runs.append((created, Choice("run", run.id, f"Run {run.id} · {cfg['data']['dataset']} · "
                                      f"{cfg['arch']} · {', '.join(cfg['heads'])}",
-                                     str(store.root))))
+                                     store.location)))
     out += [c for _, c in sorted(runs, key=lambda t: t[0], reverse=True)]
     return out
 

@@ -227,7 +227,7 @@ def _state_notes(run: Run, st_: dict, cfg: dict, hist: pd.DataFrame, state: str,
                     text=f"{phase}: epoch {ep}/{total}, batch {b}/{nb}" if phase == "training"
                     else phase or "starting")
     elif state == "queued":
-        q = [r.id for r in RunStore(run.dir.parent).queued()]
+        q = [r.id for r in run.store.queued()]
         pos = q.index(run.id) + 1 if run.id in q else "?"
         st.info(f"Queued: position {pos} of {len(q)}. One job trains at a time.")
     if len(hist) and "seconds" in hist:

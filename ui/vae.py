@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
-from pathlib import Path
+import json
 
 import numpy as np
 import pandas as pd
@@ -75,20 +75,17 @@ def classifiers_for(store: RunStore, data: dict) -> list[Run]:
     return out
 
 
-def model_file(run: Run) -> Path:
-    return run.checkpoint(run.saved_checkpoint("best") or "best")
-
-
-def model_key(run: Run) -> tuple[str, float]:
-    """What the cached model is keyed by: the run directory and its model file's mtime."""
-    p = model_file(run)
-    return str(run.dir), p.stat().st_mtime if p.exists() else 0.0
+def model_key(run: Run) -> tuple[str, str]:
+    """What the cached model is keyed by: the run (its path or URL) and its model file's
+    version (a new checkpoint is a new key)."""
+    which = run.saved_checkpoint("best") or "best"
+    return run.where, json.dumps(run.checkpoint_version(which))
 
 
 @st.cache_resource(max_entries=6, show_spinner="Loading the model…")
-def cached_model(run_dir: str, mtime: float):
-    """The run's best (or last) model; a new file (new mtime) loads again."""
-    return Run(Path(run_dir)).load_model()
+def cached_model(run_where: str, stamp: str):
+    """The run's best (or last) model; a new checkpoint (new stamp) loads again."""
+    return Run(run_where).load_model()
 
 
 def load(run: Run):
@@ -96,7 +93,7 @@ def load(run: Run):
 
 
 @st.cache_data(max_entries=8, show_spinner="Encoding the validation faces…")
-def encoded(run_dir: str, mtime: float, data_key: str, _model, _x: np.ndarray):
+def encoded(run_dir: str, mtime: str, data_key: str, _model, _x: np.ndarray):
     """``(mu, logvar)`` of the faces ``_x`` (the run's validation split)."""
     from faceml.modeling import vae
 
@@ -104,7 +101,7 @@ def encoded(run_dir: str, mtime: float, data_key: str, _model, _x: np.ndarray):
 
 
 @st.cache_data(max_entries=8, show_spinner="Computing the map…")
-def cached_map(run_dir: str, mtime: float, data_key: str, method: str, _mu: np.ndarray):
+def cached_map(run_dir: str, mtime: str, data_key: str, method: str, _mu: np.ndarray):
     from faceml.modeling import vae
 
     return vae.latent_map(_mu, method)

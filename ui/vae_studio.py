@@ -81,8 +81,8 @@ class Studio:
     D: int
     zkeys: list
     opts: PrepOptions
-    run_dir: str
-    mtime: float
+    run_dir: str  # the run's path or URL
+    mtime: str  # its model's version (ui.vae.model_key)
     prep: object = None
     xv: np.ndarray | None = None
     frame_v: pd.DataFrame | None = None

@@ -150,26 +150,27 @@ def _load_file(path: Path):
     return hit
 
 
-def _run_checkpoint(run: Run, notes: list[str]) -> Path:
-    """The checkpoint to evaluate: best when the run is finished, last while it trains."""
+def _run_checkpoint(run: Run, notes: list[str]) -> str:
+    """The checkpoint to evaluate (``best`` or ``last``): best when the run is finished, last
+    while it trains."""
     st = run.status()
     state = st.get("state", "queued")
-    best, last = run.checkpoint("best"), run.checkpoint("last")
-    if state in ("running", "queued") or not best.exists():
-        if not last.exists() and not best.exists():
+    has_best, has_last = run.has_checkpoint("best"), run.has_checkpoint("last")
+    if state in ("running", "queued") or not has_best:
+        if not has_last and not has_best:
             raise FaceMLError(f"run {run.id} has no saved model yet ({state}); wait for its "
                               "first epoch")
-        path = last if last.exists() else best
+        which = "last" if has_last else "best"
         epochs = len(run.history())
         total = run.config.get("epochs")
         if state in ("running", "queued"):
             notes.append(f"run {run.id} is still training ({epochs} of {total} epochs done): "
                          f"its last checkpoint (epoch {epochs}) was evaluated")
-        elif path == last:
+        elif which == "last":
             notes.append(f"run {run.id} is {state}: its last checkpoint (epoch {epochs}) was "
                          "evaluated")
-        return path
-    return best
+        return which
+    return "best"
 
 
 def _load(model_or_run) -> tuple[Any, str, list[str], Run | None, dict | None]:
@@ -178,9 +179,10 @@ def _load(model_or_run) -> tuple[Any, str, list[str], Run | None, dict | None]:
     notes: list[str] = []
     if isinstance(model_or_run, Run):
         run = model_or_run
-        path = _run_checkpoint(run, notes)
-        ckpt = checkpoint_info(run, "best" if path == run.checkpoint("best") else "last")
-        return _load_file(path), f"run {run.id} ({path.name})", notes, run, ckpt
+        which = _run_checkpoint(run, notes)
+        ckpt = checkpoint_info(run, which)
+        return (_load_file(run.checkpoint(which)), f"run {run.id} ({which}.keras)", notes, run,
+                ckpt)
     if isinstance(model_or_run, str | Path):
         p = Path(model_or_run)
         if p.suffix == ".keras" or p.exists() or "/" in str(model_or_run):

@@ -109,8 +109,6 @@ def _engine_callback(run, cfg: TrainConfig, start_epoch: int):
     """Per-epoch history + checkpoints (atomic), Stop within one batch, NaN detection, status."""
     import keras
 
-    from faceml.modeling.modelio import staged_checkpoint
-
     class Engine(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
@@ -153,13 +151,10 @@ def _engine_callback(run, cfg: TrainConfig, start_epoch: int):
                    **logs}
             val = logs.get("val_loss", logs.get("loss", math.inf))
             better = val < self.best
-            # last (and best: the same weights, copied) are written aside, the epoch recorded,
-            # then both renamed into place: a failed write leaves every file at the last epoch
+            # last (and best: the same weights) are written aside, then committed with the
+            # epoch's history row: a failed write leaves every file at the last epoch
             try:
-                with staged_checkpoint(self.model, run.checkpoint("last"),
-                                       run.checkpoint("best") if better else None):
-                    row["time"] = time.time()  # wall clock after saving: incl. checkpoints
-                    run.append_history(row)
+                run.commit_epoch(self.model, row, best=better)
             except OSError as e:
                 kept = (f"the checkpoint of epoch {epoch} is kept" if run.has_checkpoint("last")
                         else "no checkpoint was saved yet")
@@ -179,8 +174,6 @@ def train_run(run, prep: Prepared | None = None, progress=None) -> dict:
     loads ``last.keras`` (weights and optimizer state) and continues after its last epoch.
     """
     import keras
-
-    from faceml.modeling.modelio import load_model
 
     try:
         cfg = run.train_config()
@@ -208,7 +201,7 @@ def train_run(run, prep: Prepared | None = None, progress=None) -> dict:
         start = int(hist["epoch"].max()) if len(hist) and run.has_checkpoint("last") else 0
         if start:
             # compiled load: weights, optimizer state and schedule position all come back
-            model = load_model(run.checkpoint("last"), compile=True)
+            model = run.load_model("last", compile=True)
             allow_jax_jit(model)
         else:
             run.truncate_history(0)

@@ -5,6 +5,12 @@ creates the run (status ``queued``) and makes sure a worker is running. The work
 separate, detached ``python -m faceml worker`` process, so refreshing the page, leaving it or
 closing the browser does not stop training. A file lock lets only one worker (so one job on
 the GPU) run at a time; it takes queued runs oldest first and exits when none are left.
+
+The store may be at a URL (:mod:`faceml.runs`): the worker reads and writes runs through the
+run store's API, Stop is a file in the run's folder (any filesystem), and the lock, the
+worker's pid and its log stay on the machine running it (``RunStore.machine_dir``). The lock
+holds one worker per machine; workers on two machines sharing one store are not coordinated
+by it (a queue for several machines is Ray's job, issue #13's executor).
 """
 
 from __future__ import annotations
@@ -24,8 +30,11 @@ from faceml.runs import Run, RunStore
 
 
 def _lock(store: RunStore) -> FileLock:
-    store.root.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(store.root / ".worker.lock"))
+    """One worker per store on this machine. The lock is a local file (in the store's folder,
+    or for a store at a URL in this machine's folder for it, ``RunStore.machine_dir``): workers
+    on other machines sharing a URL store are not held back by it."""
+    store.machine_dir.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(store.machine_dir / ".worker.lock"))
 
 
 def worker_running(store: RunStore | None = None) -> bool:
@@ -92,7 +101,7 @@ def resume(run: Run, store: RunStore | None = None, start_worker: bool = True,
     run.clear_stop()
     run.set_status(state="queued", queued_at=time.time(), reason="", pid=None, **fields)
     if start_worker:
-        ensure_worker(store or RunStore(run.dir.parent))
+        ensure_worker(store or run.store)
 
 
 def stop(run: Run, visitor: str | None = None) -> None:
@@ -113,7 +122,7 @@ def _holder_alive(store: RunStore) -> bool:
     from faceml.runs import pid_alive
 
     try:
-        return pid_alive(int((store.root / ".worker.pid").read_text()))
+        return pid_alive(int((store.machine_dir / ".worker.pid").read_text()))
     except (OSError, ValueError):
         return True  # a worker that has not written its pid yet is starting up
 
@@ -126,8 +135,8 @@ def ensure_worker(store: RunStore | None = None) -> int | None:
     store = store or RunStore()
     if worker_running(store) and _holder_alive(store):
         return None
-    log = open(store.root / "worker.log", "ab")
-    env = {**os.environ, "FACEML_RUNS_DIR": str(store.root)}
+    log = open(log_path(store), "ab")
+    env = {**os.environ, "FACEML_RUNS_DIR": store.location}
     proc = subprocess.Popen(
         [sys.executable, "-m", "faceml", "worker", "--wait", "60"], cwd=str(paths.PROJECT_ROOT),
         env=env,
@@ -150,7 +159,7 @@ def work(store: RunStore | None = None, once: bool = False, idle_exit: float = 2
     from faceml.io import write_text_atomic
     from faceml.training.engine import train_run
 
-    write_text_atomic(store.root / ".worker.pid", str(os.getpid()))
+    write_text_atomic(store.machine_dir / ".worker.pid", str(os.getpid()))
     n = 0
     gave_up: set[str] = set()  # runs this worker could not even mark: never retried forever
     try:
@@ -194,4 +203,5 @@ def wait(run: Run, timeout: float = 600, poll: float = 0.5) -> dict:
 
 
 def log_path(store: RunStore | None = None) -> Path:
-    return (store or RunStore()).root / "worker.log"
+    """The worker's output on this machine (``RunStore.machine_dir``)."""
+    return (store or RunStore()).machine_dir / "worker.log"

@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 
 from faceml.errors import ConfigError, FaceMLError
-from faceml.io import write_json_atomic
 from faceml.runs import Run, RunDamaged, RunStore
 from faceml.config import TrainConfig
 
@@ -127,9 +126,7 @@ def launch_grid(base: TrainConfig, axes: dict[str, list], store: RunStore | None
     if len(keys) == 2:
         (a, va), (b, vb) = axes.items()
         sweep.update(id=sweep_id(base, a, va, b, vb), a=a, b=b, values_a=va, values_b=vb)
-        d = store.root / ".sweeps"
-        d.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(d / f"{sweep['id']}.json", sweep)
+        store.write_record("sweeps", sweep["id"], sweep)
     else:
         blob = json.dumps([base.canonical(), sweep["axes"]], sort_keys=True, default=str)
         sweep["id"] = hashlib.sha256(blob.encode()).hexdigest()[:10]
@@ -138,17 +135,7 @@ def launch_grid(base: TrainConfig, axes: dict[str, list], store: RunStore | None
 
 def list_sweeps(store: RunStore | None = None) -> list[dict]:
     """The recorded (two-axis) sweeps, newest first."""
-    store = store or RunStore()
-    d = store.root / ".sweeps"
-    out = []
-    found = sorted(d.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True) \
-        if d.exists() else []
-    for p in found:
-        try:
-            out.append(json.loads(p.read_text()))
-        except (OSError, ValueError):
-            continue
-    return out
+    return (store or RunStore()).records_of("sweeps")
 
 
 def val_columns(hist: pd.DataFrame, head: str | None = None) -> tuple[str | None, str | None]:
