@@ -170,9 +170,10 @@ def test_a_sweep_on_ray_gives_the_local_run_ids_streams_curves_and_reuses_cells(
 
 
 @needs_ray
-def test_stop_from_another_process_stops_the_ray_run_cleanly(local_ray):
+def test_stop_from_another_process_stops_the_ray_run_cleanly(local_ray, monkeypatch):
+    monkeypatch.setenv("FACEML_EXECUTOR", "ray")  # as the dashboard's launches go to Ray
     store = RunStore()
-    run, new = jobs.submit(cfg(epochs=400), store, executor="ray")
+    run, new = jobs.submit(cfg(epochs=400), store, visitor="visitor-a")
     assert new and run.status()["executor"] == "ray"
     wait_for(lambda: len(run.history()) >= 1)
     # the dashboard's Stop is another process: it finds the run's actor through the run store
