@@ -1,10 +1,12 @@
-"""``python -m faceml sweep <train flags…> --grid KEY=V1,V2 [--grid …] [--json] [--no-wait]``
+"""``python -m faceml sweep <train flags…> --grid KEY=V1,V2 [--grid …] [--json] [--no-wait]
+[--backend local|ray] [--address HOST:PORT]``
 
 A grid of training runs around the configuration the train flags make: one queued run per cell
 (a cell whose configuration already ran is reused, with the run id the Compare page's sweep
-gives it), trained by the background worker. Waits for them with a progress bar (unless
-``--no-wait``), then prints one row per cell with its validation metrics; ``--json`` prints a
-list of ``{run_id, state, params, metrics}``.
+gives it), trained by the background worker, or by Ray with ``--backend ray`` (one actor per
+new cell, on the cluster at ``--address`` or a local Ray). Waits for them with a progress bar
+(unless ``--no-wait``), then prints one row per cell with its validation metrics; ``--json``
+prints a list of ``{run_id, state, params, metrics, backend}``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import argparse
 import sys
 import time
 
-from faceml.cli.common import add_train_args, print_json, train_values
+from faceml.cli.common import (add_backend_args, add_train_args, backend_executor, print_json,
+                               train_values)
 from faceml.errors import ConfigError
 
 
@@ -27,6 +30,7 @@ def add_arguments(p) -> None:
     p.add_argument("--no-wait", action="store_true",
                    help="queue the cells and return (the worker trains them)")
     p.add_argument("--json", action="store_true")
+    add_backend_args(p)
 
 
 def _flags() -> list[argparse.Action]:
@@ -103,7 +107,7 @@ def _number(v):
     return None if isinstance(v, float) and v != v else v
 
 
-def _rows(sweep: dict, store) -> list[dict]:
+def _rows(sweep: dict, store, backend: str = "local") -> list[dict]:
     from faceml.errors import FaceMLError
     from faceml.training import sweeps
 
@@ -119,16 +123,18 @@ def _rows(sweep: dict, store) -> list[dict]:
         metrics = {k: _number(v) for k, v in summ.items() if k not in ("state",)}
         out.append({"run_id": cell["run_id"], "state": summ.get("state"),
                     "params": {k: cell[k] for k in keys},
-                    "metrics": {"dataset": dataset, "split": "val", **metrics}})
+                    "metrics": {"dataset": dataset, "split": "val", **metrics},
+                    "backend": backend})
     return out
 
 
-def _wait(sweep: dict, store, show: bool) -> None:
-    """Block until every cell's run has finished, with a bar of finished cells on stderr."""
+def _wait(sweep: dict, store, show: bool, check=None) -> None:
+    """Block until every cell's run has finished, with a bar of finished cells on stderr;
+    ``check(runs)`` (every few seconds) fails the runs its executor lost."""
     from faceml.runs import FINISHED
 
     ids = [c["run_id"] for c in sweep["cells"]]
-    bar, shown = None, None
+    bar, shown, checked = None, None, time.monotonic()
     if show:
         from tqdm import tqdm
 
@@ -147,6 +153,9 @@ def _wait(sweep: dict, store, show: bool) -> None:
                     bar.set_postfix_str(text)  # refreshes
             if done == len(ids):
                 return
+            if check is not None and time.monotonic() - checked > 5:
+                checked = time.monotonic()
+                check([store.get(i) for i, s in states.items() if s.get("state") == "queued"])
             time.sleep(0.5)
     finally:
         if bar is not None:
@@ -162,15 +171,24 @@ def run(a) -> int:
     grid = parse_grid(a.grid)  # bad input: before anything is built or queued
     base = TrainConfig.from_dict(train_values(a))
     axes = {key: values for key, (_, values) in grid.items()}
+    ex = backend_executor(a, wait=not a.no_wait)
     store = RunStore()
-    # every cell is validated (TrainConfig.validate) before the first is queued
-    sweep = sweeps.launch_grid(base, axes, store, start_worker=True, visitor=hosting.OPERATOR)
+    # every cell is validated (TrainConfig.validate) and the executor connected (a Ray cluster
+    # that does not answer) before the first is queued
+    sweep = sweeps.launch_grid(base, axes, store, start_worker=True, visitor=hosting.OPERATOR,
+                               executor=ex)
     new = sum(not c["reused"] for c in sweep["cells"])
+    on = f" on {ex.name}" if ex.name != "local" else ""
     print(f"sweep {sweep['id']}: {len(sweep['cells'])} runs, {new} new, "
-          f"{len(sweep['cells']) - new} reused from the run store", file=sys.stderr)
+          f"{len(sweep['cells']) - new} reused from the run store{on}", file=sys.stderr)
     if not a.no_wait:
-        _wait(sweep, store, show=not a.json)
-    rows = _rows(sweep, store)
+        check = None
+        if ex.name == "ray":
+            from faceml.training import ray_executor
+
+            check = ray_executor.check
+        _wait(sweep, store, show=not a.json, check=check)
+    rows = _rows(sweep, store, ex.name)
     if a.json:
         print_json(rows)
     else:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from faceml.cli.common import add_train_args, bar, print_json, train_values
+from faceml.cli.common import (add_backend_args, add_train_args, backend_executor, bar,
+                               print_json, train_values, wait_for)
 
 
 def add_arguments(p) -> None:
@@ -13,6 +14,7 @@ def add_arguments(p) -> None:
     p.add_argument("--resume", action="store_true", help="continue a stopped/crashed run")
     p.add_argument("--background", action="store_true", help="queue for the worker and return")
     p.add_argument("--json", action="store_true")
+    add_backend_args(p)  # --backend ray: trained by a Ray actor (waited for unless --background)
 
 
 def train_config(a):
@@ -23,28 +25,42 @@ def train_config(a):
 
 
 def run(a) -> int:
+    ex = None
+    if a.background or a.backend or a.address:
+        ex = backend_executor(a, wait=not a.background)
     return train(train_config(a), again=a.again, resume=a.resume, background=a.background,
-                 as_json=a.json)
+                 as_json=a.json, executor=ex)
 
 
 def train(cfg, again: bool = False, resume: bool = False, background: bool = False,
-          as_json: bool = False) -> int:
+          as_json: bool = False, executor=None) -> int:
     """Train ``cfg`` here (or queue it with ``background``), cached like any run; prints its
-    id (or JSON) and returns the exit code. ``recipe run`` shares it."""
+    id (or JSON) and returns the exit code. ``recipe run`` shares it. ``executor`` (from
+    ``--backend``; default ``FACEML_EXECUTOR`` when ``background``) trains it elsewhere;
+    this process then waits for it unless ``background``."""
     from faceml import hosting
     from faceml.training import jobs
     from faceml.runs import RunStore
     from faceml.training.engine import train_run
 
     store = RunStore()
+    ex = jobs.get_executor(executor) if (background or executor is not None) else None
+    if ex is not None:
+        ex.ready()  # a Ray cluster that does not answer: nothing queued
     run, new = jobs.submit(cfg, store, again=again, start_worker=False,
                            visitor=hosting.OPERATOR)
     state = run.status().get("state")
     if not new and state in ("stopped", "failed") and resume:
-        jobs.resume(run, store) if background else run.set_status(state="queued")
+        if ex is not None:
+            jobs.resume(run, store, executor=ex)
+        else:
+            run.set_status(state="queued")
         new = True
-    if new and background:
-        jobs.ensure_worker(store)
+    elif new and ex is not None:
+        ex.start(store, [run])
+    if new and ex is not None:
+        if not background:
+            wait_for(run, ex)
     elif new:
         hosting.current().yield_to_visitors()  # hosted: the visitors' pages come first
         cb, close = bar("prepare data", not as_json)

@@ -11,6 +11,13 @@ run store's API, Stop is a file in the run's folder (any filesystem), and the lo
 worker's pid and its log stay on the machine running it (``RunStore.machine_dir``). The lock
 holds one worker per machine; workers on two machines sharing one store are not coordinated
 by it (a queue for several machines is Ray's job, issue #13's executor).
+
+That worker is the ``local`` executor, the default. ``FACEML_EXECUTOR=ray`` (or a caller's
+``executor="ray"``: the CLI's ``--backend ray``) hands queued runs to Ray instead
+(:mod:`faceml.training.ray_executor`, one actor per run on ``FACEML_RAY_ADDRESS`` or a local
+Ray). Either way the run is created the same way (its id is its config's hash, a known one is
+reused) and trained by the same engine into the same run store; a run's status says which
+executor has it (``executor``), so Stop reaches it from any process.
 """
 
 from __future__ import annotations
@@ -27,6 +34,59 @@ from faceml import hosting, paths
 from faceml.errors import FaceMLError
 from faceml.modeling.sizing import model_size
 from faceml.runs import Run, RunStore
+
+
+EXECUTORS = ("local", "ray")
+
+
+class Executor:
+    """Where queued runs are trained. ``ready`` connects (before any run is queued, so a
+    cluster that does not answer queues nothing); ``start`` hands it queued runs."""
+
+    name = "local"
+    detached = True
+    """Whether its runs go on after the calling process exits."""
+
+    def ready(self) -> None:
+        pass
+
+    def start(self, store: RunStore, runs: list[Run]) -> None:
+        if any(r.status().get("state") == "queued" for r in runs):
+            ensure_worker(store)
+
+
+class RayExecutor(Executor):
+    name = "ray"
+
+    def __init__(self, address: str | None = None):
+        from faceml.training import ray_executor
+
+        self._ray = ray_executor
+        if not ray_executor.available():
+            raise FaceMLError(ray_executor.INSTALL)
+        self.address = address or os.environ.get("FACEML_RAY_ADDRESS") or None
+        # a Ray this process starts itself ends with it; a cluster's actors outlive it
+        self.detached = bool(self.address or os.environ.get("RAY_ADDRESS"))
+
+    def ready(self) -> None:
+        self._ray.connect(self.address)
+
+    def start(self, store: RunStore, runs: list[Run]) -> None:
+        self._ray.start(store, runs, self.address)
+
+
+def get_executor(name: "str | Executor | None" = None, address: str | None = None) -> Executor:
+    """The executor called ``name`` (default ``FACEML_EXECUTOR``, else ``local``); ``address``
+    is a Ray cluster's (default ``FACEML_RAY_ADDRESS``, else a local Ray)."""
+    if isinstance(name, Executor):
+        return name
+    name = (name or os.environ.get("FACEML_EXECUTOR") or "local").strip().lower()
+    if name == "local":
+        return Executor()
+    if name == "ray":
+        return RayExecutor(address)
+    raise FaceMLError(f"unknown executor {name!r}; choose one of {', '.join(EXECUTORS)} "
+                      "(FACEML_EXECUTOR, --backend)")
 
 
 def _lock(store: RunStore) -> FileLock:
@@ -49,16 +109,22 @@ def worker_running(store: RunStore | None = None) -> bool:
 
 
 def submit(config, store: RunStore | None = None, again: bool = False,
-           start_worker: bool = True, visitor: str | None = None) -> tuple[Run, bool]:
+           start_worker: bool = True, visitor: str | None = None,
+           executor: "str | Executor | None" = None) -> tuple[Run, bool]:
     """Queue a TrainConfig. Returns ``(run, new)``; an existing run of the same config is
     returned as it is (its cached history), unless ``again`` asks for a fresh repeat.
 
     ``visitor`` is who launches it (a session's token; :data:`faceml.hosting.OPERATOR` for the
     server's own tools). The hosting policy checks the caps first; when hosted, launching a
     configuration whose run was stopped or crashed queues that run again (it continues from
-    its last saved epoch), so a stopped configuration is never a dead end."""
+    its last saved epoch), so a stopped configuration is never a dead end.
+
+    ``executor`` (a name or an :class:`Executor`; default ``FACEML_EXECUTOR``) trains it when
+    ``start_worker``; it is made ready before the run is created, so an executor that cannot
+    start (Ray not installed, a cluster that does not answer) leaves nothing queued."""
     store = store or RunStore()
     config.validate()
+    ex = get_executor(executor) if start_worker else None
     policy = hosting.current()
     if again:
         config.repeat = 1 + max([r.config.get("repeat", 0) for r in store.list()
@@ -70,14 +136,16 @@ def submit(config, store: RunStore | None = None, again: bool = False,
             return run, False  # cached (or already queued): nothing to check or queue
     policy.check_train(config, store, visitor, lambda: model_size(config).total)
     owner = {"owner": hosting.owner_tag(visitor)} if visitor else {}
+    if ex is not None and not existing:
+        ex.ready()  # before anything is queued (a hosted resume readies it too)
     if existing and policy.hosted:
-        resume(run, store, start_worker=start_worker, **owner)
+        resume(run, store, start_worker=start_worker, executor=ex, **owner)
         return run, True
     run, new = store.create(config.run_id(), config.canonical())
     if new and owner:
         run.set_status(**owner)
-    if new and start_worker:
-        ensure_worker(store)
+    if new and ex is not None:
+        ex.start(store, [run])
     return run, new
 
 
@@ -93,15 +161,20 @@ def _same_but_repeat(run: Run, config) -> bool:
 
 
 def resume(run: Run, store: RunStore | None = None, start_worker: bool = True,
-           **fields) -> None:
-    """Queue a stopped or crashed run again; it continues after its last saved epoch."""
+           executor: "str | Executor | None" = None, **fields) -> None:
+    """Queue a stopped or crashed run again (on ``executor``, default ``FACEML_EXECUTOR``);
+    it continues after its last saved epoch."""
     st = run.status()
     if st.get("state") not in ("stopped", "failed"):
         raise FaceMLError(f"run {run.id} is {st.get('state')}; only stopped or failed runs resume")
+    ex = get_executor(executor) if start_worker else None
+    if ex is not None:
+        ex.ready()  # a cluster that does not answer leaves the run as it was
     run.clear_stop()
-    run.set_status(state="queued", queued_at=time.time(), reason="", pid=None, **fields)
-    if start_worker:
-        ensure_worker(store or run.store)
+    run.set_status(state="queued", queued_at=time.time(), reason="", pid=None,
+                   executor=ex.name if ex is not None else "local", **fields)
+    if ex is not None:
+        ex.start(store or run.store, [run])
 
 
 def stop(run: Run, visitor: str | None = None) -> None:
@@ -112,8 +185,12 @@ def stop(run: Run, visitor: str | None = None) -> None:
     st = run.status()
     if st.get("state") == "queued":
         run.set_status(state="stopped", reason="stopped before it started")
-    elif st.get("state") == "running":
+    elif st.get("state") == "running" and st.get("executor") != "ray":
         run.request_stop()
+    if st.get("executor") == "ray" and st.get("state") in ("queued", "running"):
+        from faceml.training import ray_executor
+
+        ray_executor.stop(run)  # the STOP file, then its actor ended (from any process)
 
 
 def _holder_alive(store: RunStore) -> bool:
@@ -165,7 +242,8 @@ def work(store: RunStore | None = None, once: bool = False, idle_exit: float = 2
     try:
         idle_since = time.monotonic()
         while True:
-            queued = [r for r in store.queued() if r.id not in gave_up]
+            queued = [r for r in store.queued() if r.id not in gave_up
+                      and r.status().get("executor", "local") == "local"]  # not Ray's
             if not queued:
                 if time.monotonic() - idle_since > idle_exit:
                     return n

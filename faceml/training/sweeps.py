@@ -101,11 +101,14 @@ def launch(base: TrainConfig, a: str, values_a: list, b: str, values_b: list,
 
 
 def launch_grid(base: TrainConfig, axes: dict[str, list], store: RunStore | None = None,
-                start_worker: bool = True, visitor: str | None = None) -> dict:
+                start_worker: bool = True, visitor: str | None = None,
+                executor=None) -> dict:
     """Queue every cell of ``axes`` (:func:`cells`; cached runs reused) and return the sweep:
-    ``{id, axes, cells: [{KEY: value…, run_id, reused}], base}``. A two-axis sweep is recorded
-    (with ``a``, ``b``, ``values_a``, ``values_b``) so the Compare page draws it as a grid.
-    Every cell is checked before the first is queued: a bad one queues nothing."""
+    ``{id, axes, cells: [{KEY: value…, run_id, reused}], base, backend}``. A two-axis sweep is
+    recorded (with ``a``, ``b``, ``values_a``, ``values_b``) so the Compare page draws it as a
+    grid. Every cell is checked, and the ``executor`` (:func:`faceml.training.jobs.get_executor`:
+    the local worker or Ray) made ready, before the first is queued: a bad cell or a Ray
+    cluster that does not answer queues nothing."""
     from faceml import hosting
     from faceml.training import jobs
 
@@ -114,15 +117,22 @@ def launch_grid(base: TrainConfig, axes: dict[str, list], store: RunStore | None
                                   "from the Train page")
     store = store or RunStore()
     made = cells(base, axes)
-    out = []
+    ex = jobs.get_executor(executor)
+    if start_worker:
+        ex.ready()
+    out, new_runs = [], []
     for params, c in made:
         run, new = jobs.submit(c, store, start_worker=False, visitor=visitor)
         out.append({**params, "run_id": run.id, "reused": not new})
-    if start_worker and any(store.get(c["run_id"]).state == "queued" for c in out):
-        jobs.ensure_worker(store)
+        if new:
+            new_runs.append(run)
+    if start_worker:
+        # the new cells; the local worker also takes cells queued earlier and not yet trained
+        ex.start(store, new_runs if ex.name != "local" else
+                 [store.get(c["run_id"]) for c in out])
     keys = list(axes)
     sweep = {"axes": {k: list(v) for k, v in axes.items()}, "cells": out,
-             "base": base.canonical()}
+             "base": base.canonical(), "backend": ex.name}
     if len(keys) == 2:
         (a, va), (b, vb) = axes.items()
         sweep.update(id=sweep_id(base, a, va, b, vb), a=a, b=b, values_a=va, values_b=vb)
