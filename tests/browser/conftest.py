@@ -111,11 +111,13 @@ class AppServer(str):
 
 
 @contextmanager
-def serve_app(base: Path, env: dict | None = None, port: int | None = None):
+def serve_app(base: Path, env: dict | None = None, port: int | None = None,
+              runs_dir: Path | None = None):
     """Serve the app headless on a free port (or ``port``) with runs and cache dirs under
-    ``base``; ``env`` adds variables (e.g. ``FACEML_HOSTED``). Yields its AppServer. Stops the
-    server, and any training worker it started for that runs dir."""
-    runs_dir, cache_dir = base / "runs", base / "cache"
+    ``base``; ``env`` adds variables (e.g. ``FACEML_HOSTED``). ``runs_dir`` puts the run store
+    elsewhere (two servers given the same one are two replicas sharing a store). Yields its
+    AppServer. Stops the server, and any training worker it started for that runs dir."""
+    runs_dir, cache_dir = Path(runs_dir or base / "runs"), base / "cache"
     port = port or _free_port()
     url = AppServer(f"http://127.0.0.1:{port}")
     extra = env or {}
@@ -125,6 +127,7 @@ def serve_app(base: Path, env: dict | None = None, port: int | None = None):
                 "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow"),
                 "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1", **extra})
     url.log, url.runs_dir = base / "streamlit.log", runs_dir
+    base.mkdir(parents=True, exist_ok=True)
     with open(url.log, "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
