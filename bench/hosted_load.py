@@ -1,6 +1,7 @@
 """Benchmark: a hosted demo under a class's load — visitors upload photos while runs train.
 
-    python -m bench.hosted_load [--visitors 10] [--training 2] [--photo PATH] [--mp 13]
+    python -m bench.hosted_load [--visitors 10] [--training 2] [--replicas 1,2] [--photo PATH]
+                                [--mp 13]
 
 Run it from the project's root as a module (it uses the browser tests' server helper).
 Serves the app with ``FACEML_HOSTED=1`` (headless Streamlit on 127.0.0.1, its own runs and
@@ -15,6 +16,13 @@ cache folders), starts ``--training`` runs training beside it (each its own
   cpu_s           where the machine's CPU went while the visitors waited: the web server,
                   the training runs, and the visitors' own browsers (Chromium's processes),
                   which run on this machine too and compete with the server for its 2 cores.
+
+``--replicas N`` serves N copies of the app (N ports, one shared run store, as N replicas behind
+a load balancer) and spreads the visitors round-robin across them; ``--replicas 1,2`` measures
+each count in turn (a fresh store each, same photo and load) and reports ``p95_s_by_replicas``
+with each count's figures in ``by_replicas``; 1 is the baseline, measured in the same process.
+On one machine the replicas share its cores: more replicas mean more Python processes (each
+with its own GIL and its own copy of the model), not more CPU.
 
 Upload -> answer is timed in the browser, from ``set_input_files`` until the first face's
 answer bars are drawn. The photo is a real portrait from ``../shared/data/photos`` (or
@@ -33,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -156,9 +165,11 @@ async def upload(page, photo: Path) -> float | None:
     return dt
 
 
-async def load(url, photo: Path, visitors: int, groups: dict[str, list[int]],
+async def load(urls: list[str], photo: Path, visitors: int, groups: dict[str, list[int]],
                own_cores: bool = True):
-    """Returns (one visitor's time, every visitor's time, CPU seconds by group meanwhile)."""
+    """Returns (one visitor's time, every visitor's time, CPU seconds by group meanwhile).
+    Visitor ``i`` goes to ``urls[i % len(urls)]`` (round-robin, as a load balancer spreads new
+    sessions); the one visitor alone, the baseline, goes to the first."""
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
@@ -170,13 +181,15 @@ async def load(url, photo: Path, visitors: int, groups: dict[str, list[int]],
                                          if ppid == os.getpid() and pid not in known]}
         if own_cores:
             lowest_priority(groups["browsers"])  # renderers fork from these: they inherit it
-        ctx, page = await open_page(browser, url)
-        await upload(page, photo)  # warm-up: the server loads the model once
-        await ctx.close()
-        ctx, page = await open_page(browser, url)
+        for url in urls:  # warm-up: each server loads the model once
+            ctx, page = await open_page(browser, url)
+            await upload(page, photo)
+            await ctx.close()
+        ctx, page = await open_page(browser, urls[0])
         one = await upload(page, photo)  # the baseline: one visitor alone
         await ctx.close()
-        opened = await asyncio.gather(*(open_page(browser, url) for _ in range(visitors)))
+        opened = await asyncio.gather(*(open_page(browser, urls[i % len(urls)])
+                                        for i in range(visitors)))
         if own_cores:
             lowest_priority(groups["browsers"])
         before = cpu_by_group(groups)
@@ -188,10 +201,58 @@ async def load(url, photo: Path, visitors: int, groups: dict[str, list[int]],
     return one, list(times), {k: round(after[k] - before[k], 2) for k in groups}
 
 
+def measure(replicas: int, a, photo: Path) -> dict:
+    """Serve ``replicas`` copies of the hosted app on one fresh run store (each its own port,
+    log and cache, as replicas behind a load balancer), start the training runs, and time the
+    visitors spread round-robin across the copies."""
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        base = Path(tmp)
+        store = base / "runs"  # the one store every replica names
+        env = {"FACEML_HOSTED": "1", "FACEML_SHARED_DATA": str(base / "no-data")}
+        urls = [stack.enter_context(serve_app(base / f"replica{i}", env=env, runs_dir=store))
+                for i in range(replicas)]
+        train_env = {**os.environ, **env, "FACEML_RUNS_DIR": str(store),
+                     "FACEML_CACHE_DIR": str(base / "cache"), "PYTHONPATH": str(ROOT)}
+        procs = start_training(urls[0], a.training, train_env) if a.training else []
+        try:
+            groups = {"server": [u.pid for u in urls], "training": [q.pid for q in procs]}
+            one, times, cpu = asyncio.run(load(urls, photo, a.visitors, groups,
+                                               own_cores=not a.browsers_compete))
+            rss = [round(u.peak_rss_mb()) for u in urls]
+        finally:
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                p.wait(30)
+    ok = [t for t in times if t is not None]
+    return {"replicas": replicas, "answered": len(ok),
+            "one_visitor_s": round(one, 2) if one else None,
+            "p50_s": round(float(np.percentile(ok, 50)), 2) if ok else None,
+            "p95_s": round(float(np.percentile(ok, 95)), 2) if ok else None,
+            "max_s": round(max(ok), 2) if ok else None,
+            "peak_rss_mb": rss[0] if replicas == 1 else rss, "cpu_s": cpu,
+            "server_cpu_per_upload_s": round(cpu["server"] / a.visitors, 3),
+            "browser_cpu_per_upload_s": round(cpu["browsers"] / a.visitors, 3)}
+
+
+def _counts(text: str) -> list[int]:
+    try:
+        counts = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of replica counts ≥ 1, "
+                                         "e.g. 1 or 1,2")
+    return counts
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--visitors", type=int, default=10)
     ap.add_argument("--training", type=int, default=2, help="runs training meanwhile")
+    ap.add_argument("--replicas", type=_counts, default=[1],
+                    help="app servers sharing one run store, visitors spread round-robin; "
+                         "several counts (1,2) are measured one after the other")
     ap.add_argument("--photo", default=None, help="a portrait to enlarge (default: shared)")
     ap.add_argument("--mp", type=float, default=13.0, help="megapixels of the uploaded photo")
     ap.add_argument("--browsers-compete", action="store_true",
@@ -202,35 +263,17 @@ def main() -> None:
         raise SystemExit("chromium is not installed; run scripts/install-browser.sh")
 
     with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp)
-        photo = base / "photo.jpg"
+        photo = Path(tmp) / "photo.jpg"
         described = make_photo(photo, a.mp, a.photo)
-        env = {"FACEML_HOSTED": "1", "FACEML_SHARED_DATA": str(base / "no-data")}
-        with serve_app(base, env=env) as url:
-            train_env = {**os.environ, **env, "FACEML_RUNS_DIR": str(url.runs_dir),
-                         "FACEML_CACHE_DIR": str(base / "cache"), "PYTHONPATH": str(ROOT)}
-            procs = start_training(url, a.training, train_env) if a.training else []
-            try:
-                groups = {"server": [url.pid], "training": [q.pid for q in procs]}
-                one, times, cpu = asyncio.run(load(url, photo, a.visitors, groups,
-                                                   own_cores=not a.browsers_compete))
-                rss = url.peak_rss_mb()
-            finally:
-                for p in procs:
-                    p.terminate()
-                for p in procs:
-                    p.wait(30)
-    ok = [t for t in times if t is not None]
+        results = [measure(n, a, photo) for n in a.replicas]
     out = {"bench": "hosted_load", "visitors": a.visitors, "training_runs": a.training,
-           "photo": described, "answered": len(ok),
-           "one_visitor_s": round(one, 2) if one else None,
-           "p50_s": round(float(np.percentile(ok, 50)), 2) if ok else None,
-           "p95_s": round(float(np.percentile(ok, 95)), 2) if ok else None,
-           "max_s": round(max(ok), 2) if ok else None,
-           "peak_rss_mb": round(rss), "goal_p95_s": 3.0,
-           "browsers_niced": not a.browsers_compete, "cpu_s": cpu,
-           "server_cpu_per_upload_s": round(cpu["server"] / a.visitors, 3),
-           "browser_cpu_per_upload_s": round(cpu["browsers"] / a.visitors, 3)}
+           "photo": described, "goal_p95_s": 3.0, "browsers_niced": not a.browsers_compete,
+           "load_avg_1m": round(os.getloadavg()[0], 2), "cpus": os.cpu_count()}
+    if len(results) == 1:
+        out.update(results[0])
+    else:  # the first count is the baseline, measured in the same process
+        out["p95_s_by_replicas"] = {str(r["replicas"]): r["p95_s"] for r in results}
+        out["by_replicas"] = results
     print(json.dumps(out))
 
 
