@@ -26,7 +26,7 @@ needs_ray = pytest.mark.skipif(not ray_executor.available(),
 
 BASE = ["--dataset", "synthetic", "--dataset-option", "n=120", "--size", "16", "--color", "gray",
         "--arch", "small_cnn", "--heads", "eyewear", "--epochs", "1"]
-GRID = ["--grid", "lr=0.01,0.001"]
+GRID = ["--grid", "lr=0.01,0.001", "--grid", "batch-size=16,32"]  # the 2×2
 
 
 def cfg(epochs: int) -> TrainConfig:
@@ -131,9 +131,10 @@ def test_a_sweep_on_ray_gives_the_local_run_ids_streams_curves_and_reuses_cells(
                                                                                 local_ray):
     code, out, err = cli(capsys, "sweep", *BASE, *GRID, "--backend", "ray", "--json")
     assert code == 0, err
-    assert "2 runs, 2 new, 0 reused from the run store on ray" in err
+    assert "4 runs, 4 new, 0 reused from the run store on ray" in err
     rows = json.loads(out)
-    assert [r["params"] for r in rows] == [{"lr": 0.01}, {"lr": 0.001}]
+    assert [r["params"] for r in rows] == [{"lr": lr, "batch_size": b} for lr in (0.01, 0.001)
+                                           for b in (16, 32)]
     assert {r["backend"] for r in rows} == {"ray"} and {r["state"] for r in rows} == {"done"}
 
     # the same run ids as the local worker's sweep of the same configuration
@@ -141,7 +142,8 @@ def test_a_sweep_on_ray_gives_the_local_run_ids_streams_curves_and_reuses_cells(
                                         size=16, color="gray"),
                        arch="small_cnn", heads=["eyewear"], epochs=1)
     other = RunStore(RunStore().root.parent / "local-runs")
-    local = sweeps.launch_grid(base, {"lr": [0.01, 0.001]}, other, start_worker=False)
+    local = sweeps.launch_grid(base, {"lr": [0.01, 0.001], "batch_size": [16, 32]}, other,
+                               start_worker=False)
     assert [r["run_id"] for r in rows] == [c["run_id"] for c in local["cells"]]
 
     store = RunStore()
@@ -161,7 +163,7 @@ def test_a_sweep_on_ray_gives_the_local_run_ids_streams_curves_and_reuses_cells(
 
     # again: both cells reused, no new actor, nothing trained twice
     code, out, err = cli(capsys, "sweep", *BASE, *GRID, "--backend", "ray", "--json")
-    assert code == 0 and "2 runs, 0 new, 2 reused" in err
+    assert code == 0 and "4 runs, 0 new, 4 reused" in err
     again = json.loads(out)
     assert [r["run_id"] for r in again] == [r["run_id"] for r in rows]
     assert all(r["state"] == "done" and r["backend"] == "ray" for r in again)
