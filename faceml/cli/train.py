@@ -14,6 +14,9 @@ def add_arguments(p) -> None:
     p.add_argument("--resume", action="store_true", help="continue a stopped/crashed run")
     p.add_argument("--background", action="store_true", help="queue for the worker and return")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--distribute", action="store_true",
+                   help="train data-parallel over this machine's devices (KERAS_BACKEND=jax; "
+                        "or FACEML_DISTRIBUTE=1); the run id stays the same")
     add_backend_args(p)  # --backend ray: trained by a Ray actor (waited for unless --background)
 
 
@@ -25,19 +28,41 @@ def train_config(a):
 
 
 def run(a) -> int:
+    cfg = train_config(a)
     ex = None
     if a.background or a.backend or a.address:
         ex = backend_executor(a, wait=not a.background)
-    return train(train_config(a), again=a.again, resume=a.resume, background=a.background,
-                 as_json=a.json, executor=ex)
+    if a.distribute:
+        check_distribute(cfg, a, ex)
+    return train(cfg, again=a.again, resume=a.resume, background=a.background,
+                 as_json=a.json, executor=ex, distribute=a.distribute or None)
+
+
+def check_distribute(cfg, a, ex) -> None:
+    """``--distribute`` before any run is made: JAX, a batch that splits over the devices, and
+    this process or its local worker doing the training; says when there is one device."""
+    from faceml.errors import ConfigError
+    from faceml.training.engine import DISTRIBUTE_ENV, distribute_devices
+
+    if ex is not None and ex.name != "local":
+        raise ConfigError("--distribute trains on this machine's devices; it does not go "
+                          "with --backend ray")
+    devices = distribute_devices(cfg.batch_size)
+    if len(devices) == 1:  # stderr: --json's stdout stays one JSON object
+        print(f"--distribute: one device ({devices[0]}), training plainly", file=sys.stderr)
+    if a.background:  # a worker started by this command trains with it too
+        import os
+
+        os.environ[DISTRIBUTE_ENV] = "1"
 
 
 def train(cfg, again: bool = False, resume: bool = False, background: bool = False,
-          as_json: bool = False, executor=None) -> int:
+          as_json: bool = False, executor=None, distribute: bool | None = None) -> int:
     """Train ``cfg`` here (or queue it with ``background``), cached like any run; prints its
     id (or JSON) and returns the exit code. ``recipe run`` shares it. ``executor`` (from
     ``--backend``; default ``FACEML_EXECUTOR`` when ``background``) trains it elsewhere;
-    this process then waits for it unless ``background``."""
+    this process then waits for it unless ``background``. ``distribute`` (default
+    ``FACEML_DISTRIBUTE``) trains here data-parallel over the devices (JAX)."""
     from faceml import hosting
     from faceml.training import jobs
     from faceml.runs import RunStore
@@ -65,13 +90,14 @@ def train(cfg, again: bool = False, resume: bool = False, background: bool = Fal
         hosting.current().yield_to_visitors()  # hosted: the visitors' pages come first
         cb, close = bar("prepare data", not as_json)
         try:
-            train_run(run, progress=cb)
+            train_run(run, progress=cb, distribute=distribute)
         finally:
             close()
     st = run.status()
     if as_json:
         print_json({"run_id": run.id, "cached": not new, "status": st.get("state"),
-                    "reason": st.get("reason", ""), "metrics": run.metrics()})
+                    "reason": st.get("reason", ""), "metrics": run.metrics(),
+                    **({"distribute": st["distribute"]} if st.get("distribute") else {})})
     else:
         print(run.id)
         if not new:

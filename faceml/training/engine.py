@@ -3,13 +3,13 @@ Keras ``fit`` and FaceML's callbacks (progress, stop, checkpoints), then stores 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
 
-
 from faceml.config import TrainConfig
-from faceml.errors import FaceMLError
+from faceml.errors import ConfigError, FaceMLError
 from faceml.data.prepare import Prepared, prepare
 
 # --- device ---------------------------------------------------------------------------------
@@ -37,6 +37,58 @@ def device_info() -> dict:
     except Exception:  # device discovery must never stop training
         gpu = None
     return {"backend": backend, "gpu": gpu, "device": gpu or "CPU"}
+
+
+# --- several devices (--distribute) ---------------------------------------------------------
+DISTRIBUTE_ENV = "FACEML_DISTRIBUTE"
+
+
+def distribute_wanted(distribute: bool | None = None) -> bool:
+    """``distribute`` if given, else ``FACEML_DISTRIBUTE`` (1/true/yes) of the training process."""
+    if distribute is not None:
+        return bool(distribute)
+    return os.environ.get(DISTRIBUTE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def distribute_devices(batch_size: int) -> list[str]:
+    """The devices ``--distribute`` trains on (Keras's ``DataParallel`` under JAX).
+
+    One device means training plainly (the caller says so). Raises ``ConfigError`` for another
+    backend (Keras 3's distribution API is JAX's only) and for a batch size that does not split
+    evenly over the devices. How a run trains, not what it trains: it is not part of the config
+    and leaves the run id alone.
+    """
+    import keras
+
+    if keras.backend.backend() != "jax":
+        raise ConfigError(f"--distribute needs KERAS_BACKEND=jax (this process uses "
+                          f"{keras.backend.backend()})")
+    devices = list(keras.distribution.list_devices())
+    if len(devices) > 1 and int(batch_size) % len(devices):
+        raise ConfigError(f"--distribute over {len(devices)} devices needs a batch size "
+                          f"divisible by {len(devices)}, not {batch_size}")
+    return devices
+
+
+def _take(obj, n: int):
+    """The first ``n`` rows of an array, or of every array in a dict/list/tuple (None stays)."""
+    if obj is None:
+        return None
+    if isinstance(obj, dict):
+        return {k: _take(v, n) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_take(v, n) for v in obj)
+    return obj[:n]
+
+
+def _even(arrays: tuple, n_devices: int) -> tuple[tuple, int]:
+    """``(x, y, sw)`` cut to a multiple of the device count: JAX shards every batch, the last
+    (partial) one too, evenly over the devices. Returns them and how many rows were dropped."""
+    n = len(arrays[0])
+    keep = n - n % n_devices
+    if keep == n:
+        return arrays, 0
+    return tuple(_take(a, keep) for a in arrays), n - keep
 
 
 # --- model ----------------------------------------------------------------------------------
@@ -167,11 +219,15 @@ def _engine_callback(run, cfg: TrainConfig, start_epoch: int):
     return Engine()
 
 
-def train_run(run, prep: Prepared | None = None, progress=None) -> dict:
+def train_run(run, prep: Prepared | None = None, progress=None,
+              distribute: bool | None = None) -> dict:
     """Train (or resume) a run in this process; returns its final status.
 
     ``run`` is a :class:`faceml.runs.Run` whose config.json holds a TrainConfig. Resuming
     loads ``last.keras`` (weights and optimizer state) and continues after its last epoch.
+    ``distribute`` (default ``FACEML_DISTRIBUTE``) trains data-parallel over this process's
+    devices (JAX only); the status's ``distribute`` records the devices used. Predictions are
+    stored from the checkpoint by a plain model, so they cover every face either way.
     """
     import keras
 
@@ -181,9 +237,18 @@ def train_run(run, prep: Prepared | None = None, progress=None) -> dict:
         return run.set_status(state="failed", reason=str(e), phase="")
     run.clear_stop()
     run.set_status(state="running", pid=os.getpid(), started=time.time(), reason="",
-                   phase="preparing data", device=device_info())
+                   phase="preparing data", device=device_info(), distribute=None)
     try:
         cfg.validate()
+        scope, dist = contextlib.nullcontext(), None
+        if distribute_wanted(distribute):
+            devices = distribute_devices(cfg.batch_size)
+            dist = {"devices": [str(d) for d in devices], "n_devices": len(devices)}
+            if len(devices) > 1:
+                scope = keras.distribution.DataParallel(devices=devices).scope()
+            else:
+                dist["note"] = "one device: trained plainly"
+            run.set_status(distribute=dist)
         keras.utils.set_random_seed(cfg.seed)
         if cfg.mixed_precision and device_info()["gpu"]:
             keras.mixed_precision.set_global_policy("mixed_float16")
@@ -196,30 +261,37 @@ def train_run(run, prep: Prepared | None = None, progress=None) -> dict:
         val = fit_arrays(cfg, prep, heads, "val")
         if len(x) == 0:
             raise FaceMLError("the training split is empty")
+        if dist and dist["n_devices"] > 1:
+            (x, y, sw), cut_train = _even((x, y, sw), dist["n_devices"])
+            val, cut_val = _even(val, dist["n_devices"])
+            if cut_train or cut_val:  # at most n_devices - 1 faces of each; stored results
+                dist["dropped"] = {"train": cut_train, "val": cut_val}  # keep them all
+                run.set_status(distribute=dist)
         steps = math.ceil(len(x) / cfg.batch_size)
         hist = run.history()
         start = int(hist["epoch"].max()) if len(hist) and run.has_checkpoint("last") else 0
-        if start:
-            # compiled load: weights, optimizer state and schedule position all come back
-            model = run.load_model("last", compile=True)
-            allow_jax_jit(model)
-        else:
-            run.truncate_history(0)
-            model = compile_model(build_model(cfg, prep, heads), cfg, heads, steps)
-        run.set_status(phase="training", epochs=cfg.epochs, start_epoch=start,
-                       n_train=int(len(x)), n_val=int(len(val[0])))
-        engine = _engine_callback(run, cfg, start)
-        callbacks = [engine]
-        if cfg.schedule == "plateau":
-            callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
-                                                               patience=2, min_lr=1e-6))
-        if cfg.early_stopping:
-            callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss",
-                                                           patience=int(cfg.early_stopping)))
-        if start < cfg.epochs:
-            model.fit(x, y, sample_weight=sw, batch_size=cfg.batch_size, epochs=cfg.epochs,
-                      initial_epoch=start, validation_data=val if len(val[0]) else None,
-                      callbacks=callbacks, verbose=0, shuffle=True)
+        with scope:  # the model's variables and every batch spread over the devices
+            if start:
+                # compiled load: weights, optimizer state and schedule position all come back
+                model = run.load_model("last", compile=True)
+                allow_jax_jit(model)
+            else:
+                run.truncate_history(0)
+                model = compile_model(build_model(cfg, prep, heads), cfg, heads, steps)
+            run.set_status(phase="training", epochs=cfg.epochs, start_epoch=start,
+                           n_train=int(len(x)), n_val=int(len(val[0])))
+            engine = _engine_callback(run, cfg, start)
+            callbacks = [engine]
+            if cfg.schedule == "plateau":
+                callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
+                                                                   patience=2, min_lr=1e-6))
+            if cfg.early_stopping:
+                callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss",
+                                                               patience=int(cfg.early_stopping)))
+            if start < cfg.epochs:
+                model.fit(x, y, sample_weight=sw, batch_size=cfg.batch_size, epochs=cfg.epochs,
+                          initial_epoch=start, validation_data=val if len(val[0]) else None,
+                          callbacks=callbacks, verbose=0, shuffle=True)
         if engine.nan_epoch:
             return run.set_status(state="failed",
                                   reason=f"loss became NaN at epoch {engine.nan_epoch}")
