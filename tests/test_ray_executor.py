@@ -19,6 +19,7 @@ from faceml.data.prepare import PrepOptions
 from faceml.errors import FaceMLError
 from faceml.runs import RunStore
 from faceml.training import jobs, ray_executor, sweeps
+from tests.test_jobs import wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 needs_ray = pytest.mark.skipif(not ray_executor.available(),
@@ -41,15 +42,6 @@ def cli(capsys, *argv) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def wait_for(pred, timeout=180, poll=0.2):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if pred():
-            return True
-        time.sleep(poll)
-    raise TimeoutError("condition not reached")
 
 
 def free_port() -> int:
@@ -177,7 +169,7 @@ def test_stop_from_another_process_stops_the_ray_run_cleanly(local_ray, monkeypa
     store = RunStore()
     run, new = jobs.submit(cfg(epochs=400), store, visitor="visitor-a")
     assert new and run.status()["executor"] == "ray"
-    wait_for(lambda: len(run.history()) >= 1)
+    wait_for(lambda: len(run.history()) >= 1, timeout=180)
     # the dashboard's Stop is another process: it finds the run's actor through the run store
     out = subprocess.run([sys.executable, "-m", "faceml", "stop", run.id], cwd=ROOT,
                          capture_output=True, text=True, timeout=120, env=os.environ.copy())
@@ -192,7 +184,8 @@ def test_stop_from_another_process_stops_the_ray_run_cleanly(local_ray, monkeypa
 def test_a_killed_ray_worker_fails_its_run_which_resumes_from_its_checkpoint(local_ray):
     store = RunStore()
     run, _ = jobs.submit(cfg(epochs=400), store, executor="ray")
-    wait_for(lambda: run.status().get("state") == "running" and len(run.history()) >= 2)
+    wait_for(lambda: run.status().get("state") == "running" and len(run.history()) >= 2,
+             timeout=180)
     first = run.status()["ray_actor"]
     os.kill(run.status()["pid"], signal.SIGKILL)  # the Ray worker process dies mid-run
     wait_for(lambda: run.status().get("state") == "failed", timeout=30)
@@ -205,7 +198,7 @@ def test_a_killed_ray_worker_fails_its_run_which_resumes_from_its_checkpoint(loc
     # resume on Ray: a new actor continues after the last saved epoch
     jobs.resume(run, store, executor="ray")
     assert run.status()["ray_actor"] != first
-    wait_for(lambda: len(run.history()) >= killed_at + 1)
+    wait_for(lambda: len(run.history()) >= killed_at + 1, timeout=180)
     assert run.status().get("start_epoch") == killed_at
     # Stop that cannot wait for the engine ends the actor itself (ray.kill by name)
     ray_executor.stop(run, grace=0)

@@ -115,9 +115,11 @@ class Recipe:
             f"{v:g}" for v in d.split)
         parts = {"dataset": d.dataset, "input": f"{d.size}×{d.size} {d.color}",
                  "scaling": cfg.scaling, "split": split, "arch": cfg.arch,
-                 "params": cfg.arch_params or {}, "heads": ", ".join(cfg.heads) or "—",
+                 "heads": ", ".join(cfg.heads) or "—",
                  "optimizer": f"{cfg.optimizer} lr {cfg.lr:g}", "batch": cfg.batch_size,
                  "epochs": cfg.epochs}
+        if cfg.arch_params:
+            parts["params"] = cfg.arch_params
         if d.fraction != 1:
             parts["fraction"] = d.fraction
         if d.age != "years":
