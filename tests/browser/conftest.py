@@ -285,17 +285,26 @@ def open_box(page, box, tries: int = 3):
     the page is idle, and the last failure says what the box looked like."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+    options = page.get_by_role("option")
     for attempt in range(tries):
         try:
             box.click(timeout=10_000)
             break
         except PlaywrightTimeout:
             if attempt == tries - 1:
-                raise AssertionError(
-                    f"selectbox never clickable: {box.evaluate('e => e.outerHTML')[:600]}"
-                ) from None
+                # a page that never holds still long enough for a click (a throttled browser
+                # redrawing a live panel): focus the box's input and open it from the keyboard,
+                # as a keyboard user would
+                box.locator("input").focus()
+                page.keyboard.press("ArrowDown")
+                try:
+                    options.first.wait_for(timeout=10_000)
+                    return options
+                except PlaywrightTimeout:
+                    raise AssertionError(
+                        f"selectbox never clickable: {box.evaluate('e => e.outerHTML')[:600]}"
+                    ) from None
             wait_idle(page)
-    options = page.get_by_role("option")
     try:
         options.first.wait_for(timeout=1500)
     except PlaywrightTimeout:  # only focused: open it from the keyboard
