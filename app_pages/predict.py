@@ -4,7 +4,7 @@ import streamlit as st
 
 from faceml.runs import RunStore
 from ui import predict as pr
-from ui.common import hosted, user_errors
+from ui.common import user_errors
 
 st.title("Predict")
 st.caption("Find the faces in a photo and see what a model says about each one, with the "
@@ -28,19 +28,4 @@ with st.expander("About the model(s)", expanded=False):
     st.caption(pr.detector().describe())
 
 max_mb = int(st.get_option("server.maxUploadSize") or 10)
-source = st.radio("Photo", ["Upload", "Camera"], horizontal=True, key="pr_source")
-if source == "Upload":
-    # every type reaches the script, which says in the page why a file cannot be used (the
-    # uploader's own type filter would say it only in a tooltip); sizes: see upload_notice
-    upload = st.file_uploader("A photo with one or more faces", key="pr_upload",
-                              help="JPEG, PNG, WebP or GIF" + (", at most 10 MB" if hosted()
-                                                               else ""))
-    pr.upload_notice("pr_upload", max_mb)
-else:
-    upload = st.camera_input("Take a photo", key="pr_camera")
-if upload is None:
-    st.info("Upload a photo (or take one with the camera) to see the predictions.")
-    st.stop()
-
-pr.show_prediction(upload.getvalue(), predictors, pr.detector(), max_bytes=max_mb * 1024 * 1024,
-                   token=getattr(upload, "file_id", None))
+pr.photo_section(predictors, max_mb)  # a fragment: an upload reruns this part of the page only

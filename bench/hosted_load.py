@@ -15,7 +15,16 @@ cache folders), starts ``--training`` runs training beside it (each its own
   peak_rss_mb     the web process's peak resident memory (VmHWM) at the end;
   cpu_s           where the machine's CPU went while the visitors waited: the web server,
                   the training runs, and the visitors' own browsers (Chromium's processes),
-                  which run on this machine too and compete with the server for its 2 cores.
+                  which run on this machine too and compete with the server for its 2 cores;
+                  ``browsers_by_kind`` splits the browsers' share by process (renderer,
+                  browser, gpu-process, utility, Playwright's driver);
+  browsers_alone_min_s  the browsers' CPU seconds over the machine's cores: the shortest time
+                  the last visitor could have waited even if the server cost nothing (the
+                  browsers' own drawing, which real visitors do on their own machines).
+
+The browsers run at the training runs' niceness (the hosting policy's ``train_nice``): below
+the server, whose CPU they would not take on their own machines, and not below the training
+runs, which on their own machines would not slow them either.
 
 ``--replicas N`` serves N copies of the app (N ports, one shared run store, as N replicas behind
 a load balancer) and spreads the visitors round-robin across them; ``--replicas 1,2`` measures
@@ -36,6 +45,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -130,13 +140,47 @@ def cpu_by_group(groups: dict[str, list[int]]) -> dict[str, float]:
             for name, roots in groups.items()}
 
 
-def lowest_priority(roots: list[int]) -> None:
-    """Give these process trees the lowest CPU priority (niceness 19). The visitors' browsers
-    stand for machines of their own: here they share the server's two cores, and without this
-    they would take the CPU the server needs to answer them (the bench reports their CPU)."""
+def _kind(pid: int) -> str:
+    """What a browser-side process is: Playwright's driver, or Chromium's main process or one
+    of its children by ``--type`` (renderer, gpu-process, utility, zygote)."""
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
+            errors="replace")
+    except OSError:
+        return "gone"
+    # Chromium rewrites its children's command line into one space-joined string
+    kind = re.search(r"--type=(\S+)", cmd)
+    if kind:
+        return kind.group(1)
+    return "driver" if Path(cmd.split(" ", 1)[0]).name == "node" else "browser"
+
+
+def cpu_by_kind(roots: list[int]) -> dict[str, float]:
+    """CPU seconds used so far by the process trees ``roots``, by process kind (:func:`_kind`)."""
+    table = _proc_table()
+    out: dict[str, float] = {}
+    for pid in _tree(roots, table):
+        k = _kind(pid)
+        out[k] = out.get(k, 0.0) + table.get(pid, (0, 0.0))[1]
+    return out
+
+
+def browser_niceness() -> int:
+    """The niceness the visitors' browsers get: the training processes' own (the hosting
+    policy's ``train_nice``). The browsers stand for machines of their own: they must not take
+    the CPU the server needs to answer them (so they are below the server), and on their own
+    machines no training run slows them either (so they are not below the training runs,
+    which would hand those runs most of the CPU a browser needs to draw its answer)."""
+    from faceml.hosting import HostingPolicy
+
+    return HostingPolicy.train_nice
+
+
+def lower_priority(roots: list[int], nice: int) -> None:
+    """Give these process trees niceness ``nice``."""
     for pid in _tree(roots, _proc_table()):
         try:
-            os.setpriority(os.PRIO_PROCESS, pid, 19)
+            os.setpriority(os.PRIO_PROCESS, pid, nice)
         except OSError:  # gone meanwhile
             pass
 
@@ -180,7 +224,8 @@ async def load(urls: list[str], photo: Path, visitors: int, groups: dict[str, li
         groups = {**groups, "browsers": [pid for pid, (ppid, _) in _proc_table().items()
                                          if ppid == os.getpid() and pid not in known]}
         if own_cores:
-            lowest_priority(groups["browsers"])  # renderers fork from these: they inherit it
+            # renderers fork from these: they inherit it
+            lower_priority(groups["browsers"], browser_niceness())
         for url in urls:  # warm-up: each server loads the model once
             ctx, page = await open_page(browser, url)
             await upload(page, photo)
@@ -191,14 +236,17 @@ async def load(urls: list[str], photo: Path, visitors: int, groups: dict[str, li
         opened = await asyncio.gather(*(open_page(browser, urls[i % len(urls)])
                                         for i in range(visitors)))
         if own_cores:
-            lowest_priority(groups["browsers"])
-        before = cpu_by_group(groups)
+            lower_priority(groups["browsers"], browser_niceness())
+        before, kinds0 = cpu_by_group(groups), cpu_by_kind(groups["browsers"])
         times = await asyncio.gather(*(upload(pg, photo) for _, pg in opened))  # all at once
-        after = cpu_by_group(groups)
+        after, kinds1 = cpu_by_group(groups), cpu_by_kind(groups["browsers"])
         for ctx, _ in opened:
             await ctx.close()
         await browser.close()
-    return one, list(times), {k: round(after[k] - before[k], 2) for k in groups}
+    cpu = {k: round(after[k] - before[k], 2) for k in groups}
+    cpu["browsers_by_kind"] = {k: round(v - kinds0.get(k, 0.0), 2) for k, v in kinds1.items()
+                               if v - kinds0.get(k, 0.0) >= 0.01}
+    return one, list(times), cpu
 
 
 def measure(replicas: int, a, photo: Path) -> dict:
@@ -232,7 +280,8 @@ def measure(replicas: int, a, photo: Path) -> dict:
             "max_s": round(max(ok), 2) if ok else None,
             "peak_rss_mb": rss[0] if replicas == 1 else rss, "cpu_s": cpu,
             "server_cpu_per_upload_s": round(cpu["server"] / a.visitors, 3),
-            "browser_cpu_per_upload_s": round(cpu["browsers"] / a.visitors, 3)}
+            "browser_cpu_per_upload_s": round(cpu["browsers"] / a.visitors, 3),
+            "browsers_alone_min_s": round(cpu["browsers"] / (os.cpu_count() or 1), 2)}
 
 
 def _counts(text: str) -> list[int]:
@@ -267,7 +316,8 @@ def main() -> None:
         described = make_photo(photo, a.mp, a.photo)
         results = [measure(n, a, photo) for n in a.replicas]
     out = {"bench": "hosted_load", "visitors": a.visitors, "training_runs": a.training,
-           "photo": described, "goal_p95_s": 3.0, "browsers_niced": not a.browsers_compete,
+           "photo": described, "goal_p95_s": 3.0,
+           "browsers_nice": None if a.browsers_compete else browser_niceness(),
            "load_avg_1m": round(os.getloadavg()[0], 2), "cpus": os.cpu_count()}
     if len(results) == 1:
         out.update(results[0])

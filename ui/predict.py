@@ -39,6 +39,7 @@ from faceml.modeling import kinds
 from faceml.serving.predict import (FaceResult, Photo, Predictor, bundled_models, predict_all,
                                     predict_box, read_photo, too_small)
 from faceml.runs import RunDamaged, RunStore
+from ui.common import hosted
 
 log = logging.getLogger(__name__)
 ALL = "All models side by side"
@@ -319,6 +320,34 @@ def upload_notice(key: str, limit_mb: int) -> None:
             "(JPEG photos up to 100 megapixels).")
     st.caption(hint)
     st.html(_NOTICE_JS % {"key": key, "hint": json.dumps(hint)}, unsafe_allow_javascript=True)
+
+
+# --- the photo section: upload or camera, then the answers ---------------------------------------
+
+@st.fragment
+def photo_section(predictors: dict[str, Predictor], max_mb: int) -> None:
+    """The photo's source, its uploader (or camera) and everything about the photo.
+
+    A fragment: an upload, a new photo or a box reruns only this part of the page, so the
+    server does not run the model picker again and the browser redraws only this section
+    (in ``bench/hosted_load.py`` the visitors' browsers, redrawing the page, took four times
+    the server's CPU per upload)."""
+    source = st.radio("Photo", ["Upload", "Camera"], horizontal=True, key="pr_source")
+    if source == "Upload":
+        # every type reaches the script, which says in the page why a file cannot be used
+        # (the uploader's own type filter would say it only in a tooltip); sizes: see
+        # upload_notice
+        upload = st.file_uploader("A photo with one or more faces", key="pr_upload",
+                                  help="JPEG, PNG, WebP or GIF" + (", at most 10 MB"
+                                                                   if hosted() else ""))
+        upload_notice("pr_upload", max_mb)
+    else:
+        upload = st.camera_input("Take a photo", key="pr_camera")
+    if upload is None:
+        st.info("Upload a photo (or take one with the camera) to see the predictions.")
+        return
+    show_prediction(upload.getvalue(), predictors, detector(),
+                    max_bytes=max_mb * 1024 * 1024, token=getattr(upload, "file_id", None))
 
 
 # --- one photo ------------------------------------------------------------------------------------
