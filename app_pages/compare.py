@@ -7,7 +7,7 @@ from faceml.training import sweeps
 from faceml.runs import RunStore
 from faceml.errors import FaceMLError
 from faceml.config import TrainConfig
-from ui.common import error_text, keep, kept, policy, visitor
+from ui.common import error_text, has_split, keep, kept, policy, visitor
 from ui.compare import SWEEP_DEFAULTS, roc_section, run_label, sweep_message, sweep_view
 
 st.title("Compare & sweep")
@@ -48,7 +48,10 @@ with tab_cmp:
             st.plotly_chart(fig, width="stretch", key="cmp_curves")
         else:
             st.caption("No finished epochs yet.")
-        split = st.radio("Metrics on", ["test", "val"], horizontal=True, key="cmp_split")
+        # runs trained without a test split (split test 0) have val metrics only: then val
+        # is the default, and test would show nothing
+        split = st.radio("Metrics on", ["test", "val"], horizontal=True, key="cmp_split",
+                         index=0 if any(has_split(r, "test") for r in chosen) else 1)
         table = sweeps.metrics_table(chosen, split)
         if table.empty:
             st.caption("No final metrics yet (runs still training, or failed).")

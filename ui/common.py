@@ -317,3 +317,13 @@ def keep_keras_between_runs() -> None:
 
     clean_problem_modules.keeps_keras = True
     script_runner._clean_problem_modules = clean_problem_modules
+
+
+def has_split(run, split: str) -> bool:
+    """Whether ``run`` stored final metrics for ``split`` (a run trained without a test split
+    has val only; an unreadable one has none)."""
+    try:
+        metrics = run.metrics()
+    except FaceMLError:
+        return False
+    return isinstance((metrics or {}).get(split), dict)

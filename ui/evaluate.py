@@ -40,7 +40,7 @@ from faceml.data.heads import HeadSpec
 from faceml.modeling import kinds
 from faceml.runs import Run, RunDamaged, RunStore
 from ui import pick
-from ui.common import error_text, policy, progress_callback, user_errors
+from ui.common import error_text, has_split, policy, progress_callback, user_errors
 from ui.pick import url_run
 
 STATE_ICON = {"queued": "⏳", "running": "🏃", "done": "✅", "failed": "❌", "stopped": "⏹"}
@@ -255,11 +255,7 @@ def _reset_if_stale(key: str, options: list, default=None) -> None:
 def run_splits(run: Run) -> list[str]:
     """The splits the page offers for ``run``: those it stored results for (a run trained
     without a test split has val only), else test and val (its checkpoint is evaluated)."""
-    try:
-        metrics = run.metrics()
-    except FaceMLError:
-        metrics = {}
-    have = [s for s in ("test", "val") if isinstance(metrics.get(s), dict)]
+    have = [s for s in ("test", "val") if has_split(run, s)]
     options = have or ["test", "val"]
     _reset_if_stale("ev_split", options, options[0])
     return options
