@@ -22,8 +22,8 @@ import shlex
 
 from faceml.errors import FaceMLError
 
-__all__ = ["add_data_args", "add_train_args", "data_values", "parse_kv", "train_command",
-           "train_values"]
+__all__ = ["add_data_args", "add_train_args", "data_values", "parse_kv", "parse_path",
+           "train_command", "train_values"]
 
 
 def parse_kv(items: list[str] | None, flag: str) -> dict:
@@ -83,7 +83,7 @@ def _parse_weights(text, flag):
 _NAMED_PATH = re.compile(r"^[A-Za-z0-9_-]+=")
 
 
-def _parse_path(text, flag):
+def parse_path(text, flag):
     """One path, or ``NAME=PATH,NAME=PATH`` (several datasets: a path each) as a dict."""
     if not text:
         return None
@@ -109,7 +109,7 @@ _KINDS = {
     "ints": (_parse_ints, lambda v: [",".join(map(str, v))]),
     "floats": (_parse_floats, lambda v: [",".join(_number(float(x)) for x in v)]),
     "weights": (_parse_weights, lambda v: [",".join(f"{k}={_number(w)}" for k, w in v.items())]),
-    "path": (_parse_path, _format_path),
+    "path": (parse_path, _format_path),
     "pairs": (lambda items, flag: parse_kv(items, flag),
               lambda v: [f"{k}={json.dumps(x)}" for k, x in sorted(v.items())]),
 }

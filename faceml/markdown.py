@@ -6,6 +6,7 @@ with.
 from __future__ import annotations
 
 import math
+import textwrap
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -13,7 +14,7 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["ETHICS_AND_LIMITS", "MODEL_CARD_ETHICS", "cell_text", "md_table"]
+__all__ = ["ETHICS_AND_LIMITS", "MODEL_CARD_ETHICS", "cell_text", "md_table", "model_card_ethics"]
 
 
 def cell_text(v, digits: int = 4, thousands: bool = True) -> str:
@@ -76,20 +77,53 @@ ETHICS_AND_LIMITS: list[tuple[str, str]] = [
 
 
 
-MODEL_CARD_ETHICS = """## Intended use
-Teaching and self-study: seeing how a face-attribute classifier is trained and evaluated, and
-where it fails. Predictions on your own photo are a curiosity, not a fact about you.
+_CARD_LABELS = {
+    "utkface": "UTKFace's gender (two classes) and race (five coarse classes, \"Others\" lumping "
+               "many groups) were assigned by annotators from appearance.",
+    "fairface": "FairFace's gender (two classes), race (seven classes) and age (nine bins) are "
+                "crowd-workers' judgements of a photo.",
+}
+_MERGED_RACE = ("Trained on both, the model predicts race in UTKFace's five classes: FairFace's "
+                "East and Southeast Asian become Asian, its Latino_Hispanic and Middle Eastern "
+                "become Others, which hides differences between those groups.")
+_CARD_BIAS = {
+    "utkface": "UTKFace is dominated by White faces and by ages 20–40; its images come from the "
+               "web with uneven lighting and pose.",
+    "fairface": "FairFace (photos from Flickr) was balanced over its seven race groups, not over "
+                "age: about half its faces are 20–39, few are under 3 or over 60.",
+}
 
-## Limits and ethics
-- **Labels are annotations, not identities.** UTKFace's gender (two classes) and race (five
-  coarse classes, "Others" lumping many groups) were assigned by annotators from appearance.
-  People do not fit these boxes; the model cannot know anyone's gender identity or ethnicity.
-- **Dataset bias.** UTKFace is dominated by White faces and by ages 20–40; its images come from
-  the web with uneven lighting and pose. Errors are larger for under-represented groups: read
-  the per-group table above, with its confidence intervals, before trusting any number.
-- **Age** is predicted from appearance; the interval is wide and grows at the extremes.
-- **Uses the model must not have:** decisions about people (hiring, admission, credit,
-  policing, access to services), surveillance or tracking, inferring the ethnicity or gender of
-  real people without their consent, or any use on children beyond this classroom.
-- Photos uploaded to the app are processed in memory and never stored.
-"""
+
+def model_card_ethics(datasets=("utkface",)) -> str:
+    """A model card's closing Markdown (intended use, limits and ethics) for a model trained on
+    ``datasets`` (names): each one's labels and known biases, said plainly."""
+    names = [str(d) for d in datasets]
+    labels = " ".join(_CARD_LABELS.get(d, f"{d}'s labels are its annotators' (or its file "
+                                          "names').") for d in names)
+    if {"utkface", "fairface"} <= set(names):
+        labels += " " + _MERGED_RACE
+    bias = " ".join(_CARD_BIAS[d] for d in names if d in _CARD_BIAS)
+    which = "the dataset's" if len(names) == 1 else "the datasets'"
+    bullets = [
+        f"**Labels are annotations, not identities.** Race and gender here are the categories of "
+        f"{which} annotators, not facts about the people shown. {labels} People do not fit "
+        "these boxes; the model cannot know anyone's gender identity or ethnicity.",
+        f"**Dataset bias.** {bias + ' ' if bias else ''}Errors are larger for under-represented "
+        "groups: read the per-group table above, with its confidence intervals, before trusting "
+        "any number.",
+        "**Age** is predicted from appearance; the interval is wide and grows at the extremes.",
+        "**Uses the model must not have:** decisions about people (hiring, admission, credit, "
+        "policing, access to services), surveillance or tracking, inferring the ethnicity or "
+        "gender of real people without their consent, or any use on children beyond this "
+        "classroom.",
+        "Photos uploaded to the app are processed in memory and never stored.",
+    ]
+    return ("## Intended use\n"
+            "Teaching and self-study: seeing how a face-attribute classifier is trained and "
+            "evaluated, and\nwhere it fails. Predictions on your own photo are a curiosity, not "
+            "a fact about you.\n\n## Limits and ethics\n"
+            + "\n".join(textwrap.fill(b, 95, initial_indent="- ", subsequent_indent="  ")
+                        for b in bullets) + "\n")
+
+
+MODEL_CARD_ETHICS = model_card_ethics(("utkface",))

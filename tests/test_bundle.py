@@ -94,6 +94,13 @@ def test_a_run_trained_on_a_shrunk_copy_is_scored_on_the_originals(tmp_path):
     assert "**gender by race**" in text
     with pytest.raises(FaceMLError, match="'s own val split"):
         bundle(run, "tiny", tmp_path / "models", test_path=str(make_utkface(tmp_path / "o", 70)))
+    # the NAME=FOLDER form of several datasets names the one dataset's folder too
+    from faceml.serving.bundle import parse_test_paths
+
+    assert parse_test_paths(run, f"utkface={orig}") == parse_test_paths(run, str(orig)) == \
+        str(orig)
+    with pytest.raises(FaceMLError, match="names 'fairface'"):
+        parse_test_paths(run, f"fairface={orig}")
 
 
 def test_an_ensemble_of_runs_averages_them_and_its_card_names_every_command(tmp_path):

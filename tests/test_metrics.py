@@ -22,7 +22,8 @@ from faceml.evaluation.classification import (
 )
 from faceml.evaluation.losses import cell_members, top_losses
 from faceml.evaluation.regression import regression_metrics
-from faceml.evaluation.groups import bootstrap_ci, group_breakdown, wilson_interval
+from faceml.evaluation.groups import (bootstrap_ci, bootstrap_metric_ci, group_breakdown,
+                                      overall_intervals, wilson_interval)
 from faceml.evaluation.interpretation import Interpretation
 from faceml.data.heads import HeadSpec
 
@@ -457,6 +458,60 @@ def test_group_breakdown_by_age_groups_and_regression_bootstrap_is_seeded():
     assert all(math.isnan(v) for v in bootstrap_ci([5.0]))
     with pytest.raises(ValueError, match="cannot group by"):
         group_breakdown(f, GENDER, ["hair"])
+
+
+def _hand_bootstrap(metric, *arrays, n=2000, seed=11):
+    """A percentile bootstrap written out: resample faces (rows of every array together)."""
+    rng = np.random.default_rng(seed)
+    m = len(arrays[0])
+    vals = [metric(*(a[i] for a in arrays)) for i in rng.integers(0, m, (n, m))]
+    return np.percentile(vals, [2.5, 97.5])
+
+
+def test_overall_intervals_by_hand():
+    f = _grouped_frame()
+    t = overall_intervals(f, GENDER).set_index("metric")
+    assert list(t.index) == ["accuracy", "balanced_accuracy", "auc"]
+    yt = (f["gender_true"] == "Female").to_numpy()
+    yp = (f["gender_pred"] == "Female").to_numpy()
+    p = f["gender_prob_Female"].to_numpy()
+    k = int((yt == yp).sum())
+    assert t.at["accuracy", "value"] == skm.accuracy_score(yt, yp)
+    assert (t.at["accuracy", "ci_low"], t.at["accuracy", "ci_high"]) == wilson_interval(k, len(f))
+    assert t.at["balanced_accuracy", "value"] == skm.balanced_accuracy_score(yt, yp)
+    assert t.at["auc", "value"] == skm.roc_auc_score(yt, p)
+    assert t["n"].tolist() == [len(f)] * 3
+    # the bootstrap resamples faces with their answers (paired): a written-out one agrees
+    for metric, args in (("balanced_accuracy", (skm.balanced_accuracy_score, yt, yp)),
+                         ("auc", (skm.roc_auc_score, yt, p))):
+        lo, hi = _hand_bootstrap(*args)
+        assert t.at[metric, "ci_low"] == pytest.approx(lo, abs=0.03)
+        assert t.at[metric, "ci_high"] == pytest.approx(hi, abs=0.03)
+        assert t.at[metric, "ci_low"] < t.at[metric, "value"] < t.at[metric, "ci_high"]
+    assert bootstrap_metric_ci(skm.roc_auc_score, yt, p, seed=1) == \
+        bootstrap_metric_ci(skm.roc_auc_score, yt, p, seed=1)
+    assert all(math.isnan(v) for v in bootstrap_metric_ci(skm.roc_auc_score, yt[:1], p[:1]))
+    # age: MAE with a bootstrap of the absolute errors; the share inside the true bin (Wilson)
+    ages = f.assign(group_age_bin=np.resize(["20-29", "more than 70", None, "3-9"], len(f)))
+    a = overall_intervals(ages, AGE, bins_column="age_bin").set_index("metric")
+    err = np.abs(f["age_pred"] - f["age_true"]).to_numpy()
+    assert a.at["mae", "value"] == pytest.approx(err.mean())
+    assert (a.at["mae", "ci_low"], a.at["mae", "ci_high"]) == bootstrap_ci(err)
+    lo = {"20-29": 20, "more than 70": 70, "3-9": 3}
+    hi = {"20-29": 30, "more than 70": 120, "3-9": 10}
+    rows = [(b, q) for b, q in zip(ages["group_age_bin"], ages["age_pred"]) if isinstance(b, str)]
+    inside = sum(lo[b] <= q <= hi[b] for b, q in rows)
+    assert 0 < inside < len(rows)
+    assert a.at["inside_bin", "value"] == inside / len(rows) and a.at["inside_bin", "n"] == \
+        len(rows)
+    assert (a.at["inside_bin", "ci_low"], a.at["inside_bin", "ci_high"]) == \
+        wilson_interval(inside, len(rows))
+    assert "inside_bin" not in overall_intervals(f, AGE)["metric"].tolist()
+    # several classes: one-vs-rest macro AUC, left out while a class is absent
+    y = np.arange(40) % 4
+    r = overall_intervals(_race_frame(y, (y + (np.arange(40) % 5 == 0)) % 4), RACE)
+    assert r["metric"].tolist() == ["accuracy", "balanced_accuracy", "auc"]
+    assert "auc" not in overall_intervals(_race_frame(y % 3, y % 3), RACE)["metric"].tolist()
 
 
 # --- Interpretation --------------------------------------------------------------------------

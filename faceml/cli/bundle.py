@@ -11,18 +11,21 @@ def add_arguments(s) -> None:
                    help="also average each model's answer on the mirrored face")
     s.add_argument("--name", required=True)
     s.add_argument("--out", default=None, help="folder (default: the project's models/)")
-    s.add_argument("--test-path", default=None, metavar="FOLDER",
-                   help="score the test split on these original images (the run trained on a "
-                        "`shrink` copy of them)")
+    s.add_argument("--test-path", default=None, metavar="FOLDER|NAME=FOLDER,…",
+                   help="score val and test on these original images (the run trained on a "
+                        "`shrink` copy of them); a run on several datasets takes a folder per "
+                        "dataset, e.g. utkface=ORIGINALS (one left out is read where it "
+                        "trained)")
 
 
 def run(a) -> int:
-    from faceml.serving.bundle import bundle
+    from faceml.serving.bundle import SIZE_LIMIT_MB, bundle
     from faceml.runs import RunStore
 
     store = RunStore()
     mpath, card = bundle([store.get(r) for r in a.run_ids], a.name, a.out, a.test_path,
                          a.mirror)
     size = mpath.stat().st_size / 1e6
-    print(f"{mpath} ({size:.1f} MB)\n{card}")
+    over = f" — over the {SIZE_LIMIT_MB:g} MB limit" if size > SIZE_LIMIT_MB else ""
+    print(f"{mpath} ({size:.1f} MB{over})\n{card}")
     return 0

@@ -12,7 +12,9 @@ from faceml.errors import FaceMLError
 
 def add_arguments(s) -> None:
     s.description = ("Evaluate a run (its stored predictions, or its model on another split or "
-                     "dataset) or a .keras model file.")
+                     "dataset) or a .keras model file. A model trained on several datasets "
+                     "at once: each dataset's own numbers follow the combined ones (JSON: "
+                     "by_dataset).")
     s.add_argument("run_id", nargs="?", default=None, help="a run id (see: python -m faceml runs)")
     s.add_argument("--model", default=None, metavar="FILE.keras", help="a FaceML model file")
     s.add_argument("--dataset", default=None, help="evaluate on this dataset (default: the "
@@ -77,6 +79,9 @@ def run(a) -> int:
         interp = interpret(frame)
         notes = list(frame.attrs.get("notes", []))
     summary = interp.summary()
+    parts = interp.by_dataset()  # a run on several datasets: each one's own numbers too
+    if parts:
+        summary["by_dataset"] = {d: p.summary() for d, p in parts.items()}
     if a.predictions:
         try:
             Path(a.predictions).write_text(report.predictions_csv(interp.frame_, interp.heads))
@@ -90,9 +95,10 @@ def run(a) -> int:
     if a.json:
         print(json.dumps(summary, default=str))
         return 0
-    print(f"{summary['dataset']} · {summary['split']} · {summary['n']} faces")
-    for head, vals in summary["heads"].items():
-        shown = "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} —"
-                          for k, v in vals.items())
-        print(f"  {head:<12} {shown}")
+    for part in (summary, *summary.get("by_dataset", {}).values()):
+        print(f"{part['dataset']} · {part['split']} · {part['n']} faces")
+        for head, vals in part["heads"].items():
+            shown = "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} —"
+                              for k, v in vals.items())
+            print(f"  {head:<12} {shown}")
     return 0

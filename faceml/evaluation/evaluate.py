@@ -224,6 +224,17 @@ def _same_data(opts: PrepOptions, own: PrepOptions | None) -> bool:
     return not opts.dataset_options or opts.dataset_options == own.dataset_options
 
 
+def _own_several(opts: PrepOptions, own: PrepOptions | None) -> PrepOptions:
+    """Several datasets at once are the model's own only (its label space): ``own`` read from
+    ``opts``' locations (a copy of its data, e.g. the originals of a ``shrink`` copy)."""
+    if own is None or own.datasets != opts.datasets:
+        raise DataError(f"several datasets at once ({opts.dataset}) are evaluated only as the "
+                        f"model's own data ({own.dataset if own is not None else 'unknown'}); "
+                        "evaluate one dataset at a time")
+    return replace(own, path=opts.path, dataset_options=opts.dataset_options
+                   or own.dataset_options)
+
+
 def _mapping_note(dataset: str, label: str, before: pd.Series, after: pd.Series) -> str | None:
     pairs = sorted({(str(a), str(b)) for a, b in zip(before, after)
                     if not pd.isna(a) and not pd.isna(b) and str(a) != str(b)})
@@ -281,9 +292,10 @@ def evaluate_model(model_or_run, dataset_options: PrepOptions | dict | None = No
     trains), a run id, a ``.keras`` path, or a loaded FaceML model. ``dataset_options``: where
     to evaluate (``None``: the model's own training data with its own seeded split, so
     ``split="test"`` is the run's test split); size and colour always come from the model.
-    ``split``: ``train``, ``val``, ``test`` or ``all``. Hosted, ``dataset_options`` must name a
-    dataset of the allow-list and no path of its own (a :class:`~faceml.hosting.PolicyError`),
-    and no message names a server path.
+    Several datasets at once must be the model's own (read from these paths: a copy of them;
+    the model's split and options otherwise). ``split``: ``train``, ``val``, ``test`` or
+    ``all``. Hosted, ``dataset_options`` must name a dataset of the allow-list and no path of
+    its own (a :class:`~faceml.hosting.PolicyError`), and no message names a server path.
     """
     policy = hosting.current()
     try:
@@ -304,8 +316,10 @@ def _evaluate_model(model_or_run, dataset_options, split, progress, batch_size,
     if isinstance(dataset_options, dict):
         dataset_options = PrepOptions.from_dict(dataset_options)
     if dataset_options is not None:  # refused before any model is loaded or file read
-        datasets.get(dataset_options.dataset)
-        policy.dataset_path(dataset_options.dataset, dataset_options.path)
+        for d in dataset_options.datasets:
+            datasets.get(d)
+            policy.dataset_path(d, dataset_options.part(d).path if dataset_options.multi
+                                else dataset_options.path)
     model, origin, notes, run, ckpt = _load(model_or_run)
     pre = _preprocessing(model, origin)
     meta = dict(pre.metadata or {})
@@ -324,6 +338,8 @@ def _evaluate_model(model_or_run, dataset_options, split, progress, batch_size,
             raise FaceMLError(f"{origin} does not say which dataset it was trained on; "
                               "choose a dataset to evaluate it on")
         opts, cross = own, False
+    elif dataset_options.multi:
+        opts, cross = _own_several(dataset_options, own), False
     elif _same_data(dataset_options, own):
         opts, cross = own, False
     else:

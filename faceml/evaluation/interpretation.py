@@ -27,6 +27,9 @@ from faceml.evaluation.losses import cell_members, top_losses
 from faceml.evaluation.predictions import (
     MetricsInputError,
     check_frame,
+    dataset_rows,
+    frame_datasets,
+    has_truth,
     heads_from_frame,
     resolve_head,
 )
@@ -212,6 +215,18 @@ class Interpretation:
                 heads[h.name] = {k: _num(m[k]) for k in
                                  ("accuracy", "balanced_accuracy", "f1_macro", "auc")}
         return {"dataset": self.dataset, "split": self.split, "n": self.n_, "heads": heads}
+
+    def by_dataset(self) -> dict[str, Interpretation]:
+        """A run trained on several datasets: ``{dataset: Interpretation}`` of each one's faces
+        of this split, with the heads it has labels for (as the engine stores
+        ``metrics["by_dataset"]``); ``{}`` for predictions of one dataset."""
+        out = {}
+        for d in frame_datasets(self.frame_):
+            sub = dataset_rows(self.frame_, d)
+            heads = [h for h in self.heads if sub is not None and has_truth(sub, h)]
+            if heads:
+                out[d] = Interpretation.from_frame(sub, heads, dataset=d, split=self.split)
+        return out
 
     def roc_curves(self, head: HeadSpec | str) -> dict:
         h = self.head(head)

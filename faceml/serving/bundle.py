@@ -3,42 +3,114 @@
     python -m faceml bundle RUN_ID --name my-model
     python -m faceml bundle RUN_A RUN_B --mirror --name utkface-multitask --test-path ORIGINALS
 
+    python -m faceml bundle RUN_ID --name faceml-v2 --test-path utkface=ORIGINALS,fairface=F
+
 writes ``models/NAME.keras`` (weights and preprocessing, no optimizer state),
 ``models/NAME.predictions.csv`` (its validation answers, for the Predict page's age intervals
 and rare-group warnings) and ``models/NAME.md`` — the card: data and split, preprocessing,
 the exact command that trained
-it, metrics overall and per group on the test split, intended use, limits and ethics.
+it, the file's size and CPU time per face, metrics overall and per group on the test split,
+intended use, limits and ethics.
+
+A run trained on several datasets at once (``data.dataset`` ``"utkface,fairface"``) gets a card
+with a section per dataset: its own test split's numbers with 95 % intervals (each in the terms
+its labels allow: FairFace's race in the merged 5 classes, its age against bin midpoints and as
+the share of predictions inside the true bin) and a race × gender × age band table. Its
+``--test-path`` is per dataset (``NAME=FOLDER,…``), and every dataset's val and test split read
+there is checked to be the run's own, face by face. Its predictions CSV keeps each face's
+``dataset`` and ``age_bin`` (the Predict page calibrates age intervals on exact ages only).
 """
 
 from __future__ import annotations
 
+import math
+import os
 import re
 import shlex
 from pathlib import Path
 
 from faceml import paths
 from faceml.errors import FaceMLError
-from faceml.flags import train_command  # the card's train line, generated from the flags
-from faceml.markdown import MODEL_CARD_ETHICS, md_table
+from faceml.flags import parse_path, train_command  # the card's train line, from the flags
+from faceml.markdown import md_table, model_card_ethics
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+SIZE_LIMIT_MB = 10.0
+"""A bundled file's size limit (the repository ships it)."""
+TIME_LIMIT_MS = 20.0
+"""CPU time per face a bundled model should stay under (one face, batch 1, warm)."""
+AGE_BANDS = (0, 20, 40, 60, math.inf)
+"""The card's age bands (0-19, 20-39, 40-59, 60+): each FairFace bin lies inside one, so a band
+is exact for binned ages too."""
+SHRINK_QUALITY = 90  # the JPEG quality the card's shrink line names
 
 
 def _card_table(df) -> str:
     return md_table(df, digits=3, thousands=False)  # the card's numbers: 3 decimals, plain ints
 
 
-def rescore(model, run, split: str, path: str | None = None):
+def parse_test_paths(run, given) -> str | dict | None:
+    """``--test-path`` in the form ``run``'s data takes: one folder (a run on one dataset; its
+    ``NAME=FOLDER`` form too) or ``{dataset: folder}`` (several; a dataset left out is read
+    where it trained). Text is parsed as the ``--path`` flag is. FaceMLError, naming the run's
+    datasets, for a name the run was not trained on."""
+    from faceml.data.prepare import PrepOptions
+
+    if isinstance(given, str):
+        given = parse_path(given.strip(), "--test-path")
+    if not given:
+        return None
+    names = PrepOptions.from_dict(run.config["data"]).datasets
+    if isinstance(given, dict):
+        stray = [d for d in given if d not in names]
+        if stray:
+            raise FaceMLError(f"--test-path names {stray[0]!r}, but run {run.id} was trained on "
+                              f"{', '.join(names)}: give NAME=FOLDER for those")
+        empty = [d for d, p in given.items() if not str(p or "").strip()]
+        if empty:
+            raise FaceMLError(f"--test-path gives {empty[0]!r} no folder (NAME=FOLDER)")
+    elif len(names) > 1:
+        raise FaceMLError(f"run {run.id} was trained on several datasets ({', '.join(names)}): "
+                          f"give --test-path a folder per dataset, e.g. {names[0]}=FOLDER")
+    else:
+        given = {names[0]: given}
+    for d, p in given.items():
+        if not Path(str(p)).expanduser().is_dir():
+            raise FaceMLError(f"--test-path {d}={p}: no such folder")
+    return given[names[0]] if len(names) == 1 else {d: str(p) for d, p in given.items()}
+
+
+def _where(opts, d: str) -> str:
+    """Where dataset ``d`` of ``opts`` is read from, for a card or a message: its path as given,
+    or its default location (relative to the project when it can be)."""
+    from faceml import data as datasets
+
+    p = opts.part(d).path if opts.multi else opts.path
+    if p:
+        return str(p)
+    loc = datasets.get(d).location(None)
+    if loc is None:
+        return "(generated, no folder)"
+    try:
+        return os.path.relpath(loc, paths.PROJECT_ROOT)
+    except ValueError:
+        return str(loc)
+
+
+def rescore(model, run, split: str, path: str | dict | None = None):
     """``model``'s predictions frame on ``run``'s own ``split``, read from ``path`` (another
-    copy of the same data: the original of a ``python -m faceml shrink`` copy) or from the
-    run's own data. The split is seeded on names and labels, so it is the same faces: that is
-    checked against the run's stored predictions, not assumed."""
+    copy of the same data: the original of a ``python -m faceml shrink`` copy; for a run on
+    several datasets ``{dataset: folder}``) or from the run's own data. The split is seeded on
+    names and labels, so it is the same faces: that is checked against the run's stored
+    predictions (per dataset for several), not assumed."""
     from dataclasses import replace
 
     from faceml.evaluation.evaluate import evaluate_model
     from faceml.data.prepare import PrepOptions
 
     opts = PrepOptions.from_dict(run.config["data"])
+    if opts.multi:
+        return _rescore_several(model, run, opts, split, path or {})
     if path:
         opts = replace(opts, path=str(path))
     frame = evaluate_model(model, opts, split=split)
@@ -48,6 +120,31 @@ def rescore(model, run, split: str, path: str | None = None):
         raise FaceMLError(f"the {split} split read from {path or opts.path} is not run "
                           f"{run.id}'s own {split} split ({len(set(frame['source']) ^ own)} faces "
                           f"differ): is it a copy of {run.config['data'].get('path')}?")
+    frame["split"] = split
+    return frame
+
+
+def _rescore_several(model, run, opts, split: str, given: dict):
+    from dataclasses import replace
+
+    from faceml.evaluation.evaluate import evaluate_model
+    from faceml.evaluation.predictions import dataset_rows
+
+    if not isinstance(given, dict):
+        raise FaceMLError(f"run {run.id} was trained on several datasets: give a folder per "
+                          "dataset ({name: folder})")
+    read = replace(opts, path={**(opts.path if isinstance(opts.path, dict) else {}), **given})
+    frame = evaluate_model(model, read, split=split)
+    preds = run.predictions()
+    for d in opts.datasets:
+        mine, theirs = (dataset_rows(f[f["split"] == split], d) if f is not None else None
+                        for f in (frame, preds))
+        got = set(mine["source"]) if mine is not None else set()
+        own = set(theirs["source"]) if theirs is not None else set()
+        if got != own:
+            raise FaceMLError(f"the {split} split of {d} read from {_where(read, d)} is not run "
+                              f"{run.id}'s own {split} split of {d} ({len(got ^ own)} faces "
+                              f"differ): is it a copy of {_where(opts, d)}?")
     frame["split"] = split
     return frame
 
@@ -77,21 +174,90 @@ def _trained_line(run) -> str:
             f"{', '.join(cfg.get('augmentation') or []) or 'none'}")
 
 
-def model_card(runs: list, name: str, frames: dict | None = None, test_path: str | None = None,
-               mirror: bool = False) -> str:
+def measure_speed(model, warmup: int = 10, calls: int = 100) -> dict:
+    """CPU time per face of ``model``: one face at a time (batch 1, ``predict_on_batch``, as
+    the Predict page calls it), after ``warmup`` calls, on this machine's CPU (the backend's CPU
+    device even where a GPU is present). ``median_ms``/``p90_ms``: wall time of a call;
+    ``process_cpu_ms``: the process's CPU time per call (every thread); ``backend``, ``cores``,
+    ``calls``, ``warmup``, ``input`` (what was fed: a fixed random face of the model's size)."""
+    import contextlib
+    import time
+
+    import keras
+    import numpy as np
+
+    from faceml.modeling.layers import find_preprocessing
+
+    pre = find_preprocessing(model)
+    size, c = int(pre.image_size), 1 if pre.color == "gray" else 3
+    x = np.random.default_rng(0).integers(0, 256, (1, size, size, c), dtype=np.uint8)
+    backend = keras.backend.backend()
+    cpu = contextlib.nullcontext()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        cpu = tf.device("/CPU:0")
+    elif backend == "jax":
+        import jax
+
+        cpu = jax.default_device(jax.devices("cpu")[0])
+    with cpu:
+        for _ in range(warmup):
+            model.predict_on_batch(x)
+        wall = []
+        c0 = time.process_time()
+        for _ in range(calls):
+            t0 = time.perf_counter()
+            model.predict_on_batch(x)
+            wall.append(time.perf_counter() - t0)
+        proc = (time.process_time() - c0) / calls
+    ms = np.asarray(wall) * 1000
+    return {"median_ms": float(np.median(ms)), "p90_ms": float(np.percentile(ms, 90)),
+            "process_cpu_ms": proc * 1000, "backend": backend, "cores": os.cpu_count(),
+            "calls": calls, "warmup": warmup, "input": f"{size}×{size}×{c} uint8"}
+
+
+def _size_and_speed(name: str, size_mb: float | None, speed: dict | None) -> list[str]:
+    if size_mb is None and speed is None:
+        return []
+    lines = ["## Size and speed"]
+    if size_mb is not None:
+        ok = "within" if size_mb <= SIZE_LIMIT_MB else "**over**"
+        lines.append(f"- File `{name}.keras`: {size_mb:.1f} MB ({ok} the {SIZE_LIMIT_MB:g} MB "
+                     "limit).")
+    if speed is not None:
+        ok = "within" if speed["median_ms"] <= TIME_LIMIT_MS else "**over**"
+        lines.append(
+            f"- CPU time per face: {speed['median_ms']:.1f} ms median, {speed['p90_ms']:.1f} ms "
+            f"at the 90th percentile ({ok} the {TIME_LIMIT_MS:g} ms limit). Measured by the "
+            f"bundler on the saved file loaded back: one face at a time (batch 1, "
+            f"`predict_on_batch`, as the Predict page calls it; a fixed random "
+            f"{speed['input']} input), {speed['warmup']} warm-up calls, then the wall time of "
+            f"{speed['calls']} calls on the CPU ({speed['cores']} cores, Keras backend "
+            f"{speed['backend']}); the process used {speed['process_cpu_ms']:.1f} ms of CPU per "
+            "call, all threads together. Detection and decoding the photo are not included.")
+    return lines + [""]
+
+
+def model_card(runs: list, name: str, frames: dict | None = None,
+               test_path: str | dict | None = None, mirror: bool = False, *,
+               size_mb: float | None = None, speed: dict | None = None) -> str:
     """The card's Markdown. ``runs``: the bundled run(s), one or the members of an ensemble;
     ``frames``: ``{"val": …, "test": …}`` predictions of the bundled model made by
     :func:`rescore` (needed for an ensemble, a mirrored model or ``test_path``); otherwise the
-    run's stored predictions are used."""
+    run's stored predictions are used. ``size_mb``/``speed`` (:func:`measure_speed`): the
+    bundled file's. A run on several datasets gets a section per dataset."""
+    from faceml.data.prepare import PrepOptions
     from faceml.evaluation.evaluate import run_heads
     from faceml.evaluation.groups import group_breakdown
     from faceml.evaluation.interpretation import Interpretation
 
+    if PrepOptions.from_dict(runs[0].config["data"]).multi:
+        return _several_card(runs, name, frames, test_path or {}, mirror, size_mb, speed)
     run = runs[0]
     cfg = run.config
     st = run.status()
     d = cfg["data"]
-    ids = " ".join(r.id for r in runs)
     if frames is not None:
         test = Interpretation.from_frame(frames["test"], run_heads(run), dataset=d["dataset"],
                                          split="test").summary()
@@ -99,11 +265,7 @@ def model_card(runs: list, name: str, frames: dict | None = None, test_path: str
     else:
         test = run.metrics().get("test") or {}
         preds = run.predictions()
-    kind = (f"the average of {len(runs)} models" if len(runs) > 1 else "one model") + (
-        ", each also shown the mirrored face (test-time augmentation)" if mirror else "")
-    lines = [f"# Model card: {name}", "",
-             f"Trained by FaceML's own CLI; the bundled model is {kind}:",
-             *[_trained_line(r) for r in runs], "",
+    lines = [*_header(runs, name, mirror),
              "## Data and split",
              f"- Dataset: `{d['dataset']}`" + (f" from `{d['path']}`" if d.get("path") else ""),
              f"- Split: stratified and seeded (seed {d['seed']}), "
@@ -118,14 +280,8 @@ def model_card(runs: list, name: str, frames: dict | None = None, test_path: str
              "centre-cropped to a square and resized bilinearly (`faceml.data.imageio.to_pixels`).",
              "- Per-channel mean/std scaling fitted on the training split only "
              "(`FacePreprocessing` layer), so the `.keras` file takes raw pixels.", "",
-             "## How it was made", "```bash",
-             *([f"python -m faceml shrink --path {shlex.quote(test_path)} --size {d['size']} "
-                f"--color {d['color']} --quality 90 --out {shlex.quote(str(d['path']))}"]
-               if test_path else []),
-             *[train_command(r.config) for r in runs],
-             f"python -m faceml bundle {ids} --name {name}" + (" --mirror" if mirror else "")
-             + (f" --test-path {shlex.quote(test_path)}" if test_path else ""), "```", "",
-             f"Heads {', '.join(cfg['heads'])}.", "",
+             *_commands(runs, name, mirror, {d["dataset"]: test_path} if test_path else {}),
+             *_size_and_speed(name, size_mb, speed),
              "## Metrics on the test split"]
     rows = [{"head": head, **vals} for head, vals in (test.get("heads") or {}).items()]
     if rows:
@@ -135,8 +291,8 @@ def model_card(runs: list, name: str, frames: dict | None = None, test_path: str
                   f"n = {test.get('n')}.", "", _card_table(pd.DataFrame(rows)), ""]
     if test_path:
         lines += [f"The models trained on a copy of the images already at {d['size']} px "
-                  f"(JPEG quality 90, `{d['path']}`); these numbers are from the original "
-                  f"images in `{test_path}` (the same {test.get('n')} test faces).", ""]
+                  f"(JPEG quality {SHRINK_QUALITY}, `{d['path']}`); these numbers are from the "
+                  f"original images in `{test_path}` (the same {test.get('n')} test faces).", ""]
     if preds is not None:
         test_preds = preds[preds["split"] == "test"]
         lines += ["## Per group (test split, 95 % intervals)", ""]
@@ -148,19 +304,266 @@ def model_card(runs: list, name: str, frames: dict | None = None, test_path: str
             for col in by:
                 gb = group_breakdown(test_preds, head, [col], seed=0)
                 lines += [f"**{head} by {col.replace('_years', '')}**", "", _card_table(gb), ""]
-    lines.append(MODEL_CARD_ETHICS)
+    lines.append(model_card_ethics([d["dataset"]]))
     return "\n".join(lines)
 
 
-def bundle(runs, name: str, out_dir: Path | None = None, test_path: str | None = None,
-           mirror: bool = False) -> tuple[Path, Path]:
+def _header(runs, name: str, mirror: bool, what: str = "") -> list[str]:
+    kind = (f"the average of {len(runs)} models" if len(runs) > 1 else "one model") + (
+        ", each also shown the mirrored face (test-time augmentation)" if mirror else "")
+    return [f"# Model card: {name}", "",
+            f"Trained by FaceML's own CLI{what}; the bundled model is {kind}:",
+            *[_trained_line(r) for r in runs], ""]
+
+
+def _commands(runs, name: str, mirror: bool, tests: dict) -> list[str]:
+    """The card's ``How it was made``: a shrink line per dataset scored on its originals (where
+    ``shrink`` makes such copies), the train line(s) generated from the flags, the bundle line."""
+    from faceml.data.prepare import PrepOptions
+    from faceml.data.shrink import SHRINKABLE
+
+    cfg = runs[0].config
+    opts = PrepOptions.from_dict(cfg["data"])
+    ids = " ".join(r.id for r in runs)
+    shrinks = ["python -m faceml shrink"
+               + (f" --dataset {d}" if d != "utkface" else "")
+               + f" --path {shlex.quote(str(p))} --size {opts.size} --color {opts.color} "
+               f"--quality {SHRINK_QUALITY} --out {shlex.quote(_where(opts, d))}"
+               for d, p in tests.items() if d in SHRINKABLE]
+    given = (",".join(f"{d}={p}" for d, p in tests.items()) if opts.multi
+             else next(iter(tests.values()), None))
+    return ["## How it was made", "```bash", *shrinks,
+            *[train_command(r.config) for r in runs],
+            f"python -m faceml bundle {ids} --name {name}" + (" --mirror" if mirror else "")
+            + (f" --test-path {shlex.quote(given)}" if given else ""), "```", "",
+            f"Heads {', '.join(cfg['heads'])}.", ""]
+
+
+def _ci(v, lo, hi) -> str:
+    """``0.927 (0.917–0.936)``; ``—`` for a missing number, the interval left out when NaN."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "—"
+    if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
+        return f"{v:.3f}"
+    return f"{v:.3f} ({lo:.3f}–{hi:.3f})"
+
+
+_METRIC_NAMES = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy",
+                 "auc": "ROC AUC", "mae": "MAE (years)", "inside_bin": "inside the true bin"}
+
+
+def _coarsened(sub, head: str, d: str) -> str | None:
+    """How ``d``'s own classes of ``head`` were mapped into the model's (``A → B, …``), from the
+    faces themselves; None when the dataset's classes are the model's."""
+    col = f"group_{head}_{d}"
+    if col not in sub.columns or f"{head}_true" not in sub.columns:
+        return None
+    pairs = sorted({(str(a), str(b)) for a, b in zip(sub[col], sub[f"{head}_true"])
+                    if isinstance(a, str) and isinstance(b, str) and a != b})
+    return ", ".join(f"{a} → {b}" for a, b in pairs) or None
+
+
+def _has_bins(sub) -> bool:
+    return "group_age_bin" in sub.columns and sub["group_age_bin"].map(
+        lambda v: isinstance(v, str) and v not in ("", "nan")).any()
+
+
+def _dataset_metrics(sub, heads, d: str) -> list[str]:
+    """One dataset's test numbers: the summary table (as ``python -m faceml evaluate`` prints
+    it) and each head's headline numbers with 95 % intervals, said in its labels' terms."""
+    import pandas as pd
+
+    from faceml.evaluation.groups import overall_intervals
+    from faceml.evaluation.interpretation import Interpretation
+
+    summary = Interpretation.from_frame(sub, heads, dataset=d, split="test").summary()
+    rows = [{"head": h, **v} for h, v in summary["heads"].items()]
+    lines = [f"Split `test` of `{d}`, n = {summary['n']} faces.", "",
+             _card_table(pd.DataFrame(rows)), "", "With 95 % intervals:", "",
+             "| head | metric | value (95 % interval) | n | interval |", "|---|---|---|---|---|"]
+    binned = _has_bins(sub)
+    notes = []
+    for h in heads:
+        table = overall_intervals(sub, h, bins_column="age_bin" if h.name == "age" and binned
+                                  else None, seed=0)
+        merged = _coarsened(sub, h.name, d)
+        for r in table.itertuples(index=False):
+            label = _METRIC_NAMES.get(r.metric, r.metric)
+            if merged and r.metric in ("accuracy", "balanced_accuracy", "auc"):
+                label += f" ({len(h.classes)} merged classes)"
+            if h.name == "age" and r.metric == "mae" and binned:
+                label = "MAE against bin midpoints (years)"
+            lines.append(f"| {h.name} | {label} | {_ci(r.value, r.ci_low, r.ci_high)} | {r.n} | "
+                         f"{r.method} |")
+        if merged:
+            notes.append(f"{h.name.capitalize()} is scored in the model's {len(h.classes)} "
+                         f"classes ({', '.join(h.classes)}): {d}'s annotated classes were "
+                         f"merged into them by the declared table ({merged}); the per-group "
+                         f"table below groups faces by {d}'s own classes.")
+        if h.name == "age" and h.kind == "regression":
+            notes.append(
+                f"{d}'s ages are bins: a face's true age is its bin's midpoint (75 for "
+                "\"more than 70\"; `faceml.data.ages.AGE_BIN_YEARS`), so the MAE includes the "
+                "bins' width; \"inside the true bin\" is the share of predicted ages within "
+                "[lo, hi + 1] years of the face's bin (the interval the age loss trained on)."
+                if binned else f"Age MAE is in years against {d}'s exact annotated ages.")
+    return lines + [""] + [f"- {n}" for n in notes] + [""]
+
+
+def _group_table(sub, heads, d: str) -> list[str]:
+    """Race × gender × age band of one dataset's test faces: each head's accuracy (Wilson) or
+    age MAE (bootstrap) per group, with its 95 % interval."""
+    from faceml.evaluation.groups import group_breakdown
+
+    race = f"race_{d}" if f"group_race_{d}" in sub.columns else "race"
+    by = [c for c in (race, "gender", "age")
+          if f"group_{c}" in sub.columns or f"{c}_true" in sub.columns]
+    if not by:
+        return []
+    cells: dict[tuple, dict] = {}
+    for h in heads:
+        gb = group_breakdown(sub, h, by, bins={"age": AGE_BANDS}, seed=0)
+        metric = "mae" if h.kind == "regression" else "accuracy"
+        for r in gb.to_dict("records"):
+            key = tuple(str(r[c]) for c in by)
+            cell = cells.setdefault(key, {"n": int(r["n"])})
+            text = _ci(r[metric], r[f"{metric}_ci_low"], r[f"{metric}_ci_high"])
+            if int(r["n"]) != cell["n"]:
+                text += f" (n = {int(r['n'])})"
+            cell[h.name] = text
+    names = {h.name: (f"{h.name} MAE, years" if h.kind == "regression"
+                      else f"{h.name} accuracy") for h in heads}
+    if _has_bins(sub) and "age" in names:
+        names["age"] = "age MAE vs bin midpoints"
+    shown = [c.replace(f"_{d}", "") if c == race else ("age band" if c == "age" else c)
+             for c in by]
+    lines = ["| " + " | ".join([*shown, "n", *names.values()]) + " |",
+             "|" + "|".join("---" for _ in range(len(by) + 1 + len(names))) + "|"]
+    for key, cell in cells.items():
+        lines.append("| " + " | ".join([*key, str(cell["n"]),
+                                        *(cell.get(h, "—") for h in names)]) + " |")
+    return lines
+
+
+def _several_card(runs, name: str, frames, tests: dict, mirror: bool, size_mb, speed) -> str:
+    """The card of a run trained on several datasets at once: a section per dataset."""
+    import pandas as pd
+
+    from faceml.data.prepare import PrepOptions
+    from faceml.evaluation.evaluate import run_heads
+    from faceml.evaluation.predictions import dataset_rows, has_truth
+
+    run = runs[0]
+    cfg = run.config
+    opts = PrepOptions.from_dict(cfg["data"])
+    read = opts if not tests else PrepOptions.from_dict(
+        {**cfg["data"], "path": {**(opts.path if isinstance(opts.path, dict) else {}), **tests}})
+    preds = frames["test"] if frames is not None else run.predictions()
+    heads = run_heads(run, preds)
+    counts, notes = _faces_per_split(read, frames if frames is not None
+                                     else {"val": preds, "test": preds})
+    table = pd.DataFrame([{"dataset": d, "trained on": f"`{_where(opts, d)}`",
+                           **({"scored on": f"`{_where(read, d)}`"} if tests else {}),
+                           **counts[d]} for d in opts.datasets])
+    split = " / ".join(f"{v:.0%}" for v in opts.split)
+    lines = [*_header(runs, name, mirror, f" on {len(opts.datasets)} datasets at once "
+                      f"({', '.join(opts.datasets)})"),
+             "## Data and split",
+             "One model learns from every dataset at once, in one label space "
+             "(`faceml/data/multi.py`): a categorical label takes the one class set every "
+             "dataset's classes map into through the declared tables (race: UTKFace's five), "
+             "age is in years with a dataset's age bins as intervals (`IntervalLoss`: no loss "
+             "inside the bin), and a face adds to the loss of its own dataset's labels only.",
+             "",
+             _card_table(table), "",
+             f"- Split: each dataset on its own, stratified and seeded (seed {opts.seed}): "
+             "its official held-out split where it has one, the rest carved out of its "
+             f"training part ({split} train / val / test). The counts above are faces after "
+             "malformed files were reported and skipped.",
+             *[f"- Read in: {n}" for n in notes],
+             "- Scaling statistics were fitted on the combined training split.",
+             *(["- Members and test-time augmentation were chosen on the validation split; the "
+                "test split was used once, for the numbers below."] if frames is not None else []),
+             "",
+             "## Preprocessing (carried inside the model)",
+             f"- Input: raw 0–255 pixels, {opts.size}×{opts.size} {opts.color.upper()}. Every "
+             "dataset's images were cut to the project's face box (the crop the Predict page's "
+             "detector hands the model, measured per dataset) and resized bilinearly "
+             "(`faceml.data.imageio.to_pixels`).",
+             "- Per-channel mean/std scaling (`FacePreprocessing` layer), so the `.keras` file "
+             "takes raw pixels.", "",
+             *_commands(runs, name, mirror, tests),
+             *_size_and_speed(name, size_mb, speed),
+             "## Metrics on each dataset's own test split",
+             "Every number is on one dataset's own test split, scored once. Source: "
+             + ("the bundled model, on the images read from the folders named above."
+                if frames is not None
+                else f"the run's stored predictions (`python -m faceml evaluate {run.id} --json` "
+                     "gives the same numbers under `by_dataset`)."),
+             "Intervals: Wilson for a share, a seeded percentile bootstrap (1000 resamples) "
+             "otherwise; small groups have wide intervals.", ""]
+    if tests:
+        lines += ["The model trained on the copies named above; these numbers are from the "
+                  "folders it was scored on (the same test faces: checked face by face).", ""]
+    test = preds[preds["split"] == "test"] if preds is not None else None
+    for d in opts.datasets:
+        sub = dataset_rows(test, d) if test is not None else None
+        mine = [h for h in heads if sub is not None and has_truth(sub, h)]
+        lines += [f"### {d}", ""]
+        if not mine:
+            lines += [f"No test faces of {d} with labels of the model's heads.", ""]
+            continue
+        lines += _dataset_metrics(sub, mine, d)
+        lines += [f"#### Per group: race × gender × age band ({d}, test split, 95 % intervals)",
+                  "", "Age bands " + ", ".join(_band_names()) + (
+                      f" (each of {d}'s age bins lies inside one)" if _has_bins(sub) else "")
+                  + ". Read a small group's number together with its interval.", "",
+                  *_group_table(sub, mine, d), ""]
+    lines.append(model_card_ethics(opts.datasets))
+    return "\n".join(lines)
+
+
+def _band_names() -> list[str]:
+    from faceml.data.ages import edge_labels
+
+    return edge_labels(AGE_BANDS)
+
+
+def _faces_per_split(opts, frames: dict) -> tuple[dict[str, dict], list[str]]:
+    """Faces per split of each dataset (val and test from the predictions, train from the data:
+    its cached arrays; ``?`` when the data is not on disk) and what each adapter changed on the
+    way in (``Prepared.notes``, named by dataset)."""
+    from faceml.data.prepare import prepare
+    from faceml.evaluation.predictions import dataset_rows
+
+    out, notes = {}, []
+    for d in opts.datasets:
+        try:
+            prep = prepare(opts.part(d))
+            train = int((prep.frame["split"] == "train").sum())
+            notes += [f"{d}: {n}" for n in prep.notes]
+        except FaceMLError:
+            train = "?"
+        row = {"train": train}
+        for split in ("val", "test"):
+            f = frames.get(split)
+            sub = dataset_rows(f[f["split"] == split], d) if f is not None else None
+            row[split] = int(len(sub)) if sub is not None else 0
+        out[d] = row
+    return out, notes
+
+
+def bundle(runs, name: str, out_dir: Path | None = None, test_path: str | dict | None = None,
+           mirror: bool = False, *, measure: bool = True) -> tuple[Path, Path]:
     """Write ``models/NAME.keras`` (no optimizer state), its card and its validation answers.
 
     ``runs``: a finished run, or several (their best models are averaged, see
     :mod:`faceml.modeling.ensemble`); ``mirror``: also average each model's answer on the mirrored
     face;
-    ``test_path``: score on these original images (the runs trained on a ``shrink`` copy)."""
-    from faceml.modeling.modelio import save_model
+    ``test_path``: score on these original images (the runs trained on a ``shrink`` copy): one
+    folder, or ``{dataset: folder}`` / ``"NAME=FOLDER,…"`` for a run on several datasets
+    (:func:`parse_test_paths`); ``measure``: time the saved model per face for the card."""
+    from faceml.modeling.modelio import load_model, save_model
 
     runs = [runs] if not isinstance(runs, list | tuple) else list(runs)
     if not NAME_RE.match(name):
@@ -168,6 +571,7 @@ def bundle(runs, name: str, out_dir: Path | None = None, test_path: str | None =
     if len({r.id for r in runs}) != len(runs):
         raise FaceMLError("each run can be in an ensemble once")
     _check_members(runs)
+    test_path = parse_test_paths(runs[0], test_path)
     out = Path(out_dir) if out_dir is not None else paths.models_dir()
     out.mkdir(parents=True, exist_ok=True)
     models = [r.load_model("best") for r in runs]  # compile=False: weights and preprocessing
@@ -182,13 +586,18 @@ def bundle(runs, name: str, out_dir: Path | None = None, test_path: str | None =
         frames = {split: rescore(model, runs[0], split, test_path) for split in ("val", "test")}
     mpath = out / f"{name}.keras"
     save_model(model, mpath)
+    speed = measure_speed(load_model(mpath)) if measure else None  # what ships: safe_mode=True
     card = out / f"{name}.md"
-    card.write_text(model_card(runs, name, frames, test_path, mirror))
+    card.write_text(model_card(runs, name, frames, test_path, mirror,
+                               size_mb=mpath.stat().st_size / 1e6, speed=speed))
     preds = frames["val"] if frames is not None else runs[0].predictions()
     if preds is not None:  # validation answers: the Predict page's age intervals and rare groups
+        val = preds[preds["split"] == "val"]
         keep = ["split"] + [c for h in runs[0].config["heads"] for c in (f"{h}_true", f"{h}_pred")]
-        # only labels and answers: no file names, no other columns of the dataset
-        preds.loc[preds["split"] == "val", keep].to_csv(out / f"{name}.predictions.csv",
-                                                          index=False)
+        # only labels and answers: no file names, no other columns of the dataset; a run on
+        # several datasets keeps each face's dataset and age bin (its true age is then a
+        # midpoint, which the Predict page leaves out of its age intervals)
+        val = val[keep].assign(**{c: val[f"group_{c}"] for c in ("dataset", "age_bin")
+                                  if f"group_{c}" in val.columns})
+        val.to_csv(out / f"{name}.predictions.csv", index=False)
     return mpath, card
-

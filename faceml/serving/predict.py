@@ -60,7 +60,11 @@ residuals ``age_true - age_pred`` of the validation faces whose *predicted* age 
 same decade as this face's prediction give an 80 % interval (their 10th and 90th percentiles
 added to the prediction, clipped at 0). With fewer than ``MIN_BUCKET`` = 30 such faces the
 residuals of all validation faces are used (said in ``interval_note``); without stored
-predictions (a bare ``.keras`` file) there is no interval.
+predictions (a bare ``.keras`` file) there is no interval. Only faces with an exact age count:
+a model trained on several datasets has validation faces whose true age is a bin (FairFace's
+``20-29``, stored as its midpoint, with the bin in ``age_bin`` / ``group_age_bin``); their
+errors against a midpoint are not errors in years, so they are left out, and the note says how
+many. For the rare-age warning such a face counts in its decade when its bin lies inside one.
 
 Rare-group warning
 ------------------
@@ -497,6 +501,31 @@ def _decade_name(d: int) -> str:
     return f"{d * 10}–{d * 10 + 9}"
 
 
+def _bin_decade(name) -> str | None:
+    """The decade an age bin lies inside (``"20-29"``, ``"3-9"``), None when it spans more."""
+    from faceml.data.ages import age_bin_range
+
+    r = age_bin_range(str(name))
+    if r is None or not math.isfinite(r[1]) or _decade(r[0]) != _decade(r[1]):
+        return None
+    return _decade_name(_decade(r[0]))
+
+
+AGE_BIN_COLUMNS = ("age_bin", "group_age_bin")
+"""Where a face's age bin is (a bundled model's CSV, a run's stored predictions): its true age
+is the bin's midpoint, not an exact age."""
+
+
+def _age_bins(frame: pd.DataFrame) -> pd.Series | None:
+    """Each row's age bin name (None: an exact age), or None when no row has one."""
+    col = next((c for c in AGE_BIN_COLUMNS if c in frame.columns), None)
+    if col is None:
+        return None
+    v = frame[col].astype(object)
+    v = v.where(v.notna() & ~v.astype(str).isin(["", "nan", "None"]), None)
+    return v if v.notna().any() else None
+
+
 @dataclass
 class Reference:
     """Validation residuals and label shares of one model (see the module docstring)."""
@@ -504,6 +533,8 @@ class Reference:
     source: str
     residuals: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    binned: dict[str, int] = field(default_factory=dict)
+    """Per regression head: validation faces left out of its interval (an age bin, no exact age)."""
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, heads: list[HeadSpec], source: str) -> Reference:
@@ -519,9 +550,17 @@ class Reference:
                 yt = pd.to_numeric(val[t], errors="coerce").to_numpy(float)
                 yp = pd.to_numeric(val.get(p), errors="coerce").to_numpy(float) \
                     if p in val else np.full(len(yt), np.nan)
-                ok = np.isfinite(yt) & np.isfinite(yp)
+                bins = _age_bins(val) if h.name == "age" else None
+                binned = (bins.notna().to_numpy() if bins is not None
+                          else np.zeros(len(yt), dtype=bool))
+                ok = np.isfinite(yt) & np.isfinite(yp) & ~binned  # exact ages only
                 ref.residuals[h.name] = (yp[ok], yt[ok] - yp[ok])
-                dec = pd.Series([_decade_name(_decade(v)) for v in yt[np.isfinite(yt)]])
+                if binned.any():
+                    ref.binned[h.name] = int(binned.sum())
+                decades = [_decade_name(_decade(v)) for v in yt[np.isfinite(yt) & ~binned]]
+                if bins is not None:  # a bin inside one decade counts in it
+                    decades += [d for d in map(_bin_decade, bins[binned]) if d is not None]
+                dec = pd.Series(decades, dtype=object)
                 ref.counts[h.name] = {str(k): int(v) for k, v in dec.value_counts().items()}
             else:
                 vals = val[t].dropna().astype(str)
@@ -541,6 +580,9 @@ class Reference:
         else:
             sel, note = res, (f"80 % interval from the errors on all {len(res)} validation "
                               f"faces (too few predicted {_decade_name(d)})")
+        if self.binned.get(head):
+            note += (f"; faces with an exact age only (the {self.binned[head]} whose age is a "
+                     "bin, e.g. FairFace's, are left out)")
         lo, hi = np.percentile(sel, INTERVAL_Q)
         return (max(0.0, float(years + lo)), max(0.0, float(years + hi))), note
 

@@ -1,0 +1,314 @@
+"""Bundling a run trained on several datasets at once (issue 12, deliverable 3): a card with a
+section per dataset whose numbers are `python -m faceml evaluate`'s, per-group tables, --test-path
+per dataset, and the bundled file on the Predict page (age intervals from exact ages only)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from faceml.errors import FaceMLError
+from faceml.serving.bundle import bundle
+from fixtures_formats import make_fairface, make_utkface
+
+_MADE: dict = {}
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    """Two tiny datasets on disk, a UTKFace copy shrunk to 16 px, and two one-epoch runs on
+    both datasets: ``plain`` (the originals, bundled here as ``duo``) and ``small`` (trained on
+    the shrunk copy)."""
+    if _MADE:
+        return _MADE
+    from faceml.config import TrainConfig
+    from faceml.data.prepare import PrepOptions
+    from faceml.data.shrink import shrink
+    from faceml.runs import RunStore
+    from faceml.training.engine import train_run
+
+    base = tmp_path_factory.mktemp("multi_bundle")
+    old = {k: os.environ.get(k) for k in ("FACEML_RUNS_DIR", "FACEML_CACHE_DIR")}
+    os.environ["FACEML_RUNS_DIR"] = str(base / "runs")
+    os.environ["FACEML_CACHE_DIR"] = str(base / "cache")
+    try:
+        utk = make_utkface(base / "utk", 80, size=40)
+        ff = make_fairface(base / "ff", 90, n_val=30)
+        shrink(utk, base / "utk16", 16, quality=90)
+        runs = {}
+        for key, path in (("plain", utk), ("small", base / "utk16")):
+            cfg = TrainConfig(data=PrepOptions(dataset="utkface,fairface", size=16,
+                                               path={"utkface": str(path), "fairface": str(ff)}),
+                              arch="small_cnn", heads=["gender", "race", "age"],
+                              head_weights={"age": 0.05}, epochs=1, batch_size=16)
+            run, _ = RunStore().create(cfg.run_id(), cfg.canonical())
+            assert train_run(run)["state"] == "done"
+            runs[key] = run
+        mpath, card = bundle(runs["plain"], "duo", base / "models")
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    _MADE.update(base=base, utk=utk, ff=ff, runs=runs, model=mpath, card=card.read_text())
+    return _MADE
+
+
+@pytest.fixture
+def store(made, monkeypatch):
+    monkeypatch.setenv("FACEML_RUNS_DIR", str(made["base"] / "runs"))
+    monkeypatch.setenv("FACEML_CACHE_DIR", str(made["base"] / "cache"))
+    return made
+
+
+def section(card: str, start: str, end: str = "\n#") -> str:
+    assert start in card, start
+    rest = card.split(start, 1)[1]
+    return rest.split(end, 1)[0]
+
+
+def table(text: str) -> list[list[str]]:
+    """The rows (cells) of the first Markdown table in ``text``, header first."""
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")]
+            for line in text.splitlines() if line.startswith("|")]
+    first = next(i for i, r in enumerate(rows) if all(set(c) <= {"-"} for c in r)) - 1
+    out = [rows[first]]
+    for r in rows[first + 2:]:
+        if len(r) != len(out[0]):
+            break
+        out.append(r)
+    return out
+
+
+def evaluate_json(capsys, *argv) -> dict:
+    from faceml.cli import main
+
+    assert main(["evaluate", *argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def shown(v) -> str:
+    return "—" if v is None else f"{v:.3f}"
+
+
+def test_the_card_has_a_section_per_dataset_and_the_safe_file_answers(store):
+    import keras
+
+    from faceml.data.prepare import PrepOptions, prepare
+    from faceml.flags import train_command
+
+    card, run = store["card"], store["runs"]["plain"]
+    assert train_command(run.config) in card
+    assert f"python -m faceml bundle {run.id} --name duo\n" in card
+    for part in ("## Data and split", "## How it was made", "## Size and speed",
+                 "## Metrics on each dataset's own test split", "### utkface", "### fairface",
+                 "## Limits and ethics"):
+        assert part in card
+    # each dataset: its path and faces per split, as the data gives them
+    counts = {r[0]: r for r in table(section(card, "## Data and split"))[1:]}
+    opts = PrepOptions.from_dict(run.config["data"])
+    for d in ("utkface", "fairface"):
+        split = prepare(opts.part(d)).frame["split"].value_counts()
+        assert counts[d][1] == f"`{opts.part(d).path}`"
+        assert [int(c) for c in counts[d][2:]] == [split["train"], split["val"], split["test"]]
+    # the file: size and time per face, with how it was measured
+    size = section(card, "## Size and speed")
+    mb = store["model"].stat().st_size / 1e6
+    assert f"{mb:.1f} MB (within the 10 MB limit)" in size
+    assert re.search(r"CPU time per face: \d+\.\d ms median", size) and "batch 1" in size
+    # race in the merged classes for FairFace, its ages as bins, said where the numbers are
+    ff = section(card, "### fairface", "\n### ")
+    assert "race | accuracy (5 merged classes)" in ff and "Latino_Hispanic → Others" in ff
+    assert "MAE against bin midpoints (years)" in ff and "| age | inside the true bin |" in ff
+    assert "inside the true bin" not in section(card, "### utkface", "\n### ")
+    # the annotators' categories, said plainly, for both datasets
+    ethics = " ".join(section(card, "## Limits and ethics", "\n## ").split())
+    assert "Race and gender here are the categories of the datasets' annotators" in ethics
+    assert "UTKFace's" in ethics and "FairFace's" in ethics
+    # the bundled file loads with safe_mode=True and answers as the run's best model does
+    model = keras.saving.load_model(store["model"], safe_mode=True, compile=False)
+    x = np.random.default_rng(0).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
+    got, want = model.predict(x, verbose=0), run.load_model("best").predict(x, verbose=0)
+    for head in ("gender", "race", "age"):
+        np.testing.assert_allclose(got[head], want[head], rtol=1e-5, atol=1e-5)
+    # validation answers beside it: each face's dataset and age bin, no file names
+    val = pd.read_csv(store["base"] / "models" / "duo.predictions.csv")
+    assert list(val.columns) == ["split", "gender_true", "gender_pred", "race_true",
+                                 "race_pred", "age_true", "age_pred", "dataset", "age_bin"]
+    assert set(val["split"]) == {"val"} and set(val["dataset"]) == {"utkface", "fairface"}
+    assert val.loc[val["dataset"] == "fairface", "age_bin"].notna().all()
+    assert val.loc[val["dataset"] == "utkface", "age_bin"].isna().all()
+
+
+def test_the_cards_numbers_are_evaluates_on_each_test_split(store, capsys):
+    from faceml.evaluation.groups import wilson_interval
+
+    card, run = store["card"], store["runs"]["plain"]
+    by_run = evaluate_json(capsys, run.id)["by_dataset"]
+    by_file = evaluate_json(capsys, "--model", str(store["model"]))["by_dataset"]
+    assert set(by_run) == set(by_file) == {"utkface", "fairface"}
+    preds = run.predictions()
+    test = preds[preds["split"] == "test"]
+    for d in ("utkface", "fairface"):
+        text = section(card, f"### {d}", "\n### ")
+        want = by_run[d]
+        assert want["split"] == "test" and f"Split `test` of `{d}`, n = {want['n']} faces." in text
+        rows = table(text)
+        assert rows[0] == ["head", "accuracy", "balanced_accuracy", "f1_macro", "auc", "mae",
+                           "rmse"]
+        for head, *cells in rows[1:]:
+            for metric, cell in zip(rows[0][1:], cells):
+                v = want["heads"][head].get(metric)
+                assert cell == shown(v), (d, head, metric)
+                assert cell == shown(by_file[d]["heads"][head].get(metric))  # the bundled file
+        # the intervals: the same values; Wilson recomputed from the stored answers
+        iv = {(r[0], r[1]): r[2] for r in table(text.split("With 95 % intervals")[1])[1:]}
+        mine = test[test["group_dataset"] == d]
+        k = int((mine["gender_true"] == mine["gender_pred"]).sum())
+        lo, hi = wilson_interval(k, len(mine))
+        assert iv[("gender", "accuracy")] == f"{k / len(mine):.3f} ({lo:.3f}–{hi:.3f})"
+        assert iv[("gender", "ROC AUC")].startswith(shown(want["heads"]["gender"]["auc"]))
+        mae = "MAE (years)" if d == "utkface" else "MAE against bin midpoints (years)"
+        assert iv[("age", mae)].startswith(shown(want["heads"]["age"]["mae"]))
+        # per group: race × gender × age band, every test face in one row
+        groups = table(section(text, "#### Per group"))
+        assert groups[0][:4] == ["race", "gender", "age band", "n"]
+        assert sum(int(r[3]) for r in groups[1:]) == want["n"]
+        race = "group_race_fairface" if d == "fairface" else "group_race"
+        r = groups[1]
+        band = {"0-19": (0, 20), "20-39": (20, 40), "40-59": (40, 60), "60+": (60, 999)}[r[2]]
+        cell = mine[(mine[race] == r[0]) & (mine["group_gender"] == r[1])
+                    & mine["group_age"].between(band[0], band[1], inclusive="left")]
+        assert int(r[3]) == len(cell)
+        acc = (cell["race_true"] == cell["race_pred"]).mean()
+        assert r[5].startswith(f"{acc:.3f}")
+    # FairFace's own race classes group its faces; the share inside the true bin, by hand
+    ff = section(card, "### fairface", "\n### ")
+    assert "Latino_Hispanic" in section(ff, "#### Per group")
+    mine = test[test["group_dataset"] == "fairface"]
+    bins = {"0-2": (0, 3), "3-9": (3, 10), "more than 70": (70, 120)}
+    inside = [bins[b] if b in bins else (int(b[:2]), int(b[:2]) + 10)
+              for b in mine["group_age_bin"]]
+    k = sum(lo <= p <= hi for (lo, hi), p in zip(inside, mine["age_pred"]))
+    lo, hi = wilson_interval(k, len(mine))
+    assert f"| age | inside the true bin | {k / len(mine):.3f} ({lo:.3f}–{hi:.3f}) |" in ff
+
+
+def test_a_run_on_a_shrunk_copy_is_scored_per_dataset_on_the_originals(store, capsys):
+    from faceml.data.prepare import PrepOptions
+    from faceml.evaluation.evaluate import evaluate_model, interpret
+
+    run, utk, ff = store["runs"]["small"], store["utk"], store["ff"]
+    out = store["base"] / "models2"
+    mpath, card = bundle(run, "small", out, test_path=f"utkface={utk}")
+    text = card.read_text()
+    small = PrepOptions.from_dict(run.config["data"]).part("utkface").path
+    assert f"python -m faceml shrink --path {utk} --size 16 --color rgb --quality 90 --out " \
+           f"{small}" in text
+    assert f"python -m faceml bundle {run.id} --name small --test-path utkface={utk}" in text
+    rows = {r[0]: r for r in table(section(text, "## Data and split"))[1:]}
+    assert rows["utkface"][1:3] == [f"`{small}`", f"`{utk}`"]
+    assert rows["fairface"][1:3] == [f"`{ff}`", f"`{ff}`"]  # read where it trained
+    # the numbers: the bundled file on the originals (evaluate's function, several at once)
+    opts = PrepOptions.from_dict(run.config["data"])
+    frame = evaluate_model(mpath, PrepOptions.from_dict(
+        {**opts.canonical(), "path": {"utkface": str(utk), "fairface": str(ff)}}), "test")
+    parts = {d: p.summary() for d, p in interpret(frame).by_dataset().items()}
+    # and UTKFace alone through the CLI (its face box is the whole chip, as alone)
+    alone = evaluate_json(capsys, "--model", str(mpath), "--dataset", "utkface", "--path",
+                          str(utk))
+    assert alone["n"] == parts["utkface"]["n"]
+    for d in ("utkface", "fairface"):
+        got = {r[0]: r[1:] for r in table(section(text, f"### {d}", "\n### "))[1:]}
+        for head, vals in parts[d]["heads"].items():
+            assert got[head][0] == shown(vals.get("accuracy")) and \
+                got[head][4] == shown(vals.get("mae"))
+            if d == "utkface":
+                assert got[head][0] == shown(alone["heads"][head].get("accuracy"))
+                assert got[head][4] == shown(alone["heads"][head].get("mae"))
+    stored = evaluate_json(capsys, run.id)["by_dataset"]["utkface"]["heads"]["age"]["mae"]
+    assert parts["utkface"]["heads"]["age"]["mae"] != stored  # the originals, not the copy
+
+
+def test_a_bad_test_path_is_one_clear_message(store, capsys, tmp_path):
+    from faceml.cli import main
+
+    run, utk = store["runs"]["plain"], store["utk"]
+    out = tmp_path / "m"
+    with pytest.raises(FaceMLError, match="names 'celeba', but run .* was trained on utkface, "
+                                          "fairface"):
+        bundle(run, "bad", out, test_path="celeba=/data/celeba")
+    with pytest.raises(FaceMLError, match="several datasets .*utkface=FOLDER"):
+        bundle(run, "bad", out, test_path=str(utk))
+    with pytest.raises(FaceMLError, match="no such folder"):
+        bundle(run, "bad", out, test_path={"utkface": str(tmp_path / "absent")})
+    other = make_utkface(tmp_path / "other", 70, size=40)  # a folder that is not a copy
+    with pytest.raises(FaceMLError, match=r"the val split of utkface read from .*other is not "
+                                          r"run .*'s own val split of utkface \(\d+ faces "
+                                          r"differ\): is it a copy of .*utk\?"):
+        bundle(run, "bad", out, test_path={"utkface": str(other)})
+    shutil.rmtree(other)
+    for bad in ("celeba=/x", f"utkface={other}", str(utk)):
+        assert main(["bundle", run.id, "--name", "bad", "--out", str(out), "--test-path",
+                     bad]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and "Traceback" not in err
+    assert not (out / "bad.keras").exists() and not (out / "bad.md").exists()
+
+
+def test_the_bundled_model_on_predict_calibrates_age_on_exact_ages(store):
+    from PIL import Image
+    from skimage import data
+
+    from faceml.serving.detect import FaceDetector
+    from faceml.serving.predict import load_predictor, predict_faces
+
+    val = pd.read_csv(store["base"] / "models" / "duo.predictions.csv")
+    pred = load_predictor(store["model"])
+    ref = pred.reference
+    assert ref.binned == {"age": int((val["dataset"] == "fairface").sum())}
+    exact = val[val["dataset"] == "utkface"]
+    assert len(ref.residuals["age"][0]) == len(exact)
+    np.testing.assert_allclose(np.sort(ref.residuals["age"][1]),
+                               np.sort(exact["age_true"] - exact["age_pred"]))
+    faces = predict_faces(Image.fromarray(data.astronaut()), pred, FaceDetector())
+    age = faces[0].heads["age"]
+    assert age.interval is not None and age.interval[0] <= age.years <= age.interval[1]
+    assert "faces with an exact age only" in age.interval_note
+    assert f"the {ref.binned['age']} whose age is a bin" in age.interval_note
+    # rare-age warnings count a bin inside one decade in it, not "more than 70"
+    assert sum(ref.counts["age"].values()) == len(exact) + int(
+        ((val["dataset"] == "fairface") & (val["age_bin"] != "more than 70")).sum())
+
+
+def test_the_predict_page_answers_with_the_bundled_model(store, monkeypatch):
+    import gc
+    import io
+
+    from PIL import Image
+    from skimage import data
+    from streamlit.runtime.scriptrunner import script_runner
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("FACEML_MODELS_DIR", str(store["base"] / "models"))
+    original = script_runner._clean_problem_modules
+    try:
+        at = AppTest.from_file("../app_pages/predict.py", default_timeout=60)
+        at.run()
+        assert not at.exception, at.exception
+        assert at.selectbox(key="pr_model").value.endswith("duo")
+        buf = io.BytesIO()
+        Image.fromarray(data.astronaut()).save(buf, "PNG")
+        at.file_uploader(key="pr_upload").set_value(("a.png", buf.getvalue(), "image/png")).run()
+        assert not at.exception, at.exception
+        assert not at.error, [e.value for e in at.error]
+        assert [s.value for s in at.subheader] == ["Face 1"]
+        assert "80 % interval" in " ".join(m.value for m in at.markdown)
+        assert any("exact age only" in c.value for c in at.caption)
+    finally:  # the page stops Streamlit's per-run cleaner and freezes the heap: given back
+        script_runner._clean_problem_modules = original
+        gc.unfreeze()
