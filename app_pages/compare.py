@@ -51,7 +51,8 @@ with tab_cmp:
         # runs trained without a test split (split test 0) have val metrics only: then val
         # is the default, and test would show nothing
         split = st.radio("Metrics on", ["test", "val"], horizontal=True, key="cmp_split",
-                         index=0 if any(has_split(r, "test") for r in chosen) else 1)
+                         index=1 if any(has_split(r, "val") for r in chosen)
+                         and not any(has_split(r, "test") for r in chosen) else 0)
         table = sweeps.metrics_table(chosen, split)
         if table.empty:
             st.caption("No final metrics yet (runs still training, or failed).")

@@ -150,3 +150,21 @@ def test_runs_without_a_shared_binary_head_get_no_roc():
     at = AppTest.from_file(PAGE, default_timeout=60).run()
     assert not at.exception, at.exception
     assert any("share no binary head" in c.value for c in at.caption)
+
+
+def test_runs_without_a_test_split_default_to_val():
+    """Runs trained with a test share of 0 have val metrics only: the split switch starts at
+    val (test would show an empty table); a run with test metrics keeps test first."""
+    ids = runs_with_predictions()
+    store = RunStore()
+    for rid in ids:
+        store.get(rid).write_metrics({"val": {"eyewear": {"accuracy": 0.5}}})
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    at.multiselect(key="cmp_runs").set_value(ids).run()
+    assert not at.exception, at.exception
+    assert at.radio(key="cmp_split").value == "val"
+    store.get(ids[-1]).write_metrics({"val": {"eyewear": {"accuracy": 0.5}},
+                                      "test": {"eyewear": {"accuracy": 0.5}}})
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    at.multiselect(key="cmp_runs").set_value(ids).run()
+    assert at.radio(key="cmp_split").value == "test"
