@@ -49,10 +49,13 @@ with tab_cmp:
         else:
             st.caption("No finished epochs yet.")
         # runs trained without a test split (split test 0) have val metrics only: then val
-        # is the default, and test would show nothing
+        # is the default, and test would show nothing (also after the chosen runs change)
+        val_only = (any(has_split(r, "val") for r in chosen)
+                    and not any(has_split(r, "test") for r in chosen))
+        if val_only and st.session_state.get("cmp_split") == "test":
+            st.session_state["cmp_split"] = "val"
         split = st.radio("Metrics on", ["test", "val"], horizontal=True, key="cmp_split",
-                         index=1 if any(has_split(r, "val") for r in chosen)
-                         and not any(has_split(r, "test") for r in chosen) else 0)
+                         index=1 if val_only else 0)
         table = sweeps.metrics_table(chosen, split)
         if table.empty:
             st.caption("No final metrics yet (runs still training, or failed).")

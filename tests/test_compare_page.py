@@ -168,3 +168,7 @@ def test_runs_without_a_test_split_default_to_val():
     at = AppTest.from_file(PAGE, default_timeout=60).run()
     at.multiselect(key="cmp_runs").set_value(ids).run()
     assert at.radio(key="cmp_split").value == "test"
+    # choosing only runs without a test split moves the switch to val in the same session
+    at.multiselect(key="cmp_runs").set_value(ids[:-1]).run()
+    assert not at.exception, at.exception
+    assert at.radio(key="cmp_split").value == "val"
