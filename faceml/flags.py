@@ -133,6 +133,11 @@ DEFAULT_SPLIT = [0.7, 0.15, 0.15]
 OFFICIAL_SPLIT = [1.0, 0.0, 0.0]
 
 
+def _framing_default(cfg: dict):
+    several = "," in str((cfg.get("data") or {}).get("dataset", ""))
+    return "face" if several else "native"
+
+
 def _split_default(cfg: dict):
     official = (cfg.get("data") or {}).get("holdout") == "official"
     return OFFICIAL_SPLIT if official else DEFAULT_SPLIT
@@ -171,6 +176,10 @@ def add_data_args(p, positional: bool) -> None:
          help="official: the dataset's official held-out split (FairFace val, a folder set's "
               "test) is the validation set and train keeps all official train faces",
          key="data.holdout")
+    _arg(p, "--framing", choices=["native", "face"], default=None,
+         help="native: each image as its dataset ships it; face: cut to the project's face box "
+              "(the crop the Predict page's detector makes); default native for one dataset, "
+              "face for several", key="data.framing", default_of=_framing_default)
     _arg(p, "--dataset-option", action="append", metavar="KEY=VALUE",
          help="adapter option, e.g. n=2000 for synthetic; several datasets: "
               "NAME={\"n\": 2000}", key="data.dataset_options",

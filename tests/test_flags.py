@@ -25,7 +25,11 @@ def _round_trip(cfg: TrainConfig) -> TrainConfig:
     TrainConfig(data=PrepOptions(dataset="utkface", path="a b/c'd", age="decades"),
                 heads=["age"], head_weights={"age": 0.3333333333333333},
                 augmentation=["zoom", "flip"]),
-], ids=["defaults", "options-and-exact-lr", "quoted-path-and-weights"])
+    TrainConfig(data=PrepOptions(dataset="fairface", framing="face"), heads=["gender"]),
+    TrainConfig(data=PrepOptions(dataset="utkface,fairface", framing="native"),
+                heads=["gender"]),
+], ids=["defaults", "options-and-exact-lr", "quoted-path-and-weights", "one-dataset-face-crop",
+        "several-native-crop"])
 def test_a_config_round_trips_through_its_command_line(cfg):
     parsed = _round_trip(cfg)
     assert parsed.canonical() == cfg.canonical()
@@ -54,3 +58,19 @@ def test_a_flag_declared_once_reaches_the_parser_the_config_and_the_card(monkeyp
     with_repeat(parser)
     values = flags.train_values(parser.parse_args(["--heads", "gender", "--repeat", "2"]))
     assert TrainConfig.from_dict(values).run_id() == cfg.run_id()
+
+
+def test_the_crop_flag_is_written_only_when_it_is_not_the_datasets_default():
+    """--framing: native for one dataset and face for several unless given; a run id made
+    before the flag existed holds, and the card's command names a crop only when chosen."""
+    one = TrainConfig(data=PrepOptions(dataset="fairface"), heads=["gender"])
+    assert "--framing" not in flags.train_command(one.canonical())
+    face = TrainConfig(data=PrepOptions(dataset="fairface", framing="face"), heads=["gender"])
+    assert "--framing face" in flags.train_command(face.canonical())
+    assert face.run_id() != one.run_id()
+    parsed = train_config(build_parser(["train"]).parse_args(
+        ["train", "--dataset", "utkface,fairface", "--heads", "gender"]))
+    assert parsed.data.framing == "face"
+    assert "--framing" not in flags.train_command(parsed.canonical())
+    with pytest.raises(SystemExit):
+        build_parser(["train"]).parse_args(["train", "--framing", "tight"])

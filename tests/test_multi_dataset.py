@@ -271,6 +271,11 @@ def test_several_datasets_read_each_in_its_face_box(two):
     alone = prepare(PrepOptions(dataset="fairface", path=two[1], size=16))  # native framing
     ff = prep.frame.index[prep.frame["dataset"] == "fairface"]
     assert not np.array_equal(prep.x[ff], alone.x)
+    # --framing face on one dataset reads it as the mixed run does; native on several as alone
+    boxed = prepare(PrepOptions(dataset="fairface", path=two[1], size=16, framing="face"))
+    assert np.array_equal(prep.x[ff], boxed.x)
+    raw = prepare(both(two, framing="native"))
+    assert np.array_equal(raw.x[raw.frame.index[raw.frame["dataset"] == "fairface"]], alone.x)
 
 
 # --- the CLI and stored results ---------------------------------------------------------------
