@@ -312,3 +312,58 @@ def test_the_predict_page_answers_with_the_bundled_model(store, monkeypatch):
     finally:  # the page stops Streamlit's per-run cleaner and freezes the heap: given back
         script_runner._clean_problem_modules = original
         gc.unfreeze()
+
+
+def _utk_only(store, **data):
+    """A one-epoch run on the fixture's UTKFace alone, heads and input as the mixed run's."""
+    from faceml.config import TrainConfig
+    from faceml.data.prepare import PrepOptions
+    from faceml.runs import RunStore
+    from faceml.training.engine import train_run
+
+    cfg = TrainConfig(data=PrepOptions(dataset="utkface", path=str(store["utk"]), size=16,
+                                       **data),
+                      arch="small_cnn", heads=["gender", "race", "age"],
+                      head_weights={"age": 0.05}, epochs=1, batch_size=16)
+    run, _ = RunStore().create(cfg.run_id(), cfg.canonical())
+    assert train_run(run)["state"] == "done"
+    return run
+
+
+def test_a_bundled_file_joins_a_run_on_several_datasets_when_it_split_alike(store, capsys):
+    """--with FILE.keras: a model bundled from a UTKFace-only run (itself a mirrored
+    ensemble, as the shipped v1 is) joins the mixed run's average member by member; the card
+    names the file, its run and the command; a file split otherwise is refused in one line."""
+    from faceml.cli import main
+    from faceml.modeling.modelio import load_model
+
+    models = store["base"] / "models"
+    utk = _utk_only(store)
+    single, _ = bundle(utk, "single", models, mirror=True)  # an ensemble of one, mirrored
+    run = store["runs"]["plain"]
+    code = main(["bundle", run.id, "--with", str(single), "--mirror", "--name", "joined",
+                 "--out", str(models)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    x = np.random.default_rng(1).integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
+    got = load_model(models / "joined.keras").predict(x, verbose=0)
+    parts = [m.predict(v, verbose=0) for m in (run.load_model("best"), utk.load_model("best"))
+             for v in (x, x[:, :, ::-1])]  # each member on the face and its mirror, once
+    for head in ("gender", "race", "age"):
+        np.testing.assert_allclose(got[head], np.mean([p[head] for p in parts], axis=0),
+                                   rtol=1e-4, atol=1e-4)
+    card = (models / "joined.md").read_text()
+    assert "the average of 2 models, each also shown the mirrored face" in card
+    assert f"run `{utk.id}`" in card and "trained on utkface only" in card
+    assert "its commands are in `single.md`" in card
+    assert f"python -m faceml bundle {run.id} --with {single} --name joined --mirror" in card
+    assert "### fairface" in card
+
+    other, _ = bundle(_utk_only(store, seed=1), "other", models)
+    with pytest.raises(FaceMLError, match=r"split utkface differently .*seed 1 vs 0"):
+        bundle(run, "bad", models, with_files=[other])
+    with pytest.raises(FaceMLError, match="once"):
+        bundle(run, "bad", models, with_files=[single, single])
+    with pytest.raises(FaceMLError, match=f"trained on fairface, which run {utk.id} did not"):
+        bundle(utk, "bad", models, with_files=[store["model"]])  # the mixed model, to UTK alone
+    assert not (models / "bad.keras").exists()

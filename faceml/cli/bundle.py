@@ -1,5 +1,5 @@
-"""``python -m faceml bundle RUN_ID… --name NAME``: a finished run (or the average of several)
-into ``models/`` with its model card."""
+"""``python -m faceml bundle RUN_ID… [--with FILE.keras] --name NAME``: a finished run (or the
+average of several, and of a bundled file's members) into ``models/`` with its model card."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ def add_arguments(s) -> None:
                    help="one run, or several to average (an ensemble)")
     s.add_argument("--mirror", action="store_true",
                    help="also average each model's answer on the mirrored face")
+    s.add_argument("--with", dest="with_files", action="append", default=[],
+                   metavar="FILE.keras",
+                   help="also average the members of this bundled model (it must have trained "
+                        "on the run's own split of each dataset it saw: checked)")
     s.add_argument("--name", required=True)
     s.add_argument("--out", default=None, help="folder (default: the project's models/)")
     s.add_argument("--test-path", default=None, metavar="FOLDER|NAME=FOLDER,…",
@@ -24,7 +28,7 @@ def run(a) -> int:
 
     store = RunStore()
     mpath, card = bundle([store.get(r) for r in a.run_ids], a.name, a.out, a.test_path,
-                         a.mirror)
+                         a.mirror, with_files=a.with_files)
     size = mpath.stat().st_size / 1e6
     over = f" — over the {SIZE_LIMIT_MB:g} MB limit" if size > SIZE_LIMIT_MB else ""
     print(f"{mpath} ({size:.1f} MB{over})\n{card}")

@@ -13,6 +13,8 @@ Made by ``python -m faceml bundle RUN RUN… --mirror``, choosing members on val
 
 from __future__ import annotations
 
+import re
+
 from faceml.errors import FaceMLError
 
 
@@ -42,7 +44,7 @@ def build_ensemble(models: list, mirror: bool = False, name: str = "faceml_ensem
             raise FaceMLError("ensemble members must take the same input and predict the same "
                               f"heads: {models[0].name} {sig[:2]} vs {m.name} {_signature(m)[:2]}")
     for i, m in enumerate(models, 1):  # nested models need distinct names to be saved
-        m.name = f"member{i}_{m.name}"
+        m.name = f"member{i}_{re.sub(r'^member[0-9]+_', '', m.name)}"  # a bundled ensemble's
     pixels = keras.Input(models[0].inputs[0].shape[1:], name="pixels")
     views = [pixels, HorizontalFlip(name="mirror")(pixels)] if mirror else [pixels]
     answers: dict[str, list] = {}

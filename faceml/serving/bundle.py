@@ -4,6 +4,7 @@
     python -m faceml bundle RUN_A RUN_B --mirror --name utkface-multitask --test-path ORIGINALS
 
     python -m faceml bundle RUN_ID --name faceml-v2 --test-path utkface=ORIGINALS,fairface=F
+    python -m faceml bundle RUN_ID --with models/utkface-multitask.keras --mirror --name faceml-v2
 
 writes ``models/NAME.keras`` (weights and preprocessing, no optimizer state),
 ``models/NAME.predictions.csv`` (its validation answers, for the Predict page's age intervals
@@ -19,6 +20,13 @@ the share of predictions inside the true bin) and a race × gender × age band t
 ``--test-path`` is per dataset (``NAME=FOLDER,…``), and every dataset's val and test split read
 there is checked to be the run's own, face by face. Its predictions CSV keeps each face's
 ``dataset`` and ``age_bin`` (the Predict page calibrates age intervals on exact ages only).
+
+``--with FILE.keras`` adds the members of an already bundled model (an ensemble's members, or the
+model itself) to the average. Each must have trained on the run's own split of every dataset it
+saw (the split options its ``FacePreprocessing`` metadata records: seed, fractions, sample,
+strata, held-out mode) and on no other dataset, so the run's val and test splits are held out
+for every member; the card names the file and its members, and points to the file's own card
+for the commands that made them.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import math
 import os
 import re
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
 
 from faceml import paths
@@ -43,6 +52,73 @@ AGE_BANDS = (0, 20, 40, 60, math.inf)
 """The card's age bands (0-19, 20-39, 40-59, 60+): each FairFace bin lies inside one, so a band
 is exact for binned ages too."""
 SHRINK_QUALITY = 90  # the JPEG quality the card's shrink line names
+SPLIT_FIELDS = ("seed", "split", "fraction", "stratify", "holdout")
+"""The ``PrepOptions`` fields that decide which faces fall in which split (with the files)."""
+
+
+@dataclass
+class FileMember:
+    """A member of a bundled ``.keras`` file added with ``--with``: the file as given, the
+    member model and its ``FacePreprocessing`` metadata."""
+
+    path: str
+    model: object
+    meta: dict
+
+
+def file_members(path: str | Path) -> list[FileMember]:
+    """The FaceML models inside a bundled file, loaded with ``safe_mode=True``: an ensemble's
+    members (so ``--mirror`` is not applied twice), else the model itself."""
+    import keras
+
+    from faceml.modeling.layers import FacePreprocessing, find_preprocessing
+    from faceml.modeling.modelio import load_model
+
+    model = load_model(path)
+    inner = []
+    if not any(isinstance(layer, FacePreprocessing) for layer in model.layers):
+        for layer in model.layers:
+            if isinstance(layer, keras.Model):
+                try:
+                    find_preprocessing(layer)
+                except LookupError:
+                    continue
+                inner.append(layer)
+    return [FileMember(str(path), m, dict(find_preprocessing(m).metadata or {}))
+            for m in (inner or [model])]
+
+
+def _check_file_members(runs, members: list[FileMember]) -> None:
+    """Each file member trained on the run's own split of each dataset it saw, and on nothing
+    else: otherwise some of the run's val or test faces could be its training faces."""
+    from faceml.data.prepare import PrepOptions
+
+    run = runs[0]
+    opts = PrepOptions.from_dict(run.config["data"])
+    for fm in members:
+        where = f"{Path(fm.path).name} ({fm.model.name})"
+        if not fm.meta.get("data"):
+            raise FaceMLError(f"{where} does not record the data it trained on, so its split "
+                              "cannot be checked against the run's: bundle it on its own")
+        theirs = PrepOptions.from_dict(fm.meta["data"])
+        for d in theirs.datasets:
+            if d not in opts.datasets:
+                raise FaceMLError(f"{where} trained on {d}, which run {run.id} did not: the card "
+                                  f"would have no held-out {d} faces to score it on")
+            mine = opts.part(d) if opts.multi else opts
+            other = theirs.part(d) if theirs.multi else theirs
+            differ = [k for k in SPLIT_FIELDS if _split_value(mine, k) != _split_value(other, k)]
+            if differ:
+                raise FaceMLError(
+                    f"{where} split {d} differently from run {run.id} ("
+                    + ", ".join(f"{k} {_split_value(other, k)} vs {_split_value(mine, k)}"
+                                for k in differ)
+                    + "): the run's val and test faces could be its training faces")
+
+
+def _split_value(opts, key: str):
+    v = getattr(opts, key)
+    return tuple(round(float(x), 6) for x in v) if key == "split" else v
 
 
 def _card_table(df) -> str:
@@ -241,19 +317,22 @@ def _size_and_speed(name: str, size_mb: float | None, speed: dict | None) -> lis
 
 def model_card(runs: list, name: str, frames: dict | None = None,
                test_path: str | dict | None = None, mirror: bool = False, *,
-               size_mb: float | None = None, speed: dict | None = None) -> str:
+               size_mb: float | None = None, speed: dict | None = None,
+               files: list[FileMember] = ()) -> str:
     """The card's Markdown. ``runs``: the bundled run(s), one or the members of an ensemble;
     ``frames``: ``{"val": …, "test": …}`` predictions of the bundled model made by
     :func:`rescore` (needed for an ensemble, a mirrored model or ``test_path``); otherwise the
     run's stored predictions are used. ``size_mb``/``speed`` (:func:`measure_speed`): the
-    bundled file's. A run on several datasets gets a section per dataset."""
+    bundled file's; ``files``: members added from bundled files (``--with``). A run on several
+    datasets gets a section per dataset."""
     from faceml.data.prepare import PrepOptions
     from faceml.evaluation.evaluate import run_heads
     from faceml.evaluation.groups import group_breakdown
     from faceml.evaluation.interpretation import Interpretation
 
     if PrepOptions.from_dict(runs[0].config["data"]).multi:
-        return _several_card(runs, name, frames, test_path or {}, mirror, size_mb, speed)
+        return _several_card(runs, name, frames, test_path or {}, mirror, size_mb, speed,
+                             files)
     run = runs[0]
     cfg = run.config
     st = run.status()
@@ -265,7 +344,7 @@ def model_card(runs: list, name: str, frames: dict | None = None,
     else:
         test = run.metrics().get("test") or {}
         preds = run.predictions()
-    lines = [*_header(runs, name, mirror),
+    lines = [*_header(runs, name, mirror, files=files),
              "## Data and split",
              f"- Dataset: `{d['dataset']}`" + (f" from `{d['path']}`" if d.get("path") else ""),
              f"- Split: stratified and seeded (seed {d['seed']}), "
@@ -280,7 +359,8 @@ def model_card(runs: list, name: str, frames: dict | None = None,
              "centre-cropped to a square and resized bilinearly (`faceml.data.imageio.to_pixels`).",
              "- Per-channel mean/std scaling fitted on the training split only "
              "(`FacePreprocessing` layer), so the `.keras` file takes raw pixels.", "",
-             *_commands(runs, name, mirror, {d["dataset"]: test_path} if test_path else {}),
+             *_commands(runs, name, mirror, {d["dataset"]: test_path} if test_path else {},
+                        files),
              *_size_and_speed(name, size_mb, speed),
              "## Metrics on the test split"]
     rows = [{"head": head, **vals} for head, vals in (test.get("heads") or {}).items()]
@@ -308,15 +388,27 @@ def model_card(runs: list, name: str, frames: dict | None = None,
     return "\n".join(lines)
 
 
-def _header(runs, name: str, mirror: bool, what: str = "") -> list[str]:
-    kind = (f"the average of {len(runs)} models" if len(runs) > 1 else "one model") + (
+def _header(runs, name: str, mirror: bool, what: str = "",
+            files: list[FileMember] = ()) -> list[str]:
+    n = len(runs) + len(files)
+    kind = (f"the average of {n} models" if n > 1 else "one model") + (
         ", each also shown the mirrored face (test-time augmentation)" if mirror else "")
     return [f"# Model card: {name}", "",
             f"Trained by FaceML's own CLI{what}; the bundled model is {kind}:",
-            *[_trained_line(r) for r in runs], ""]
+            *[_trained_line(r) for r in runs], *[_file_line(fm) for fm in files], ""]
 
 
-def _commands(runs, name: str, mirror: bool, tests: dict) -> list[str]:
+def _file_line(fm: FileMember) -> str:
+    data = fm.meta.get("data") or {}
+    split = " / ".join(f"{float(v):.0%}" for v in data.get("split") or ())
+    return (f"- from `{fm.path}` (`--with`): run `{fm.meta.get('run_config', '?')}`, "
+            f"`{fm.meta.get('arch', '?')}`, trained on {data.get('dataset', '?')} only "
+            f"(seed {data.get('seed', '?')}, {split} train / val / test: the run's own split "
+            f"of it, checked); its commands are in `{Path(fm.path).with_suffix('.md').name}`")
+
+
+def _commands(runs, name: str, mirror: bool, tests: dict,
+              files: list[FileMember] = ()) -> list[str]:
     """The card's ``How it was made``: a shrink line per dataset scored on its originals (where
     ``shrink`` makes such copies), the train line(s) generated from the flags, the bundle line."""
     from faceml.data.prepare import PrepOptions
@@ -334,7 +426,9 @@ def _commands(runs, name: str, mirror: bool, tests: dict) -> list[str]:
              else next(iter(tests.values()), None))
     return ["## How it was made", "```bash", *shrinks,
             *[train_command(r.config) for r in runs],
-            f"python -m faceml bundle {ids} --name {name}" + (" --mirror" if mirror else "")
+            f"python -m faceml bundle {ids}"
+            + "".join(f" --with {shlex.quote(f)}" for f in dict.fromkeys(fm.path for fm in files))
+            + f" --name {name}" + (" --mirror" if mirror else "")
             + (f" --test-path {shlex.quote(given)}" if given else ""), "```", "",
             f"Heads {', '.join(cfg['heads'])}.", ""]
 
@@ -445,7 +539,8 @@ def _group_table(sub, heads, d: str) -> list[str]:
     return lines
 
 
-def _several_card(runs, name: str, frames, tests: dict, mirror: bool, size_mb, speed) -> str:
+def _several_card(runs, name: str, frames, tests: dict, mirror: bool, size_mb, speed,
+                  files: list[FileMember] = ()) -> str:
     """The card of a run trained on several datasets at once: a section per dataset."""
     import pandas as pd
 
@@ -467,7 +562,7 @@ def _several_card(runs, name: str, frames, tests: dict, mirror: bool, size_mb, s
                            **counts[d]} for d in opts.datasets])
     split = " / ".join(f"{v:.0%}" for v in opts.split)
     lines = [*_header(runs, name, mirror, f" on {len(opts.datasets)} datasets at once "
-                      f"({', '.join(opts.datasets)})"),
+                      f"({', '.join(opts.datasets)})", files),
              "## Data and split",
              "One model learns from every dataset at once, in one label space "
              "(`faceml/data/multi.py`): a categorical label takes the one class set every "
@@ -492,7 +587,7 @@ def _several_card(runs, name: str, frames, tests: dict, mirror: bool, size_mb, s
              "(`faceml.data.imageio.to_pixels`).",
              "- Per-channel mean/std scaling (`FacePreprocessing` layer), so the `.keras` file "
              "takes raw pixels.", "",
-             *_commands(runs, name, mirror, tests),
+             *_commands(runs, name, mirror, tests, files),
              *_size_and_speed(name, size_mb, speed),
              "## Metrics on each dataset's own test split",
              "Every number is on one dataset's own test split, scored once. Source: "
@@ -554,7 +649,8 @@ def _faces_per_split(opts, frames: dict) -> tuple[dict[str, dict], list[str]]:
 
 
 def bundle(runs, name: str, out_dir: Path | None = None, test_path: str | dict | None = None,
-           mirror: bool = False, *, measure: bool = True) -> tuple[Path, Path]:
+           mirror: bool = False, *, measure: bool = True,
+           with_files: list[str | Path] = ()) -> tuple[Path, Path]:
     """Write ``models/NAME.keras`` (no optimizer state), its card and its validation answers.
 
     ``runs``: a finished run, or several (their best models are averaged, see
@@ -562,7 +658,9 @@ def bundle(runs, name: str, out_dir: Path | None = None, test_path: str | dict |
     face;
     ``test_path``: score on these original images (the runs trained on a ``shrink`` copy): one
     folder, or ``{dataset: folder}`` / ``"NAME=FOLDER,…"`` for a run on several datasets
-    (:func:`parse_test_paths`); ``measure``: time the saved model per face for the card."""
+    (:func:`parse_test_paths`); ``measure``: time the saved model per face for the card;
+    ``with_files``: bundled ``.keras`` files whose members join the average (checked to have
+    trained on the run's own split, :func:`file_members`)."""
     from faceml.modeling.modelio import load_model, save_model
 
     runs = [runs] if not isinstance(runs, list | tuple) else list(runs)
@@ -571,25 +669,30 @@ def bundle(runs, name: str, out_dir: Path | None = None, test_path: str | dict |
     if len({r.id for r in runs}) != len(runs):
         raise FaceMLError("each run can be in an ensemble once")
     _check_members(runs)
+    if len(set(map(str, with_files))) != len(with_files):
+        raise FaceMLError("each file can be in an ensemble once")
+    files = [fm for f in with_files for fm in file_members(f)]
+    _check_file_members(runs, files)
     test_path = parse_test_paths(runs[0], test_path)
     out = Path(out_dir) if out_dir is not None else paths.models_dir()
     out.mkdir(parents=True, exist_ok=True)
-    models = [r.load_model("best") for r in runs]  # compile=False: weights and preprocessing
-    if len(runs) > 1 or mirror:
+    # compile=False: weights and preprocessing
+    models = [r.load_model("best") for r in runs] + [fm.model for fm in files]
+    if len(models) > 1 or mirror:
         from faceml.modeling.ensemble import build_ensemble
 
         model = build_ensemble(models, mirror=mirror, name=f"faceml_{name.replace('-', '_')}")
     else:
         model = models[0]
     frames = None
-    if len(runs) > 1 or mirror or test_path:
+    if len(models) > 1 or mirror or test_path:
         frames = {split: rescore(model, runs[0], split, test_path) for split in ("val", "test")}
     mpath = out / f"{name}.keras"
     save_model(model, mpath)
     speed = measure_speed(load_model(mpath)) if measure else None  # what ships: safe_mode=True
     card = out / f"{name}.md"
     card.write_text(model_card(runs, name, frames, test_path, mirror,
-                               size_mb=mpath.stat().st_size / 1e6, speed=speed))
+                               size_mb=mpath.stat().st_size / 1e6, speed=speed, files=files))
     preds = frames["val"] if frames is not None else runs[0].predictions()
     if preds is not None:  # validation answers: the Predict page's age intervals and rare groups
         val = preds[preds["split"] == "val"]
