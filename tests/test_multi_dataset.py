@@ -342,6 +342,22 @@ def test_cli_trains_two_datasets_and_stores_results_per_dataset(two, capsys):
     n = m["by_dataset"]["fairface"]["val"]["n"]
     assert any(f"**fairface**, **val** split, {n} faces" in i.value for i in at.info)
 
+    # the report pools the datasets, then gives each one's own numbers (the stored ones)
+    out = Path(two[0]).parent / "report.md"
+    assert main(["evaluate", run.id, "--split", "val", "--report", str(out)]) == 0
+    capsys.readouterr()
+    text = out.read_text()
+    assert "## Each dataset on its own" in text
+    part = text.split("## Each dataset on its own", 1)[1].split("\n## ", 1)[0]
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in part.splitlines()
+            if line.startswith("| ") and not line.startswith("| dataset")]
+    got = {(r[0], r[1]): r for r in rows}
+    assert {d for d, _ in got} == {"utkface", "fairface"}
+    for d in ("utkface", "fairface"):
+        want = m["by_dataset"][d]["val"]["heads"]
+        assert float(got[(d, "gender")][3]) == pytest.approx(want["gender"]["accuracy"],
+                                                              abs=6e-4)
+
 
 def test_train_page_offers_several_datasets(two):
     from pathlib import Path

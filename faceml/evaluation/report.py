@@ -336,6 +336,7 @@ def report_blocks(interp: Interpretation, *, config: dict | None = None,
             curves = roc_curves(interp.frame_, h, drop_intermediate=True)  # the same curve,
             if curves:  # without its collinear points
                 b.append(("figure", roc_figure(curves, title=f"{h.name}: ROC")))
+    b.extend(_dataset_blocks(interp))
     b.append(("h", 2, "Per-group breakdown"))
     b.append(("p", f"Each head's results per group of the other labels ({interp.dataset}, "
                    f"{interp.split}), with 95% confidence intervals (Wilson for accuracy, "
@@ -356,6 +357,26 @@ def report_blocks(interp: Interpretation, *, config: dict | None = None,
         b.append(("h", 3, head))
         b.append(("p", text))
     return b
+
+
+def _dataset_blocks(interp: Interpretation) -> list[tuple]:
+    """Predictions of a model trained on several datasets: each dataset's own numbers, since
+    the pooled ones above mix them (:meth:`Interpretation.by_dataset`)."""
+    parts = interp.by_dataset()
+    if not parts:
+        return []
+    rows = []
+    for d, sub in parts.items():
+        for h in sub.heads:
+            m = sub.metrics(h)
+            rows.append({"dataset": d, "head": h.name,
+                         **({"n": m["n"], "MAE (years)": m["mae"], "RMSE (years)": m["rmse"]}
+                            if h.kind == "regression" else _metrics_row(m))})
+    return [("h", 2, "Each dataset on its own"),
+            ("p", f"The metrics above pool the faces of {', '.join(parts)} ({interp.split} "
+                  "split). Each dataset's own faces, with the heads its labels allow (a "
+                  "dataset labelled with age bins is scored against the bins' midpoints):"),
+            ("table", pd.DataFrame(rows))]
 
 
 def _render_md(blocks: list[tuple]) -> str:
