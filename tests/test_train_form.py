@@ -310,3 +310,25 @@ def test_offline_weights_failure_speaks_of_the_random_option_and_offers_no_resum
     assert 'Weights = "random"' in errs and "weights=None" not in errs, errs
     assert not [b for b in at.button if b.key == f"resume_{run.id}"]
     assert any("Resume would fail the same way" in c for c in texts(at, "caption"))
+
+
+def test_the_crop_control_is_the_runs_framing():
+    """Crop: "auto" leaves PrepOptions.framing to its default (native for one dataset, the face
+    box for several); a run with a chosen crop fills the control and launches as itself."""
+    assert form_state(TrainConfig(data=synthetic(), heads=["eyewear"]))["framing"] == "auto"
+    boxed = TrainConfig(data=synthetic(framing="face"), arch="small_cnn", heads=["eyewear"],
+                        epochs=2, batch_size=32)
+    assert form_state(boxed)["framing"] == "face"
+    run = make_run(boxed)
+    at = page(run.id)
+    assert at.radio(key="framing").value == "face"
+    assert not kept_caption(at), kept_caption(at)
+    at.button(key="launch").click().run()
+    assert [r.id for r in RunStore().list()] == [run.id]
+    # back to the default: a new run, whose config leaves the crop out (the old id rule)
+    at.radio(key="framing").set_value("auto").run()
+    at.button(key="launch").click().run()
+    assert not at.exception, at.exception
+    new = RunStore().get(shown_run(at))
+    assert new.id != run.id and "framing" not in new.config["data"]
+    assert new.train_config().data.framing == "native"

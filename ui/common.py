@@ -164,6 +164,9 @@ def held(key: str, default, options=None, param: str = "value", lo=None, hi=None
 
 
 SIZES = (32, 48, 64, 96, 128, 160, 224)
+FRAMING_CHOICES = {"auto": "default (as shipped; the face box for several datasets)",
+                   "native": "as the dataset ships it", "face": "the face box"}
+"""The crop control: ``auto`` is ``PrepOptions.framing=None`` (see ``faceml.data.prepare``)."""
 
 
 def split_picker() -> tuple[str, tuple[float, float, float]]:
@@ -286,9 +289,16 @@ def _rest_of_picker(chosen: list[str], path, ds_opts: dict, sizes_also) -> PrepO
             st.error(f"Age edges must be whole numbers separated by commas, not {txt!r}")
             st.stop()
     holdout, split = split_picker()
+    framing = kept("framing", st.radio(
+        "Crop", FRAMING_CHOICES, **held("framing", "auto", FRAMING_CHOICES), horizontal=True,
+        format_func=FRAMING_CHOICES.get,
+        help="Face box: each image cut to the crop the Predict page's detector hands a model "
+             "(measured per dataset). The default reads one dataset as it ships and several "
+             "in the face box, so that their faces are framed alike."))
     return PrepOptions(dataset=chosen, path=path or None, dataset_options=ds_opts, size=int(size),
                        color=color, fraction=float(fraction), seed=seed, age=age, age_edges=edges,
-                       split=split, holdout=holdout)
+                       split=split, holdout=holdout,
+                       framing=None if framing == "auto" else framing)
 
 
 def keep_keras_between_runs() -> None:

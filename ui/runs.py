@@ -76,6 +76,7 @@ def form_state(cfg: TrainConfig, typed_paths: bool = True) -> dict:
     if d.age == "custom" and d.age_edges:
         out["age_edges"] = ",".join(str(int(e)) for e in d.age_edges)
     out["holdout"] = d.holdout
+    out["framing"] = d.framing if "framing" in d.canonical() else "auto"  # auto: the default
     pct = [float(v) * 100 for v in d.split]
     if all(abs(p - round(p)) < 1e-6 for p in pct):  # else the form cannot show it (kept)
         if d.holdout == "official":
