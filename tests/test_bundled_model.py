@@ -1,4 +1,7 @@
-"""The bundled model: loads with safe_mode=True and answers the same on a fixed face."""
+"""The bundled models: each loads with safe_mode=True and answers the same on a fixed face;
+v2's card names its data, commands, limits and ethics, and its numbers are evaluate's."""
+
+import re
 
 import numpy as np
 import pytest
@@ -11,11 +14,19 @@ from faceml.serving.predict import load_predictor, predict_faces
 BUNDLED = paths.PROJECT_ROOT / "models" / "utkface-multitask.keras"
 
 
-@pytest.fixture(scope="module")
-def predictor():
-    if not BUNDLED.exists():
-        pytest.skip("no bundled model")
-    return load_predictor(BUNDLED)  # faceml.modeling.modelio.load_model: safe_mode=True
+# pinned answers of each committed model on the astronaut's face (recorded when it was bundled):
+# P(Female), the race answer and its probability, the age in years
+PINNED = {"utkface-multitask": (0.7156, "White", 0.9824, 30.28),
+          "faceml-v2": (0.5485, "White", 0.9831, 30.52)}
+
+
+@pytest.fixture(scope="module", params=sorted(PINNED))
+def predictor(request):
+    path = paths.PROJECT_ROOT / "models" / f"{request.param}.keras"
+    if not path.exists():
+        pytest.skip(f"no bundled model {path.name}")
+    # faceml.modeling.modelio.load_model: safe_mode=True
+    return request.param, load_predictor(path)
 
 
 def test_bundled_model_card_and_size():
@@ -37,6 +48,7 @@ def test_bundled_model_card_and_size():
 def test_bundled_model_is_stable_on_a_fixed_face(predictor):
     from skimage import data
 
+    name, predictor = predictor
     img = Image.fromarray(data.astronaut())
     runs = [predict_faces(img, predictor, FaceDetector()) for _ in range(2)]
     assert [len(r) for r in runs] == [1, 1]
@@ -45,10 +57,51 @@ def test_bundled_model_is_stable_on_a_fixed_face(predictor):
     for h in ("gender", "race"):
         assert a.heads[h].probs == b.heads[h].probs
         assert sum(a.heads[h].probs.values()) == pytest.approx(1.0)
-    # pinned answers of the committed model on this face (recorded when it was bundled)
-    assert a.heads["gender"].probs["Female"] == pytest.approx(0.7156, abs=2e-3)
-    assert a.heads["race"].label == "White"
-    assert a.heads["race"].probs["White"] == pytest.approx(0.9824, abs=2e-3)
-    assert a.heads["age"].years == pytest.approx(30.28, abs=0.1)
+    female, race, p_race, years = PINNED[name]
+    assert a.heads["gender"].probs["Female"] == pytest.approx(female, abs=2e-3)
+    assert a.heads["race"].label == race
+    assert a.heads["race"].probs[race] == pytest.approx(p_race, abs=2e-3)
+    assert a.heads["age"].years == pytest.approx(years, abs=0.1)
     lo, hi = a.heads["age"].interval
     assert lo < a.heads["age"].years < hi
+
+
+# --- v2: trained on UTKFace and FairFace at once, averaged with v1's two members --------------
+V2 = paths.PROJECT_ROOT / "models" / "faceml-v2.keras"
+DATA = paths.PROJECT_ROOT.parent / "shared" / "data"
+
+
+def test_v2_card_names_its_data_commands_limits_and_ethics():
+    if not V2.exists():
+        pytest.skip("no v2 bundled")
+    card = V2.with_suffix(".md").read_text()
+    assert V2.stat().st_size <= 10_000_000
+    for part in ("## Data and split", "## How it was made", "## Size and speed",
+                 "## How it was chosen", "## Metrics on each dataset's own test split",
+                 "### utkface", "### fairface", "## Limits and ethics"):
+        assert part in card, part
+    assert "python -m faceml train --dataset utkface,fairface" in card
+    assert "--with models/utkface-multitask.keras" in card
+    assert "its commands are in `utkface-multitask.md`" in card and BUNDLED.exists()
+    ms = re.search(r"CPU time per face: (\d+\.\d) ms median", card)
+    assert ms and float(ms.group(1)) <= 20.0
+    ethics = " ".join(card.split("## Limits and ethics", 1)[1].split())
+    assert "Race and gender here are the categories of the datasets' annotators" in ethics
+
+
+@pytest.mark.slow
+def test_v2_cards_numbers_are_evaluates_on_each_test_split(capsys, monkeypatch):
+    """Reads the 60,199 shared images again (several minutes without a warm cache)."""
+    from test_bundle_multi import evaluate_json, section, shown, table
+
+    if not V2.exists() or not all((DATA / d).is_dir() for d in ("utkface", "fairface")):
+        pytest.skip("needs models/faceml-v2.keras and ../shared/data (utkface, fairface)")
+    monkeypatch.chdir(paths.PROJECT_ROOT)  # the model's data paths are the project's
+    monkeypatch.delenv("FACEML_CACHE_DIR")  # the project's own cache, warm after training
+    card = V2.with_suffix(".md").read_text()
+    by_file = evaluate_json(capsys, "--model", str(V2))["by_dataset"]
+    for d in ("utkface", "fairface"):
+        rows = table(section(card, f"### {d}", "\n### "))
+        for head, *cells in rows[1:]:
+            for metric, cell in zip(rows[0][1:], cells):
+                assert cell == shown(by_file[d]["heads"][head].get(metric)), (d, head, metric)
