@@ -13,6 +13,7 @@ from faceml.errors import FaceMLError
 from faceml.runs import RunStore
 from faceml.training import jobs, recipes, sweeps
 from ui.common import error_text, held, kept, policy, visitor
+from ui.runs import ACTIVE
 from ui.train import FILL
 
 
@@ -123,7 +124,22 @@ def recipe_box(recipe: recipes.Recipe, opts: dict, store: RunStore) -> None:
             fill_train(cfg)
         if b.button("Launch", key=f"launch_{recipe.name}", type="primary"):
             launch(recipe, cfg, store)
-        table, runs = comparison(recipe, store)  # after Launch: its run is in the table
+        recipe_runs(recipe, store)  # after Launch: its run is in the table
+
+
+def _states(runs: list) -> list:
+    return [run.status().get("state") for run, _ in runs]
+
+
+def recipe_runs(recipe: recipes.Recipe, store: RunStore, every: float = 2.0) -> None:
+    """The comparison table and the recipe's runs. While one of them is queued or running, it
+    redraws itself every ``every`` s, so "ours" fills when the run finishes; then the page is
+    redrawn once and the refreshing stops."""
+    active = any(s in ACTIVE for s in _states(recipes.matching_runs(recipe, store)))
+
+    @st.fragment(run_every=every if active else None)
+    def part():
+        table, runs = comparison(recipe, store)
         if not table.empty:
             st.dataframe(table, hide_index=True, width="stretch",
                          key=f"recipe_table_{recipe.name}")
@@ -132,3 +148,7 @@ def recipe_box(recipe: recipes.Recipe, opts: dict, store: RunStore) -> None:
                              for c in recipes.figures(recipe))
             st.markdown(f"[Evaluate run {run.id}](/evaluate?run={run.id}) — ours: {figs or '—'}"
                         + (f" — overrides: {', '.join(over)}" if over else " — the recipe as is"))
+        if active and not any(s in ACTIVE for s in _states(runs)):
+            st.rerun()  # finished: the page again, without the refresh
+
+    part()

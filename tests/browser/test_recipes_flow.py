@@ -59,6 +59,9 @@ def test_pick_launch_and_ours_fills(page, app_server, request, tmp_path):
         assert time.monotonic() - t0 < RUN_TIMEOUT, f"run not done\n{app_server.logs()}"
         time.sleep(1)
     accuracy = json.loads(metrics.read_text())["val"]["heads"]["gender"]["accuracy"]
+    # the open page follows the run: "ours" fills without a reload
+    expect(box).to_contain_text(f"ours: val gender accuracy {accuracy:.3f}", timeout=30_000)
+    assert_no_exception(page)
     page.reload()  # a new session: the table reads the store again
     wait_idle(page)
     box = recipe_box(page)
