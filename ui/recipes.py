@@ -54,10 +54,11 @@ def _value(v) -> str:
     return "—" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
-def comparison(recipe: recipes.Recipe, store: RunStore) -> tuple[pd.DataFrame, list]:
+def comparison(recipe: recipes.Recipe, store: RunStore,
+               runs: list | None = None) -> tuple[pd.DataFrame, list]:
     """One row per figure and run of this recipe: the notebook's claim, the corrected figure,
-    ours; and the matching runs ``[(run, overrides)]``."""
-    runs = recipes.matching_runs(recipe, store)
+    ours; and the matching runs ``[(run, overrides)]`` (``runs``: already found in ``store``)."""
+    runs = recipes.matching_runs(recipe, store) if runs is None else runs
     rows = []
     for claim in recipes.figures(recipe):
         for run, over in runs or [(None, None)]:
@@ -135,11 +136,12 @@ def recipe_runs(recipe: recipes.Recipe, store: RunStore, every: float = 2.0) -> 
     """The comparison table and the recipe's runs. While one of them is queued or running, it
     redraws itself every ``every`` s, so "ours" fills when the run finishes; then the page is
     redrawn once and the refreshing stops."""
-    active = any(s in ACTIVE for s in _states(recipes.matching_runs(recipe, store)))
+    found = [recipes.matching_runs(recipe, store)]  # this page run's scan of the store
+    active = any(s in ACTIVE for s in _states(found[0]))
 
     @st.fragment(run_every=every if active else None)
-    def part():
-        table, runs = comparison(recipe, store)
+    def part():  # its own reruns scan the store again
+        table, runs = comparison(recipe, store, found.pop() if found else None)
         if not table.empty:
             st.dataframe(table, hide_index=True, width="stretch",
                          key=f"recipe_table_{recipe.name}")
