@@ -367,3 +367,30 @@ def test_a_bundled_file_joins_a_run_on_several_datasets_when_it_split_alike(stor
     with pytest.raises(FaceMLError, match=f"trained on fairface, which run {utk.id} did not"):
         bundle(utk, "bad", models, with_files=[store["model"]])  # the mixed model, to UTK alone
     assert not (models / "bad.keras").exists()
+
+
+def test_candidates_are_scored_on_validation_per_dataset(store, capsys):
+    """scripts/val_candidates.py: a run alone scores as `evaluate RUN --split val` does, per
+    dataset; a file's member is taken by its number; members split otherwise are refused."""
+    from scripts.val_candidates import main as candidates
+
+    models = store["base"] / "models"
+    run = store["runs"]["plain"]
+    want = evaluate_json(capsys, run.id, "--split", "val")["by_dataset"]
+    single, _ = bundle(_utk_only(store), "single-c", models, mirror=True)
+    assert candidates(["--split-of", run.id, "--json", f"alone={run.id}",
+                       f"joined={run.id}+{single}#1+mirror"]) == 0
+    rows = {r["candidate"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert set(rows) == {"alone", "joined"}
+    for d in ("utkface", "fairface"):
+        got = rows["alone"]["val"][d]
+        assert got["split"] == "val" and got["n"] == want[d]["n"]
+        for head, metrics in want[d]["heads"].items():
+            for m, v in metrics.items():
+                assert got["heads"][head][m] == pytest.approx(v, abs=1e-9), (d, head, m)
+    assert rows["joined"]["size_mb"] > rows["alone"]["size_mb"] > 0
+    with pytest.raises(SystemExit, match="has 1 members: #2 does not exist"):
+        candidates(["--split-of", run.id, f"bad={run.id}+{single}#2"])
+    other = _utk_only(store, seed=1)
+    with pytest.raises(FaceMLError, match="different data"):
+        candidates(["--split-of", run.id, f"bad={run.id}+{other.id}"])

@@ -1,0 +1,126 @@
+"""Score candidate bundles on the **validation** split only, per dataset (never the test split).
+
+    python -m scripts.val_candidates --split-of RUN_ID [--json] LABEL=ITEM+ITEM[+mirror] …
+
+Each ITEM is a finished run id (its best checkpoint) or a bundled ``.keras`` file (all its
+members; ``FILE.keras#2`` takes its second member only); ``+mirror`` also averages each member's
+answer on the mirrored face, as ``bundle --mirror`` does. Every candidate is scored on the
+validation split of ``--split-of`` (a run whose split every member shares: checked as
+``bundle --with`` checks it), read from that run's own folders, and saved to a scratch file to
+report its size. Prints a Markdown table (or one JSON line per candidate) with each dataset's
+validation numbers, so a bundle can be chosen on validation before any test split is scored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+
+def _is_file(item: str) -> bool:
+    return item.endswith(".keras") or "#" in item
+
+
+def _members(item: str, store):
+    from faceml.serving.bundle import file_members
+
+    if not _is_file(item):
+        return [store.get(item).load_model("best")], []
+    path, _, index = item.partition("#")
+    found = file_members(path)
+    if index:
+        i = int(index)
+        if not 1 <= i <= len(found):
+            raise SystemExit(f"{path} has {len(found)} members: #{i} does not exist")
+        found = [found[i - 1]]
+    return [fm.model for fm in found], found
+
+
+def candidate(spec: str, run, store):
+    """``(label, model)`` of one ``LABEL=ITEM+ITEM[+mirror]``."""
+    from faceml.modeling.ensemble import build_ensemble
+    from faceml.serving.bundle import _check_file_members, _check_members
+
+    label, _, body = spec.partition("=")
+    items = [i for i in body.split("+") if i and i != "mirror"]
+    models, files = [], []
+    for item in items:
+        m, f = _members(item, store)
+        models += m
+        files += f
+    if not models:
+        raise SystemExit(f"{spec!r}: no member")
+    # the same checks as bundle: runs share the split run's data and heads, files its split
+    _check_members([run, *(store.get(i) for i in items if not _is_file(i) and i != run.id)])
+    _check_file_members([run], files)
+    mirror = "mirror" in body.split("+")
+    if len(models) == 1 and not mirror:
+        return label, models[0]
+    return label, build_ensemble(models, mirror=mirror, name="candidate")
+
+
+def score(model, run) -> dict:
+    """``{dataset: {head: metrics}}`` on ``run``'s validation split."""
+    from faceml.evaluation.interpretation import Interpretation
+    from faceml.evaluation.predictions import dataset_rows, has_truth
+    from faceml.evaluation.stored import run_heads
+    from faceml.data.prepare import PrepOptions
+    from faceml.serving.bundle import rescore
+
+    frame = rescore(model, run, "val")
+    heads = run_heads(run, frame)
+    out = {}
+    for d in PrepOptions.from_dict(run.config["data"]).datasets:
+        sub = dataset_rows(frame, d)
+        mine = [h for h in heads if sub is not None and has_truth(sub, h)]
+        if mine:
+            out[d] = Interpretation.from_frame(sub, mine, dataset=d, split="val").summary()
+    return out
+
+
+def size_mb(model) -> float:
+    from faceml.modeling.modelio import save_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "candidate.keras"
+        save_model(model, path)
+        return path.stat().st_size / 1e6
+
+
+def main(argv=None) -> int:
+    from faceml.runs import RunStore
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--split-of", required=True, metavar="RUN_ID")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("candidates", nargs="+", metavar="LABEL=ITEM+ITEM[+mirror]")
+    a = ap.parse_args(argv)
+    store = RunStore()
+    run = store.get(a.split_of)
+    rows = []
+    for spec in a.candidates:
+        label, model = candidate(spec, run, store)
+        by_dataset = score(model, run)
+        row = {"candidate": label, "size_mb": round(size_mb(model), 2), "val": by_dataset}
+        rows.append(row)
+        if a.json:
+            print(json.dumps(row), flush=True)
+    if not a.json:
+        cols = [(d, h, m) for d, heads in rows[0]["val"].items()
+                for h, ms in heads["heads"].items()
+                for m in (("mae",) if "mae" in ms else ("accuracy",))]
+        print("| candidate (validation split) | MB | "
+              + " | ".join(f"{d} {h} {'MAE' if m == 'mae' else 'acc.'}" for d, h, m in cols) + " |")
+        print("|---|---|" + "---|" * len(cols))
+        for r in rows:
+            vals = [r["val"].get(d, {}).get("heads", {}).get(h, {}).get(m) for d, h, m in cols]
+            print(f"| {r['candidate']} | {r['size_mb']:.1f} | "
+                  + " | ".join("–" if v is None else f"{v:.3f}" for v in vals) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
