@@ -21,7 +21,9 @@ from pathlib import Path
 
 
 def _is_file(item: str) -> bool:
-    return item.endswith(".keras") or "#" in item
+    from faceml.serving.bundle import member_file
+
+    return item.endswith(".keras") or member_file(item)[1] is not None
 
 
 def _members(item: str, store):
@@ -29,13 +31,7 @@ def _members(item: str, store):
 
     if not _is_file(item):
         return [store.get(item).load_model("best")], []
-    path, _, index = item.partition("#")
-    found = file_members(path)
-    if index:
-        i = int(index)
-        if not 1 <= i <= len(found):
-            raise SystemExit(f"{path} has {len(found)} members: #{i} does not exist")
-        found = [found[i - 1]]
+    found = file_members(item)
     return [fm.model for fm in found], found
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 
 import numpy as np
@@ -358,6 +359,17 @@ def test_a_bundled_file_joins_a_run_on_several_datasets_when_it_split_alike(stor
     assert "its commands are in `single.md`" in card
     assert f"python -m faceml bundle {run.id} --with {single} --name joined --mirror" in card
     assert "### fairface" in card
+    # one member of a file by its number: the same model here (the file holds one)
+    code = main(["bundle", run.id, "--with", f"{single}#1", "--mirror", "--name", "joined1",
+                 "--out", str(models)])
+    assert code == 0, capsys.readouterr().out
+    np.testing.assert_allclose(load_model(models / "joined1.keras").predict(x, verbose=0)["age"],
+                               got["age"], rtol=1e-5, atol=1e-4)
+    card = (models / "joined1.md").read_text()
+    assert f"--with {shlex.quote(f'{single}#1')} --name joined1" in card
+    assert "commands are in `single.md`" in card
+    with pytest.raises(FaceMLError, match="single.keras holds 1 model.s.: it has no member #3"):
+        bundle(run, "bad", models, with_files=[f"{single}#3"])
 
     other, _ = bundle(_utk_only(store, seed=1), "other", models)
     with pytest.raises(FaceMLError, match=r"split utkface differently .*seed 1 vs 0"):
@@ -389,7 +401,7 @@ def test_candidates_are_scored_on_validation_per_dataset(store, capsys):
             for m, v in metrics.items():
                 assert got["heads"][head][m] == pytest.approx(v, abs=1e-9), (d, head, m)
     assert rows["joined"]["size_mb"] > rows["alone"]["size_mb"] > 0
-    with pytest.raises(SystemExit, match="has 1 members: #2 does not exist"):
+    with pytest.raises(FaceMLError, match="holds 1 model.s.: it has no member #2"):
         candidates(["--split-of", run.id, f"bad={run.id}+{single}#2"])
     other = _utk_only(store, seed=1)
     with pytest.raises(FaceMLError, match="different data"):

@@ -1,4 +1,4 @@
-"""``python -m faceml bundle RUN_ID… [--with FILE.keras] --name NAME``: a finished run (or the
+"""``python -m faceml bundle RUN_ID… [--with FILE.keras[#N]] --name NAME``: a finished run (or the
 average of several, and of a bundled file's members) into ``models/`` with its model card."""
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ def add_arguments(s) -> None:
     s.add_argument("--mirror", action="store_true",
                    help="also average each model's answer on the mirrored face")
     s.add_argument("--with", dest="with_files", action="append", default=[],
-                   metavar="FILE.keras",
-                   help="also average the members of this bundled model (it must have trained "
-                        "on the run's own split of each dataset it saw: checked)")
+                   metavar="FILE.keras[#N]",
+                   help="also average the members of this bundled model, or only its N-th "
+                        "(FILE.keras#2); it must have trained on the run's own split of each "
+                        "dataset it saw: checked")
     s.add_argument("--name", required=True)
     s.add_argument("--out", default=None, help="folder (default: the project's models/)")
     s.add_argument("--test-path", default=None, metavar="FOLDER|NAME=FOLDER,…",

@@ -66,15 +66,27 @@ class FileMember:
     meta: dict
 
 
+def member_file(path: str | Path) -> tuple[str, int | None]:
+    """``"FILE.keras#2"`` → ``("FILE.keras", 2)``: a bundled file and one of its members by
+    number (from 1); ``(path, None)`` for the whole file."""
+    text = str(path)
+    file, sep, number = text.rpartition("#")
+    if sep and number.isdigit() and file.endswith(".keras"):
+        return file, int(number)
+    return text, None
+
+
 def file_members(path: str | Path) -> list[FileMember]:
     """The FaceML models inside a bundled file, loaded with ``safe_mode=True``: an ensemble's
-    members (so ``--mirror`` is not applied twice), else the model itself."""
+    members (so ``--mirror`` is not applied twice), else the model itself; ``FILE.keras#N``:
+    its N-th member only (:func:`member_file`)."""
     import keras
 
     from faceml.modeling.layers import FacePreprocessing, find_preprocessing
     from faceml.modeling.modelio import load_model
 
-    model = load_model(path)
+    file, number = member_file(path)
+    model = load_model(file)
     inner = []
     if not any(isinstance(layer, FacePreprocessing) for layer in model.layers):
         for layer in model.layers:
@@ -84,8 +96,13 @@ def file_members(path: str | Path) -> list[FileMember]:
                 except LookupError:
                     continue
                 inner.append(layer)
-    return [FileMember(str(path), m, dict(find_preprocessing(m).metadata or {}))
-            for m in (inner or [model])]
+    found = inner or [model]
+    if number is not None:
+        if not 1 <= number <= len(found):
+            raise FaceMLError(f"{Path(file).name} holds {len(found)} model(s): it has no "
+                              f"member #{number}")
+        found = [found[number - 1]]
+    return [FileMember(str(path), m, dict(find_preprocessing(m).metadata or {})) for m in found]
 
 
 def _check_file_members(runs, members: list[FileMember]) -> None:
@@ -400,11 +417,12 @@ def _header(runs, name: str, mirror: bool, what: str = "",
 
 def _file_line(fm: FileMember) -> str:
     data = fm.meta.get("data") or {}
+    card = Path(member_file(fm.path)[0]).with_suffix(".md").name
     split = " / ".join(f"{float(v):.0%}" for v in data.get("split") or ())
     return (f"- from `{fm.path}` (`--with`): run `{fm.meta.get('run_config', '?')}`, "
             f"`{fm.meta.get('arch', '?')}`, trained on {data.get('dataset', '?')} only "
             f"(seed {data.get('seed', '?')}, {split} train / val / test: the run's own split "
-            f"of it, checked); its commands are in `{Path(fm.path).with_suffix('.md').name}`")
+            f"of it, checked); its commands are in `{card}`")
 
 
 def _commands(runs, name: str, mirror: bool, tests: dict,
