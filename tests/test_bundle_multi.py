@@ -376,6 +376,8 @@ def test_a_bundled_file_joins_a_run_on_several_datasets_when_it_split_alike(stor
         bundle(run, "bad", models, with_files=[other])
     with pytest.raises(FaceMLError, match="once"):
         bundle(run, "bad", models, with_files=[single, single])
+    with pytest.raises(FaceMLError, match="once"):
+        bundle(run, "bad", models, with_files=[single, f"{single}#1"])
     with pytest.raises(FaceMLError, match=f"trained on fairface, which run {utk.id} did not"):
         bundle(utk, "bad", models, with_files=[store["model"]])  # the mixed model, to UTK alone
     assert not (models / "bad.keras").exists()

@@ -687,9 +687,9 @@ def bundle(runs, name: str, out_dir: Path | None = None, test_path: str | dict |
     if len({r.id for r in runs}) != len(runs):
         raise FaceMLError("each run can be in an ensemble once")
     _check_members(runs)
-    if len(set(map(str, with_files))) != len(with_files):
-        raise FaceMLError("each file can be in an ensemble once")
     files = [fm for f in with_files for fm in file_members(f)]
+    if len({(Path(member_file(fm.path)[0]).resolve(), fm.model.name) for fm in files}) < len(files):
+        raise FaceMLError("each file (or member of a file) can be in an ensemble once")
     _check_file_members(runs, files)
     test_path = parse_test_paths(runs[0], test_path)
     out = Path(out_dir) if out_dir is not None else paths.models_dir()
