@@ -151,6 +151,54 @@ def test_an_ensemble_of_runs_averages_them_and_its_card_names_every_command(tmp_
         build_ensemble([runs[0].load_model("best"), run4.load_model("best")])
 
 
+def test_a_fairface_copy_keeps_its_labels_split_and_face_box_pixels(tmp_path, capsys):
+    """shrink --dataset fairface: the label CSVs travel as found, each image keeps its relative
+    path, and the copy is written just large enough that the face box (0.95) cut from it has
+    the asked size: several datasets framed alike read nearly the originals' pixels, split
+    alike. A label row pointing outside the folder is skipped, never written there."""
+    import shutil
+
+    from PIL import Image
+    from fixtures_formats import make_fairface, make_utkface
+
+    from faceml.cli import main
+    from faceml.data.prepare import prepare
+    from faceml.data.shrink import copy_size
+
+    ff = make_fairface(tmp_path / "ff", 40, n_val=12, size=40)
+    shutil.copyfile(ff / "train" / "1.jpg", tmp_path / "outside.jpg")
+    with open(ff / "fairface_label_train.csv", "a") as f:
+        f.write("../outside.jpg,20-29,Male,White,False\n")
+    utk = make_utkface(tmp_path / "utk", 40, size=40)
+    assert copy_size(64, (0.95, 0.0)) == 70 and copy_size(16, (1.0, 0.0)) == 16
+    assert main(["shrink", "--dataset", "fairface", "--path", str(ff), "--size", "16",
+                 "--quality", "90", "--out", str(tmp_path / "ff16")]) == 0
+    out = capsys.readouterr().out
+    assert "skipped ../outside.jpg: its path leads outside the dataset folder" in out
+    assert "52 faces written to" in out and f"at {copy_size(16, (0.95, 0.0))} px" in out
+    copy = tmp_path / "ff16"
+    for name in ("fairface_label_train.csv", "fairface_label_val.csv"):
+        assert (copy / name).read_bytes() == (ff / name).read_bytes()
+    assert sorted(p.name for p in (copy / "val").iterdir()) == sorted(
+        p.name for p in (ff / "val").iterdir())
+    # the file the bad row points at is left as it was (the copy never writes outside itself)
+    assert (tmp_path / "outside.jpg").read_bytes() == (ff / "train" / "1.jpg").read_bytes()
+    with Image.open(copy / "train" / "1.jpg") as im:
+        assert im.size == (copy_size(16, (0.95, 0.0)),) * 2
+    shrink_utk = tmp_path / "utk16"
+    assert main(["shrink", "--path", str(utk), "--size", "16", "--out", str(shrink_utk)]) == 0
+    capsys.readouterr()
+    opts = {"dataset": "utkface,fairface", "size": 16, "framing": "face"}
+    a = prepare(PrepOptions.from_dict({**opts, "path": {"utkface": str(utk), "fairface": str(ff)}}))
+    b = prepare(PrepOptions.from_dict({**opts, "path": {"utkface": str(shrink_utk),
+                                                        "fairface": str(copy)}}))
+    assert "../outside.jpg" not in set(a.frame["source"]) | set(b.frame["source"])
+    assert list(a.frame["source"]) == list(b.frame["source"])
+    assert list(a.frame["split"]) == list(b.frame["split"])
+    diff = np.abs(a.x.astype(int) - b.x.astype(int))
+    assert diff.mean() < 8
+
+
 def test_shrink_cli_refuses_other_datasets_with_one_line(tmp_path, capsys):
     from faceml.cli import main
 

@@ -1,4 +1,5 @@
-"""``python -m faceml shrink --path ORIGINAL --out COPY``: a UTKFace copy at model size."""
+"""``python -m faceml shrink [--dataset fairface] --path ORIGINAL --out COPY``: a copy at model
+size (UTKFace or FairFace)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from faceml.cli.common import bar
 
 
 def add_arguments(s) -> None:
-    s.add_argument("--dataset", default="utkface")
+    s.add_argument("--dataset", default="utkface", help="utkface or fairface")
     s.add_argument("--path", required=True, help="the original folder")
     s.add_argument("--out", required=True, help="the folder to write (same file names)")
     s.add_argument("--size", type=int, default=64)
@@ -25,5 +26,6 @@ def run(a) -> int:
         close()
     for name, reason in r["skipped"]:
         print(f"skipped {name}: {reason}")
-    print(f"{r['written']} faces written to {r['out']} ({r['bytes'] / 1e6:.1f} MB)")
+    print(f"{r['written']} faces written to {r['out']} at {r['size']} px "
+          f"({r['bytes'] / 1e6:.1f} MB)")
     return 0

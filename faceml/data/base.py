@@ -125,6 +125,11 @@ class DatasetAdapter:
     ``PrepOptions.framing`` is ``"face"`` (several datasets at once), so every dataset and every
     detected face is framed alike. Measured per dataset with that detector (see each adapter)."""
 
+    def label_files(self, root: str | Path) -> list[Path]:
+        """The files beside the images that hold their labels (copied along by ``shrink``);
+        none when the labels are in the file names."""
+        return []
+
     def label_specs(self) -> dict[str, LabelSpec]:
         """The labels this dataset has (before scanning); may be ``{}`` where labels are only
         known after a scan (a class-per-folder set names its classes by its folders)."""

@@ -35,6 +35,7 @@ from faceml.errors import DataError
 
 CSV_NAMES = {"train": "fairface_label_train.csv", "val": "fairface_label_val.csv"}
 COLUMNS = ("file", "age", "gender", "race")
+OUTSIDE = "its path leads outside the dataset folder"
 
 
 def _read_labels(csv: Path) -> pd.DataFrame:
@@ -81,6 +82,9 @@ class FairFaceAdapter(FileAdapter):
             "race": LabelSpec("race", "categorical", FAIRFACE_RACES),
         }
 
+    def label_files(self, root: str | Path) -> list[Path]:
+        return [Path(root) / n for n in CSV_NAMES.values() if (Path(root) / n).is_file()]
+
     def found(self, path: str | Path | None = None) -> bool:
         p = self.resolve_path(path)
         return p is not None and any((p / n).is_file() for n in CSV_NAMES.values())
@@ -114,8 +118,10 @@ class FairFaceAdapter(FileAdapter):
                 f"unknown {label} " + df.loc[unknown, label].map(repr))
         dup = df["file"].duplicated(keep="first")
         reason[dup & (reason == "")] = "listed more than once"
+        outside = df["file"].map(lambda f: f.startswith("/") or ".." in f.split("/"))
+        reason[outside & (reason == "")] = OUTSIDE
 
-        files = _stat_dirs(root, df["file"])
+        files = _stat_dirs(root, df["file"][~outside])
         info = df["file"].map(files)
         missing = info.isna()
         reason[missing & (reason == "")] = "image file is missing"
