@@ -107,6 +107,10 @@ class Scan:
         return self.frame[[c for c in self.frame.columns if not c.startswith("_")]]
 
 
+OUTSIDE_FOLDER = "its path leads outside the dataset folder"
+"""Why an item whose listed path (in a label file) points out of its dataset folder is skipped."""
+
+
 class DatasetAdapter:
     """Base class of every dataset adapter. Subclasses set the class attributes and implement
     :meth:`scan` and :meth:`read`; :func:`faceml.data.register` makes them known by name."""

@@ -29,13 +29,12 @@ import pandas as pd
 from faceml.data.ages import unmangle_bins, unmangled_note
 from faceml.data.registry import register
 from faceml.data.imageio import FileAdapter
-from faceml.data.base import BadItem, LabelSpec, Scan, read_label_csv
+from faceml.data.base import OUTSIDE_FOLDER, BadItem, LabelSpec, Scan, read_label_csv
 from faceml.data.mapping import FAIRFACE_AGE_BINS, FAIRFACE_RACES, GENDERS
 from faceml.errors import DataError
 
 CSV_NAMES = {"train": "fairface_label_train.csv", "val": "fairface_label_val.csv"}
 COLUMNS = ("file", "age", "gender", "race")
-OUTSIDE = "its path leads outside the dataset folder"
 
 
 def _read_labels(csv: Path) -> pd.DataFrame:
@@ -119,7 +118,7 @@ class FairFaceAdapter(FileAdapter):
         dup = df["file"].duplicated(keep="first")
         reason[dup & (reason == "")] = "listed more than once"
         outside = df["file"].map(lambda f: f.startswith("/") or ".." in f.split("/"))
-        reason[outside & (reason == "")] = OUTSIDE
+        reason[outside & (reason == "")] = OUTSIDE_FOLDER
 
         files = _stat_dirs(root, df["file"][~outside])
         info = df["file"].map(files)

@@ -29,7 +29,7 @@ from pathlib import Path
 from PIL import Image
 
 from faceml.io import atomic_file
-from faceml.data.base import BadItem
+from faceml.data.base import OUTSIDE_FOLDER, BadItem
 from faceml.errors import ConfigError, DataError
 
 SHRINKABLE = ("utkface", "fairface")  # labels in the file name, or in label files copied along
@@ -75,8 +75,7 @@ def shrink(path: str | Path, out: str | Path, size: int, color: str = "rgb", *,
     pixels, bad = read_files(list(scan.frame["_path"]), side, color, progress, names=names)
     root = out.resolve()
     targets = {n: (out / n).resolve() for n in names}  # a label file's name could point out
-    bad += [BadItem(n, "its path leads outside the dataset folder") for n, t in targets.items()
-            if not t.is_relative_to(root)]
+    bad += [BadItem(n, OUTSIDE_FOLDER) for n, t in targets.items() if not t.is_relative_to(root)]
     broken = {b.source for b in bad}
     mode = "L" if pixels.shape[-1] == 1 else "RGB"
 
