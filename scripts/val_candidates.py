@@ -23,7 +23,7 @@ from pathlib import Path
 def _is_file(item: str) -> bool:
     from faceml.serving.bundle import member_file
 
-    return item.endswith(".keras") or member_file(item)[1] is not None
+    return member_file(item)[0].endswith(".keras")
 
 
 def _members(item: str, store):
@@ -38,7 +38,7 @@ def _members(item: str, store):
 def candidate(spec: str, run, store):
     """``(label, model)`` of one ``LABEL=ITEM+ITEM[+mirror]``."""
     from faceml.modeling.ensemble import build_ensemble
-    from faceml.serving.bundle import _check_file_members, _check_members
+    from faceml.serving.bundle import check_file_members, check_members
 
     label, _, body = spec.partition("=")
     items = [i for i in body.split("+") if i and i != "mirror"]
@@ -50,8 +50,8 @@ def candidate(spec: str, run, store):
     if not models:
         raise SystemExit(f"{spec!r}: no member")
     # the same checks as bundle: runs share the split run's data and heads, files its split
-    _check_members([run, *(store.get(i) for i in items if not _is_file(i) and i != run.id)])
-    _check_file_members([run], files)
+    check_members([run, *(store.get(i) for i in items if not _is_file(i) and i != run.id)])
+    check_file_members([run], files)
     mirror = "mirror" in body.split("+")
     if len(models) == 1 and not mirror:
         return label, models[0]

@@ -105,7 +105,7 @@ def file_members(path: str | Path) -> list[FileMember]:
     return [FileMember(str(path), m, dict(find_preprocessing(m).metadata or {})) for m in found]
 
 
-def _check_file_members(runs, members: list[FileMember]) -> None:
+def check_file_members(runs, members: list[FileMember]) -> None:
     """Each file member trained on the run's own split of each dataset it saw, and on nothing
     else: otherwise some of the run's val or test faces could be its training faces."""
     from faceml.data.prepare import PrepOptions
@@ -242,7 +242,8 @@ def _rescore_several(model, run, opts, split: str, given: dict):
     return frame
 
 
-def _check_members(runs) -> None:
+def check_members(runs) -> None:
+    """Every run is finished, and all trained on the same data (so the same split) and heads."""
     for r in runs:
         st = r.status()
         if st.get("state") != "done":
@@ -686,11 +687,11 @@ def bundle(runs, name: str, out_dir: Path | None = None, test_path: str | dict |
         raise FaceMLError(f"model name must be lowercase letters, digits, '-' or '_': {name!r}")
     if len({r.id for r in runs}) != len(runs):
         raise FaceMLError("each run can be in an ensemble once")
-    _check_members(runs)
+    check_members(runs)
     files = [fm for f in with_files for fm in file_members(f)]
     if len({(Path(member_file(fm.path)[0]).resolve(), fm.model.name) for fm in files}) < len(files):
         raise FaceMLError("each file (or member of a file) can be in an ensemble once")
-    _check_file_members(runs, files)
+    check_file_members(runs, files)
     test_path = parse_test_paths(runs[0], test_path)
     out = Path(out_dir) if out_dir is not None else paths.models_dir()
     out.mkdir(parents=True, exist_ok=True)
