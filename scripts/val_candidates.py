@@ -59,22 +59,13 @@ def candidate(spec: str, run, store):
 
 
 def score(model, run) -> dict:
-    """``{dataset: {head: metrics}}`` on ``run``'s validation split."""
-    from faceml.evaluation.interpretation import Interpretation
-    from faceml.evaluation.predictions import dataset_rows, has_truth
-    from faceml.evaluation.stored import run_heads
-    from faceml.data.prepare import PrepOptions
+    """``{dataset: summary}`` on ``run``'s validation split (``Interpretation.by_dataset``, as
+    ``evaluate --json`` prints it)."""
+    from faceml.evaluation.evaluate import interpret
     from faceml.serving.bundle import rescore
 
     frame = rescore(model, run, "val")
-    heads = run_heads(run, frame)
-    out = {}
-    for d in PrepOptions.from_dict(run.config["data"]).datasets:
-        sub = dataset_rows(frame, d)
-        mine = [h for h in heads if sub is not None and has_truth(sub, h)]
-        if mine:
-            out[d] = Interpretation.from_frame(sub, mine, dataset=d, split="val").summary()
-    return out
+    return {d: part.summary() for d, part in interpret(frame).by_dataset().items()}
 
 
 def size_mb(model) -> float:
