@@ -6,6 +6,7 @@ no heads, as soon as the visitor changed a widget)."""
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from faceml.runs import RunStore
 
@@ -66,14 +67,19 @@ def test_a_link_to_a_training_run_fills_the_form_and_it_holds(browser, app_serve
                 wait_idle(b)
                 before = {r.id for r in RunStore(app_server.runs_dir).list()}
                 cached = b.get_by_text(f"showing its cached run {run_id}")
+                seen = False
                 for _ in range(3):  # a click that lands during a fragment's rerun can be lost
                     b.get_by_role("button", name="Launch").click()
-                    wait_idle(b)
-                    if cached.count():
+                    try:  # caught as it is drawn: a later rerun (run A finishing) redraws the page
+                        cached.wait_for(timeout=30_000)
+                        seen = True
                         break
+                    except PlaywrightTimeout:
+                        wait_idle(b)
+                wait_idle(b)
                 assert_no_exception(b)
                 assert parse_qs(urlparse(b.url).query)["run"] == [run_id], wait
-                assert cached.count(), wait
+                assert seen, wait
                 assert {r.id for r in RunStore(app_server.runs_dir).list()} == before  # no new run
             finally:
                 b_ctx.close()
