@@ -1,10 +1,12 @@
 """Score candidate bundles on the **validation** split only, per dataset (never the test split).
 
-    python -m scripts.val_candidates --split-of RUN_ID [--json] LABEL=ITEM+ITEM[+mirror] …
+    python -m scripts.val_candidates --split-of RUN_ID [--json] LABEL=ITEM+ITEM[+mirror][+float16] …
 
-Each ITEM is a finished run id (its best checkpoint) or a bundled ``.keras`` file (all its
-members; ``FILE.keras#2`` takes its second member only); ``+mirror`` also averages each member's
-answer on the mirrored face, as ``bundle --mirror`` does. Every candidate is scored on the
+Each ITEM is a finished run id (its best checkpoint; a run on some of the datasets only joins
+as ``bundle --with RUN_ID`` does) or a bundled ``.keras`` file (all its members;
+``FILE.keras#2`` takes its second member only); ``+mirror`` also averages each member's answer
+on the mirrored face, as ``bundle --mirror`` does, and ``+float16`` stores the kernels at half
+precision, as ``bundle --float16`` does. Every candidate is scored on the
 validation split of ``--split-of`` (a run whose split every member shares: checked as
 ``bundle --with`` checks it), read from that run's own folders, and saved to a scratch file to
 report its size. Prints a Markdown table (or one JSON line per candidate) with each dataset's
@@ -26,32 +28,43 @@ def _is_file(item: str) -> bool:
     return member_file(item)[0].endswith(".keras")
 
 
-def _members(item: str, store):
-    from faceml.serving.bundle import file_members
+def _members(item: str, store, run):
+    """``(models, file members)`` of one ITEM: a run on the split run's data is a plain member,
+    a run on other data (fewer datasets) is checked as a file member is."""
+    from faceml.serving.bundle import file_members, run_member
 
     if not _is_file(item):
-        return [store.get(item).load_model("best")], []
-    found = file_members(item)
+        other = store.get(item)
+        if other.config["data"] == run.config["data"]:
+            return [other.load_model("best")], []
+        found = [run_member(other)]
+    else:
+        found = file_members(item)
     return [fm.model for fm in found], found
 
 
 def candidate(spec: str, run, store):
     """``(label, model)`` of one ``LABEL=ITEM+ITEM[+mirror]``."""
-    from faceml.modeling.ensemble import build_ensemble
+    from faceml.modeling.ensemble import build_ensemble, half_kernels
     from faceml.serving.bundle import check_file_members, check_members
 
     label, _, body = spec.partition("=")
-    items = [i for i in body.split("+") if i and i != "mirror"]
+    flags = {"mirror", "float16"}
+    items = [i for i in body.split("+") if i and i not in flags]
     models, files = [], []
     for item in items:
-        m, f = _members(item, store)
+        m, f = _members(item, store, run)
         models += m
         files += f
     if not models:
         raise SystemExit(f"{spec!r}: no member")
     # the same checks as bundle: runs share the split run's data and heads, files its split
-    check_members([run, *(store.get(i) for i in items if not _is_file(i) and i != run.id)])
+    members = {fm.path for fm in files}
+    check_members([run, *(store.get(i) for i in items
+                          if not _is_file(i) and i != run.id and i not in members)])
     check_file_members([run], files)
+    if "float16" in body.split("+"):
+        models = [half_kernels(m) for m in models]
     mirror = "mirror" in body.split("+")
     if len(models) == 1 and not mirror:
         return label, models[0]

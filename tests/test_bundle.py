@@ -206,3 +206,53 @@ def test_shrink_cli_refuses_other_datasets_with_one_line(tmp_path, capsys):
                  str(tmp_path / "o")]) == 2
     assert "shrink works on utkface" in capsys.readouterr().err
     assert main(["shrink", "--path", str(tmp_path / "absent"), "--out", str(tmp_path / "o")]) == 2
+
+
+def test_half_kernels_halve_the_file_and_keep_the_answers(tmp_path):
+    """half_kernels: Conv2D and Dense kernels stored as float16 (so the .keras file is about
+    half), every other weight as it was, answers within the kernels' rounding; the file loads
+    with safe_mode=True and keeps the model's name and preprocessing."""
+    import keras
+    from fixtures_formats import make_utkface
+
+    from faceml.modeling.ensemble import half_kernels
+    from faceml.modeling.layers import HalfConv2D, HalfDense, find_preprocessing
+    from faceml.modeling.modelio import save_model
+
+    cfg = TrainConfig(data=PrepOptions(dataset="utkface", size=32,
+                                       path=str(make_utkface(tmp_path / "utk", 60))),
+                      arch="default_cnn", heads=["gender", "race", "age"], epochs=1,
+                      batch_size=32)
+    run, _ = RunStore().create(cfg.run_id(), cfg.canonical())
+    assert train_run(run)["state"] == "done"
+    model = run.load_model("best")
+    half = half_kernels(model)
+    assert half.name == model.name
+    assert find_preprocessing(half).get_config() == find_preprocessing(model).get_config()
+    kinds = {type(layer).__name__ for layer in half.layers}
+    assert {"HalfConv2D", "HalfDense"} <= kinds and not {"Conv2D", "Dense"} & kinds
+    kept = {w.path: w for w in model.weights}
+    halved = []
+    for w in half.weights:
+        a = keras.ops.convert_to_numpy(w)
+        b = keras.ops.convert_to_numpy(kept[w.path])
+        if a.dtype == np.float16:
+            halved.append(w.path)
+            np.testing.assert_array_equal(a, b.astype(np.float16))
+        else:
+            np.testing.assert_array_equal(a, b)
+    swapped = [x for x in half.layers if isinstance(x, HalfConv2D | HalfDense)]
+    assert sorted(halved) == sorted(x._kernel.path for x in swapped)  # every kernel, nothing else
+    save_model(model, tmp_path / "full.keras")
+    save_model(half, tmp_path / "half.keras")
+    full_mb, half_mb = ((tmp_path / f"{n}.keras").stat().st_size for n in ("full", "half"))
+    assert 0.45 < half_mb / full_mb < 0.62, (half_mb, full_mb)
+    loaded = load_model(tmp_path / "half.keras")
+    assert [type(x).__name__ for x in loaded.layers] == [type(x).__name__ for x in half.layers]
+    x = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    want, got = model.predict(x, verbose=0), loaded.predict(x, verbose=0)
+    for head in ("gender", "race"):
+        assert got[head].dtype == np.float32
+        np.testing.assert_allclose(got[head], want[head], atol=2e-3)
+        assert np.abs(got[head] - want[head]).max() > 0  # it is rounded, not the same weights
+    np.testing.assert_allclose(got["age"], want["age"], atol=0.05)

@@ -405,6 +405,66 @@ def test_candidates_are_scored_on_validation_per_dataset(store, capsys):
     assert rows["joined"]["size_mb"] > rows["alone"]["size_mb"] > 0
     with pytest.raises(FaceMLError, match="holds 1 model.s.: it has no member #2"):
         candidates(["--split-of", run.id, f"bad={run.id}+{single}#2"])
-    other = _utk_only(store, seed=1)
-    with pytest.raises(FaceMLError, match="different data"):
+    other = _utk_only(store, seed=1)  # a run on other data joins as a file would: checked
+    with pytest.raises(FaceMLError, match=r"split utkface differently .*seed 1 vs 0"):
         candidates(["--split-of", run.id, f"bad={run.id}+{other.id}"])
+    # a run on UTKFace alone joins as `bundle --with RUN_ID` does; +float16 as --float16 does
+    utk = _utk_only(store)
+    assert candidates(["--split-of", run.id, "--json", f"full={run.id}+{utk.id}+mirror",
+                       f"half={run.id}+{utk.id}+mirror+float16"]) == 0
+    rows = {r["candidate"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert rows["half"]["size_mb"] < 0.75 * rows["full"]["size_mb"]
+    for d in ("utkface", "fairface"):
+        full, half = rows["full"]["val"][d]["heads"], rows["half"]["val"][d]["heads"]
+        assert half["age"]["mae"] == pytest.approx(full["age"]["mae"], abs=0.05)
+        assert half["gender"]["auc"] == pytest.approx(full["gender"]["auc"], abs=0.02)
+
+
+def test_a_run_on_fewer_datasets_joins_with_its_command_and_float16_halves_the_file(store,
+                                                                                   capsys):
+    """bundle --with RUN_ID: a finished UTKFace-only run joins a mixed run's average, checked
+    as a file member is (its split, its datasets); the card gives its train command and the
+    bundle line. --float16 stores the kernels at half precision: the file is about half and
+    the answers are the float32 average's within the rounding; the card says so."""
+    from faceml.cli import main
+    from faceml.flags import train_command
+    from faceml.modeling.modelio import load_model
+
+    models = store["base"] / "models"
+    run, utk = store["runs"]["plain"], _utk_only(store)
+    for name, extra in (("withrun", []), ("withrun16", ["--float16"])):
+        code = main(["bundle", run.id, "--with", utk.id, "--mirror", "--name", name,
+                     "--out", str(models), *extra])
+        assert code == 0, capsys.readouterr().err
+    capsys.readouterr()
+    x = np.random.default_rng(2).integers(0, 256, (6, 16, 16, 3), dtype=np.uint8)
+    full = load_model(models / "withrun.keras").predict(x, verbose=0)
+    half = load_model(models / "withrun16.keras").predict(x, verbose=0)
+    parts = [m.predict(v, verbose=0) for m in (run.load_model("best"), utk.load_model("best"))
+             for v in (x, x[:, :, ::-1])]
+    for head in ("gender", "race", "age"):
+        want = np.mean([p[head] for p in parts], axis=0)
+        np.testing.assert_allclose(full[head], want, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(half[head], want, atol=2e-3 if head != "age" else 0.05)
+    sizes = {n: (models / f"{n}.keras").stat().st_size for n in ("withrun", "withrun16")}
+    assert 0.45 < sizes["withrun16"] / sizes["withrun"] < 0.7, sizes
+    for name in ("withrun", "withrun16"):
+        card = (models / f"{name}.md").read_text()
+        assert f"run `{utk.id}`" in card and "(`--with`), trained on utkface only" in card
+        assert train_command(utk.config) in card and train_command(run.config) in card
+        assert "the average of 2 models, each also shown the mirrored face" in card
+        half_said = "kernels stored at half precision (float16" in card
+        assert half_said == (name == "withrun16")
+        assert (f"python -m faceml bundle {run.id} --with {utk.id} --name {name} --mirror"
+                + (" --float16" if name == "withrun16" else "")) in card
+    other = _utk_only(store, seed=1)
+    assert main(["bundle", run.id, "--with", other.id, "--name", "bad", "--out",
+                 str(models)]) == 2
+    assert "split utkface differently" in capsys.readouterr().err
+    with pytest.raises(FaceMLError, match="once"):
+        bundle(run, "bad", models, with_runs=[run])
+    with pytest.raises(FaceMLError, match="once"):
+        bundle(run, "bad", models, with_runs=[utk, utk])
+    with pytest.raises(FaceMLError, match=f"trained on fairface, which run {utk.id} did not"):
+        bundle(utk, "bad", models, with_runs=[run])
+    assert not (models / "bad.keras").exists()

@@ -10,10 +10,14 @@ def add_arguments(s) -> None:
     s.add_argument("--mirror", action="store_true",
                    help="also average each model's answer on the mirrored face")
     s.add_argument("--with", dest="with_files", action="append", default=[],
-                   metavar="FILE.keras[#N]",
+                   metavar="FILE.keras[#N]|RUN_ID",
                    help="also average the members of this bundled model, or only its N-th "
-                        "(FILE.keras#2); it must have trained on the run's own split of each "
-                        "dataset it saw: checked")
+                        "(FILE.keras#2), or a finished run on some of the datasets only; it "
+                        "must have trained on the run's own split of each dataset it saw: "
+                        "checked")
+    s.add_argument("--float16", action="store_true",
+                   help="store the kernels at half precision: about half the file (it still "
+                        "computes in float32)")
     s.add_argument("--name", required=True)
     s.add_argument("--out", default=None, help="folder (default: the project's models/)")
     s.add_argument("--test-path", default=None, metavar="FOLDER|NAME=FOLDER,…",
@@ -24,12 +28,14 @@ def add_arguments(s) -> None:
 
 
 def run(a) -> int:
-    from faceml.serving.bundle import SIZE_LIMIT_MB, bundle
+    from faceml.serving.bundle import SIZE_LIMIT_MB, bundle, member_file
     from faceml.runs import RunStore
 
     store = RunStore()
+    files = [f for f in a.with_files if member_file(f)[0].endswith(".keras")]
     mpath, card = bundle([store.get(r) for r in a.run_ids], a.name, a.out, a.test_path,
-                         a.mirror, with_files=a.with_files)
+                         a.mirror, with_files=files, float16=a.float16,
+                         with_runs=[store.get(r) for r in a.with_files if r not in files])
     size = mpath.stat().st_size / 1e6
     over = f" — over the {SIZE_LIMIT_MB:g} MB limit" if size > SIZE_LIMIT_MB else ""
     print(f"{mpath} ({size:.1f} MB{over})\n{card}")

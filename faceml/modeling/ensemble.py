@@ -9,6 +9,10 @@ Probabilities are averaged per class and ages in years. The members must take th
 it
 loads with ``safe_mode=True`` and the Predict page, evaluation and the CLI use it unchanged.
 Made by ``python -m faceml bundle RUN RUN… --mirror``, choosing members on validation.
+
+:func:`half_kernels` makes a copy of a model whose convolution and dense kernels are stored at
+half precision (``bundle --float16``): the file is about half the size, so twice the members fit
+a size limit, and it still computes in float32.
 """
 
 from __future__ import annotations
@@ -55,3 +59,28 @@ def build_ensemble(models: list, mirror: bool = False, name: str = "faceml_ensem
     outputs = {h: keras.layers.Average(name=h)(ts) if len(ts) > 1 else ts[0]
                for h, ts in answers.items()}
     return keras.Model(pixels, outputs, name=name)
+
+
+def half_kernels(model):
+    """A copy of ``model`` (same name, layers and preprocessing) whose ``Conv2D`` and ``Dense``
+    kernels are float16 (:class:`~faceml.modeling.layers.HalfConv2D`,
+    :class:`~faceml.modeling.layers.HalfDense`); every other weight is copied as it is. The copy
+    computes in the model's own dtype, so its answers differ only by the kernels' rounding."""
+    import keras
+
+    from faceml.modeling.layers import HalfConv2D, HalfDense
+
+    halves = {keras.layers.Conv2D: HalfConv2D, keras.layers.Dense: HalfDense}
+
+    def swap(layer):  # exact types only: a subclass may store its kernel otherwise
+        return halves.get(type(layer), type(layer)).from_config(layer.get_config())
+
+    copy = keras.models.clone_model(model, clone_function=swap, recursive=True)
+    old = {w.path: w for w in model.weights}
+    if len(old) != len(copy.weights):
+        raise FaceMLError(f"{model.name}: its float16 copy has {len(copy.weights)} weights "
+                          f"instead of {len(old)}")
+    for w in copy.weights:
+        w.assign(keras.ops.cast(old[w.path], w.dtype))
+    copy.name = model.name
+    return copy

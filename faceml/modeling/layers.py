@@ -7,6 +7,9 @@ a z-score, or 0 and 255; or per pixel, arrays of shape ``(size, size, c)``: min-
 carries the model's metadata (dataset, heads with their class names), so training, evaluation
 and the Predict page can never disagree on how a face is turned into numbers.
 
+:class:`HalfConv2D` and :class:`HalfDense` keep their kernel at half precision (a bundled file
+half the size, :func:`faceml.modeling.ensemble.half_kernels`) and compute as the model does.
+
 :class:`HorizontalFlip` mirrors a face (an ensemble's test-time augmentation), and
 :class:`ImageNetPreprocessing` turns raw 0–255 RGB pixels into what an ImageNet backbone was
 trained on; it sits *inside* a transfer model, after :class:`FacePreprocessing` (which for those
@@ -92,6 +95,38 @@ class HorizontalFlip(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+
+class _HalfKernel:
+    """The kernel stored as float16 (half the bytes in a ``.keras`` file) and cast to the
+    layer's compute dtype when used: a float32 model computes as before, on kernels rounded to
+    11 significant bits. The bias stays at the variable dtype (it is small)."""
+
+    def add_weight(self, *args, **kwargs):
+        if kwargs.get("name") == "kernel":
+            kwargs["dtype"] = "float16"
+        return super().add_weight(*args, **kwargs)
+
+    @property
+    def kernel(self):
+        return ops.cast(super().kernel, self.compute_dtype)
+
+    def save_own_variables(self, store):
+        own: dict = {}
+        super().save_own_variables(own)  # "0" is the kernel as used (cast): store it as kept
+        own["0"] = self._kernel
+        for key, value in own.items():
+            store[key] = value
+
+
+@keras.saving.register_keras_serializable(package="faceml")
+class HalfConv2D(_HalfKernel, keras.layers.Conv2D):
+    """``Conv2D`` with a float16 kernel (:class:`_HalfKernel`)."""
+
+
+@keras.saving.register_keras_serializable(package="faceml")
+class HalfDense(_HalfKernel, keras.layers.Dense):
+    """``Dense`` with a float16 kernel (:class:`_HalfKernel`)."""
 
 
 # ImageNet statistics as keras.applications.imagenet_utils uses them.

@@ -26,7 +26,13 @@ model itself) to the average. Each must have trained on the run's own split of e
 saw (the split options its ``FacePreprocessing`` metadata records: seed, fractions, sample,
 strata, held-out mode) and on no other dataset, so the run's val and test splits are held out
 for every member; the card names the file and its members, and points to the file's own card
-for the commands that made them.
+for the commands that made them. ``--with RUN_ID`` adds a finished run trained on some of the
+datasets only (UTKFace alone, beside runs on UTKFace and FairFace), checked the same way; the
+card gives its train command.
+
+``--float16`` stores every member's convolution and dense kernels at half precision
+(:func:`faceml.modeling.ensemble.half_kernels`): about half the file, so more members fit the
+size limit; the model still computes in float32.
 """
 
 from __future__ import annotations
@@ -58,12 +64,25 @@ SPLIT_FIELDS = ("seed", "split", "fraction", "stratify", "holdout")
 
 @dataclass
 class FileMember:
-    """A member of a bundled ``.keras`` file added with ``--with``: the file as given, the
-    member model and its ``FacePreprocessing`` metadata."""
+    """A member added with ``--with``: the file as given (``FILE.keras[#N]``) or a run id, the
+    member model, its ``FacePreprocessing`` metadata, and the run (a run id's) or None."""
 
     path: str
     model: object
     meta: dict
+    run: object = None
+
+
+def run_member(run) -> FileMember:
+    """A finished run as a ``--with`` member: its best checkpoint, which may have trained on
+    fewer datasets than the bundle's runs (checked by :func:`check_file_members`)."""
+    from faceml.modeling.layers import find_preprocessing
+
+    st = run.status()
+    if st.get("state") != "done":
+        raise FaceMLError(f"run {run.id} is {st.get('state')}; only finished runs are bundled")
+    model = run.load_model("best")
+    return FileMember(run.id, model, dict(find_preprocessing(model).metadata or {}), run)
 
 
 def member_file(path: str | Path) -> tuple[str, int | None]:
@@ -336,13 +355,13 @@ def _size_and_speed(name: str, size_mb: float | None, speed: dict | None) -> lis
 def model_card(runs: list, name: str, frames: dict | None = None,
                test_path: str | dict | None = None, mirror: bool = False, *,
                size_mb: float | None = None, speed: dict | None = None,
-               files: list[FileMember] = ()) -> str:
+               files: list[FileMember] = (), float16: bool = False) -> str:
     """The card's Markdown. ``runs``: the bundled run(s), one or the members of an ensemble;
     ``frames``: ``{"val": …, "test": …}`` predictions of the bundled model made by
     :func:`rescore` (needed for an ensemble, a mirrored model or ``test_path``); otherwise the
     run's stored predictions are used. ``size_mb``/``speed`` (:func:`measure_speed`): the
-    bundled file's; ``files``: members added from bundled files (``--with``). A run on several
-    datasets gets a section per dataset."""
+    bundled file's; ``files``: members added with ``--with``; ``float16``: the kernels are stored
+    at half precision. A run on several datasets gets a section per dataset."""
     from faceml.data.prepare import PrepOptions
     from faceml.evaluation.evaluate import run_heads
     from faceml.evaluation.groups import group_breakdown
@@ -350,7 +369,7 @@ def model_card(runs: list, name: str, frames: dict | None = None,
 
     if PrepOptions.from_dict(runs[0].config["data"]).multi:
         return _several_card(runs, name, frames, test_path or {}, mirror, size_mb, speed,
-                             files)
+                             files, float16)
     run = runs[0]
     cfg = run.config
     st = run.status()
@@ -362,7 +381,7 @@ def model_card(runs: list, name: str, frames: dict | None = None,
     else:
         test = run.metrics().get("test") or {}
         preds = run.predictions()
-    lines = [*_header(runs, name, mirror, files=files),
+    lines = [*_header(runs, name, mirror, files=files, float16=float16),
              "## Data and split",
              f"- Dataset: `{d['dataset']}`" + (f" from `{d['path']}`" if d.get("path") else ""),
              f"- Split: stratified and seeded (seed {d['seed']}), "
@@ -378,7 +397,7 @@ def model_card(runs: list, name: str, frames: dict | None = None,
              "- Per-channel mean/std scaling fitted on the training split only "
              "(`FacePreprocessing` layer), so the `.keras` file takes raw pixels.", "",
              *_commands(runs, name, mirror, {d["dataset"]: test_path} if test_path else {},
-                        files),
+                        files, float16),
              *_size_and_speed(name, size_mb, speed),
              "## Metrics on the test split"]
     rows = [{"head": head, **vals} for head, vals in (test.get("heads") or {}).items()]
@@ -407,10 +426,12 @@ def model_card(runs: list, name: str, frames: dict | None = None,
 
 
 def _header(runs, name: str, mirror: bool, what: str = "",
-            files: list[FileMember] = ()) -> list[str]:
+            files: list[FileMember] = (), float16: bool = False) -> list[str]:
     n = len(runs) + len(files)
     kind = (f"the average of {n} models" if n > 1 else "one model") + (
-        ", each also shown the mirrored face (test-time augmentation)" if mirror else "")
+        ", each also shown the mirrored face (test-time augmentation)" if mirror else "") + (
+        ", with its convolution and dense kernels stored at half precision (float16; it "
+        "computes in float32)" if float16 else "")
     return [f"# Model card: {name}", "",
             f"Trained by FaceML's own CLI{what}; the bundled model is {kind}:",
             *[_trained_line(r) for r in runs], *[_file_line(fm) for fm in files], ""]
@@ -418,6 +439,9 @@ def _header(runs, name: str, mirror: bool, what: str = "",
 
 def _file_line(fm: FileMember) -> str:
     data = fm.meta.get("data") or {}
+    if fm.run is not None:
+        return (_trained_line(fm.run) + f" (`--with`), trained on {data.get('dataset', '?')} "
+                f"only: the run's own split of it, checked")
     card = Path(member_file(fm.path)[0]).with_suffix(".md").name
     split = " / ".join(f"{float(v):.0%}" for v in data.get("split") or ())
     return (f"- from `{fm.path}` (`--with`): run `{fm.meta.get('run_config', '?')}`, "
@@ -427,7 +451,7 @@ def _file_line(fm: FileMember) -> str:
 
 
 def _commands(runs, name: str, mirror: bool, tests: dict,
-              files: list[FileMember] = ()) -> list[str]:
+              files: list[FileMember] = (), float16: bool = False) -> list[str]:
     """The card's ``How it was made``: a shrink line per dataset scored on its originals (where
     ``shrink`` makes such copies), the train line(s) generated from the flags, the bundle line."""
     from faceml.data.prepare import PrepOptions
@@ -444,10 +468,11 @@ def _commands(runs, name: str, mirror: bool, tests: dict,
     given = (",".join(f"{d}={p}" for d, p in tests.items()) if opts.multi
              else next(iter(tests.values()), None))
     return ["## How it was made", "```bash", *shrinks,
-            *[train_command(r.config) for r in runs],
+            *[train_command(r.config) for r in [*runs, *(fm.run for fm in files if fm.run)]],
             f"python -m faceml bundle {ids}"
             + "".join(f" --with {shlex.quote(f)}" for f in dict.fromkeys(fm.path for fm in files))
             + f" --name {name}" + (" --mirror" if mirror else "")
+            + (" --float16" if float16 else "")
             + (f" --test-path {shlex.quote(given)}" if given else ""), "```", "",
             f"Heads {', '.join(cfg['heads'])}.", ""]
 
@@ -559,7 +584,7 @@ def _group_table(sub, heads, d: str) -> list[str]:
 
 
 def _several_card(runs, name: str, frames, tests: dict, mirror: bool, size_mb, speed,
-                  files: list[FileMember] = ()) -> str:
+                  files: list[FileMember] = (), float16: bool = False) -> str:
     """The card of a run trained on several datasets at once: a section per dataset."""
     import pandas as pd
 
@@ -581,7 +606,7 @@ def _several_card(runs, name: str, frames, tests: dict, mirror: bool, size_mb, s
                            **counts[d]} for d in opts.datasets])
     split = " / ".join(f"{v:.0%}" for v in opts.split)
     lines = [*_header(runs, name, mirror, f" on {len(opts.datasets)} datasets at once "
-                      f"({', '.join(opts.datasets)})", files),
+                      f"({', '.join(opts.datasets)})", files, float16),
              "## Data and split",
              "One model learns from every dataset at once, in one label space "
              "(`faceml/data/multi.py`): a categorical label takes the one class set every "
@@ -606,7 +631,7 @@ def _several_card(runs, name: str, frames, tests: dict, mirror: bool, size_mb, s
              "(`faceml.data.imageio.to_pixels`).",
              "- Per-channel mean/std scaling (`FacePreprocessing` layer), so the `.keras` file "
              "takes raw pixels.", "",
-             *_commands(runs, name, mirror, tests, files),
+             *_commands(runs, name, mirror, tests, files, float16),
              *_size_and_speed(name, size_mb, speed),
              "## Metrics on each dataset's own test split",
              "Every number is on one dataset's own test split, scored once. Source: "
@@ -669,7 +694,8 @@ def _faces_per_split(opts, frames: dict) -> tuple[dict[str, dict], list[str]]:
 
 def bundle(runs, name: str, out_dir: Path | None = None, test_path: str | dict | None = None,
            mirror: bool = False, *, measure: bool = True,
-           with_files: list[str | Path] = ()) -> tuple[Path, Path]:
+           with_files: list[str | Path] = (), with_runs: list = (),
+           float16: bool = False) -> tuple[Path, Path]:
     """Write ``models/NAME.keras`` (no optimizer state), its card and its validation answers.
 
     ``runs``: a finished run, or several (their best models are averaged, see
@@ -679,7 +705,9 @@ def bundle(runs, name: str, out_dir: Path | None = None, test_path: str | dict |
     folder, or ``{dataset: folder}`` / ``"NAME=FOLDER,…"`` for a run on several datasets
     (:func:`parse_test_paths`); ``measure``: time the saved model per face for the card;
     ``with_files``: bundled ``.keras`` files whose members join the average (checked to have
-    trained on the run's own split, :func:`file_members`)."""
+    trained on the run's own split, :func:`file_members`); ``with_runs``: finished runs on some
+    of the datasets only, checked the same way (:func:`run_member`); ``float16``: kernels
+    stored at half precision (:func:`faceml.modeling.ensemble.half_kernels`)."""
     from faceml.modeling.modelio import load_model, save_model
 
     runs = [runs] if not isinstance(runs, list | tuple) else list(runs)
@@ -689,7 +717,10 @@ def bundle(runs, name: str, out_dir: Path | None = None, test_path: str | dict |
         raise FaceMLError("each run can be in an ensemble once")
     check_members(runs)
     files = [fm for f in with_files for fm in file_members(f)]
-    if len({(Path(member_file(fm.path)[0]).resolve(), fm.model.name) for fm in files}) < len(files):
+    files += [run_member(r) for r in with_runs]
+    if ({r.id for r in runs} & {r.id for r in with_runs}
+            or len({(Path(member_file(fm.path)[0]).resolve(), fm.model.name)
+                    for fm in files}) < len(files)):
         raise FaceMLError("each file (or member of a file) can be in an ensemble once")
     check_file_members(runs, files)
     test_path = parse_test_paths(runs[0], test_path)
@@ -697,6 +728,10 @@ def bundle(runs, name: str, out_dir: Path | None = None, test_path: str | dict |
     out.mkdir(parents=True, exist_ok=True)
     # compile=False: weights and preprocessing
     models = [r.load_model("best") for r in runs] + [fm.model for fm in files]
+    if float16:
+        from faceml.modeling.ensemble import half_kernels
+
+        models = [half_kernels(m) for m in models]
     if len(models) > 1 or mirror:
         from faceml.modeling.ensemble import build_ensemble
 
@@ -704,14 +739,15 @@ def bundle(runs, name: str, out_dir: Path | None = None, test_path: str | dict |
     else:
         model = models[0]
     frames = None
-    if len(models) > 1 or mirror or test_path:
+    if len(models) > 1 or mirror or test_path or float16:
         frames = {split: rescore(model, runs[0], split, test_path) for split in ("val", "test")}
     mpath = out / f"{name}.keras"
     save_model(model, mpath)
     speed = measure_speed(load_model(mpath)) if measure else None  # what ships: safe_mode=True
     card = out / f"{name}.md"
     card.write_text(model_card(runs, name, frames, test_path, mirror,
-                               size_mb=mpath.stat().st_size / 1e6, speed=speed, files=files))
+                               size_mb=mpath.stat().st_size / 1e6, speed=speed, files=files,
+                               float16=float16))
     preds = frames["val"] if frames is not None else runs[0].predictions()
     if preds is not None:  # validation answers: the Predict page's age intervals and rare groups
         val = preds[preds["split"] == "val"]
