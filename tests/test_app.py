@@ -101,9 +101,13 @@ def test_train_page_launches_a_background_run_and_shows_it():
     at.button(key="launch").click().run()
     assert len(store.list()) == 1
     assert any("already ran" in i.value for i in at.info)
-    # the finished run's curves are drawn
+    # the finished run's curves are drawn; the note stays over later reruns
     at.run()
     assert len(at.get("plotly_chart")) >= 1
+    assert any("already ran" in i.value for i in at.info)
+    # until the form no longer shows that run's configuration
+    at.number_input(key="epochs").set_value(2).run()
+    assert not any("already ran" in i.value for i in at.info)
 
 
 @pytest.mark.parametrize("page", ["app_pages/data.py", "app_pages/train.py"])

@@ -27,6 +27,9 @@ FORM = "_train_form"
 FILL = "_train_fill"
 # The architecture whose input (size, colour) the Data widgets last followed.
 PRESET_FOR = "_preset_for"
+# The run a Launch found already made (its configuration ran before): the page says so while it
+# shows that run with the form unchanged, over every rerun after the click.
+CACHED = "_train_cached"
 
 
 def chosen_arch() -> str:
@@ -257,8 +260,7 @@ def launch_buttons(store: RunStore, cfg: TrainConfig, drawn: dict, valid: bool,
         with user_errors():
             run, new = jobs.submit(cfg, store, visitor=visitor())
         launched(run)
-        if not new:
-            st.info(f"This configuration already ran: showing its cached run {run.id}.")
+        ss[CACHED] = None if new else run.id
     if existing and pol.train_again and b2.button(
             "Train again", disabled=not valid, key="again",
             help="Start a new run of the same configuration"):
@@ -268,6 +270,8 @@ def launch_buttons(store: RunStore, cfg: TrainConfig, drawn: dict, valid: bool,
     current = ss.get("run_id") or (shown.id if shown is not None else None)
     if existing and run_id != current:
         b3.caption(f"Cached: this configuration is run {run_id}.")
+    if current and ss.get(CACHED) == current == run_id:  # kept over the reruns that follow
+        st.info(f"This configuration already ran: showing its cached run {current}.")
     if current and store.exists(current):
         show_run(current)
         return current
