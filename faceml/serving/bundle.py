@@ -78,9 +78,7 @@ def run_member(run) -> FileMember:
     fewer datasets than the bundle's runs (checked by :func:`check_file_members`)."""
     from faceml.modeling.layers import find_preprocessing
 
-    st = run.status()
-    if st.get("state") != "done":
-        raise FaceMLError(f"run {run.id} is {st.get('state')}; only finished runs are bundled")
+    _finished(run)
     model = run.load_model("best")
     return FileMember(run.id, model, dict(find_preprocessing(model).metadata or {}), run)
 
@@ -261,12 +259,16 @@ def _rescore_several(model, run, opts, split: str, given: dict):
     return frame
 
 
+def _finished(run) -> None:
+    state = run.status().get("state")
+    if state != "done":
+        raise FaceMLError(f"run {run.id} is {state}; only finished runs are bundled")
+
+
 def check_members(runs) -> None:
     """Every run is finished, and all trained on the same data (so the same split) and heads."""
     for r in runs:
-        st = r.status()
-        if st.get("state") != "done":
-            raise FaceMLError(f"run {r.id} is {st.get('state')}; only finished runs are bundled")
+        _finished(r)
     first = runs[0].config
     for r in runs[1:]:  # the whole data config decides the split (stratify and options too)
         if r.config["data"] != first["data"] or r.config["heads"] != first["heads"]:
