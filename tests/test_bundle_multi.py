@@ -467,4 +467,11 @@ def test_a_run_on_fewer_datasets_joins_with_its_command_and_float16_halves_the_f
         bundle(run, "bad", models, with_runs=[utk, utk])
     with pytest.raises(FaceMLError, match=f"trained on fairface, which run {utk.id} did not"):
         bundle(utk, "bad", models, with_runs=[run])
+    from faceml.config import TrainConfig
+    from faceml.runs import RunStore
+
+    cfg = TrainConfig.from_dict({**utk.config, "epochs": 2})  # made, never trained
+    unfinished, _ = RunStore().create(cfg.run_id(), cfg.canonical())
+    with pytest.raises(FaceMLError, match=f"run {unfinished.id} is .*only finished runs"):
+        bundle(run, "bad", models, with_runs=[unfinished])
     assert not (models / "bad.keras").exists()
