@@ -461,6 +461,9 @@ def test_a_run_on_fewer_datasets_joins_with_its_command_and_float16_halves_the_f
     assert main(["bundle", run.id, "--with", other.id, "--name", "bad", "--out",
                  str(models)]) == 2
     assert "split utkface differently" in capsys.readouterr().err
+    assert main(["bundle", run.id, "--with", "x.kerass", "--name", "bad", "--out",
+                 str(models)]) == 2
+    assert "'x.kerass' is neither" in capsys.readouterr().err
     with pytest.raises(FaceMLError, match="once"):
         bundle(run, "bad", models, with_runs=[run])
     with pytest.raises(FaceMLError, match="once"):

@@ -28,11 +28,16 @@ def add_arguments(s) -> None:
 
 
 def run(a) -> int:
+    from faceml.errors import FaceMLError
+    from faceml.runs import RunStore, valid_run_id
     from faceml.serving.bundle import SIZE_LIMIT_MB, bundle, member_file
-    from faceml.runs import RunStore
 
     store = RunStore()
     files = [f for f in a.with_files if member_file(f)[0].endswith(".keras")]
+    for f in a.with_files:
+        if f not in files and not valid_run_id(f):
+            raise FaceMLError(f"--with takes a bundled FILE.keras (FILE.keras#N: one member) or "
+                              f"a finished run's id: {f[:80]!r} is neither")
     mpath, card = bundle([store.get(r) for r in a.run_ids], a.name, a.out, a.test_path,
                          a.mirror, with_files=files, float16=a.float16,
                          with_runs=[store.get(r) for r in a.with_files if r not in files])

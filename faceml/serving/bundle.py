@@ -723,7 +723,7 @@ def bundle(runs, name: str, out_dir: Path | None = None, test_path: str | dict |
     if ({r.id for r in runs} & {r.id for r in with_runs}
             or len({(Path(member_file(fm.path)[0]).resolve(), fm.model.name)
                     for fm in files}) < len(files)):
-        raise FaceMLError("each file (or member of a file) can be in an ensemble once")
+        raise FaceMLError("each run, file or member of a file can be in an ensemble once")
     check_file_members(runs, files)
     test_path = parse_test_paths(runs[0], test_path)
     out = Path(out_dir) if out_dir is not None else paths.models_dir()
