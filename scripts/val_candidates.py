@@ -44,7 +44,7 @@ def _members(item: str, store, run):
 
 
 def candidate(spec: str, run, store):
-    """``(label, model)`` of one ``LABEL=ITEM+ITEM[+mirror]``."""
+    """``(label, model)`` of one ``LABEL=ITEM+ITEM[+mirror][+float16]``."""
     from faceml.modeling.ensemble import build_ensemble, half_kernels
     from faceml.serving.bundle import check_file_members, check_members
 
