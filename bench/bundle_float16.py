@@ -50,8 +50,7 @@ def main() -> None:
     members = [fm.model for fm in file_members(a.model)]
     mirror = any(isinstance(layer, HorizontalFlip) for layer in shipped.layers)
     halves = [half_kernels(m) for m in members]
-    half = (build_ensemble(halves, mirror=mirror, name=shipped.name)
-            if len(halves) > 1 or mirror else halves[0])
+    half = build_ensemble(halves, mirror=mirror, name=shipped.name)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "half.keras"
         save_model(half, path)

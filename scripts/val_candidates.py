@@ -66,8 +66,6 @@ def candidate(spec: str, run, store):
     if "float16" in body.split("+"):
         models = [half_kernels(m) for m in models]
     mirror = "mirror" in body.split("+")
-    if len(models) == 1 and not mirror:
-        return label, models[0]
     return label, build_ensemble(models, mirror=mirror, name="candidate")
 
 

@@ -149,6 +149,11 @@ def test_an_ensemble_of_runs_averages_them_and_its_card_names_every_command(tmp_
     assert train_run(run4)["state"] == "done"
     with pytest.raises(FaceMLError, match="same input"):
         build_ensemble([runs[0].load_model("best"), run4.load_model("best")])
+    one = runs[0].load_model("best")
+    name = one.name
+    assert build_ensemble([one]) is one and one.name == name  # nothing to average: unchanged
+    mirrored = build_ensemble([one], mirror=True)
+    assert mirrored is not one and one.name.startswith("member1_")
 
 
 def test_a_fairface_copy_keeps_its_labels_split_and_face_box_pixels(tmp_path, capsys):

@@ -35,7 +35,8 @@ def _signature(model) -> tuple:
 def build_ensemble(models: list, mirror: bool = False, name: str = "faceml_ensemble"):
     """A model whose every output is the mean of the members' (on the face and its mirror).
 
-    The members are used as they are (renamed ``member1_…``, …), not copied."""
+    The members are used as they are (renamed ``member1_…``, …), not copied. A single model
+    without ``mirror`` has nothing to average: it comes back unchanged (not renamed)."""
     import keras
 
     from faceml.modeling.layers import HorizontalFlip
@@ -47,6 +48,8 @@ def build_ensemble(models: list, mirror: bool = False, name: str = "faceml_ensem
         if _signature(m) != sig:
             raise FaceMLError("ensemble members must take the same input and predict the same "
                               f"heads: {models[0].name} {sig[:2]} vs {m.name} {_signature(m)[:2]}")
+    if len(models) == 1 and not mirror:
+        return models[0]
     for i, m in enumerate(models, 1):  # nested models need distinct names to be saved
         m.name = f"member{i}_{re.sub(r'^member[0-9]+_', '', m.name)}"  # a bundled ensemble's
     pixels = keras.Input(models[0].inputs[0].shape[1:], name="pixels")

@@ -734,12 +734,9 @@ def bundle(runs, name: str, out_dir: Path | None = None, test_path: str | dict |
         from faceml.modeling.ensemble import half_kernels
 
         models = [half_kernels(m) for m in models]
-    if len(models) > 1 or mirror:
-        from faceml.modeling.ensemble import build_ensemble
+    from faceml.modeling.ensemble import build_ensemble
 
-        model = build_ensemble(models, mirror=mirror, name=f"faceml_{name.replace('-', '_')}")
-    else:
-        model = models[0]
+    model = build_ensemble(models, mirror=mirror, name=f"faceml_{name.replace('-', '_')}")
     frames = None
     if len(models) > 1 or mirror or test_path or float16:
         frames = {split: rescore(model, runs[0], split, test_path) for split in ("val", "test")}
