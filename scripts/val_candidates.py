@@ -29,18 +29,18 @@ def _is_file(item: str) -> bool:
 
 
 def _members(item: str, store, run):
-    """``(models, file members)`` of one ITEM: a run on the split run's data is a plain member,
-    a run on other data (fewer datasets) is checked as a file member is."""
+    """``(models, file members, plain runs)`` of one ITEM: a run on the split run's data is a
+    plain member, a run on other data (fewer datasets) is checked as a file member is."""
     from faceml.serving.bundle import file_members, run_member
 
     if not _is_file(item):
         other = store.get(item)
         if other.config["data"] == run.config["data"]:
-            return [other.load_model("best")], []
+            return [other.load_model("best")], [], [other]
         found = [run_member(other)]
     else:
         found = file_members(item)
-    return [fm.model for fm in found], found
+    return [fm.model for fm in found], found, []
 
 
 def candidate(spec: str, run, store):
@@ -51,17 +51,16 @@ def candidate(spec: str, run, store):
     label, _, body = spec.partition("=")
     flags = {"mirror", "float16"}
     items = [i for i in body.split("+") if i and i not in flags]
-    models, files = [], []
+    models, files, runs = [], [], []
     for item in items:
-        m, f = _members(item, store, run)
+        m, f, r = _members(item, store, run)
         models += m
         files += f
+        runs += r
     if not models:
         raise SystemExit(f"{spec!r}: no member")
     # the same checks as bundle: runs share the split run's data and heads, files its split
-    members = {fm.path for fm in files}
-    check_members([run, *(store.get(i) for i in items
-                          if not _is_file(i) and i != run.id and i not in members)])
+    check_members([run, *(r for r in runs if r.id != run.id)])
     check_file_members([run], files)
     if "float16" in body.split("+"):
         models = [half_kernels(m) for m in models]
