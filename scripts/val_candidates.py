@@ -9,8 +9,9 @@ on the mirrored face, as ``bundle --mirror`` does, and ``+float16`` stores the k
 precision, as ``bundle --float16`` does. Every candidate is scored on the
 validation split of ``--split-of`` (a run whose split every member shares: checked as
 ``bundle --with`` checks it), read from that run's own folders, and saved to a scratch file to
-report its size. Prints a Markdown table (or one JSON line per candidate) with each dataset's
-validation numbers, so a bundle can be chosen on validation before any test split is scored.
+report its size and, loaded back, its time a face (``bundle``'s measure: one face a call).
+Prints a Markdown table (or one JSON line per candidate) with each dataset's validation numbers,
+so a bundle can be chosen on validation before any test split is scored.
 """
 
 from __future__ import annotations
@@ -78,13 +79,17 @@ def score(model, run) -> dict:
     return {d: part.summary() for d, part in interpret(frame).by_dataset().items()}
 
 
-def size_mb(model) -> float:
-    from faceml.modeling.modelio import save_model
+def shipped(model) -> tuple[float, float]:
+    """``(MB, ms a face)`` of ``model`` as ``bundle`` would ship it: the size of its saved file,
+    and the bundler's own speed measure (median wall time of one face) on that file loaded back
+    with ``safe_mode=True``."""
+    from faceml.modeling.modelio import load_model, save_model
+    from faceml.serving.bundle import measure_speed
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "candidate.keras"
         save_model(model, path)
-        return path.stat().st_size / 1e6
+        return path.stat().st_size / 1e6, measure_speed(load_model(path))["median_ms"]
 
 
 def main(argv=None) -> int:
@@ -101,7 +106,9 @@ def main(argv=None) -> int:
     for spec in a.candidates:
         label, model = candidate(spec, run, store)
         by_dataset = score(model, run)
-        row = {"candidate": label, "size_mb": round(size_mb(model), 2), "val": by_dataset}
+        mb, ms = shipped(model)
+        row = {"candidate": label, "size_mb": round(mb, 2), "ms_per_face": round(ms, 2),
+               "val": by_dataset}
         rows.append(row)
         if a.json:
             print(json.dumps(row), flush=True)
@@ -109,12 +116,12 @@ def main(argv=None) -> int:
         cols = [(d, h, m) for d, heads in rows[0]["val"].items()
                 for h, ms in heads["heads"].items()
                 for m in (("mae",) if "mae" in ms else ("accuracy",))]
-        print("| candidate (validation split) | MB | "
+        print("| candidate (validation split) | MB | ms a face | "
               + " | ".join(f"{d} {h} {'MAE' if m == 'mae' else 'acc.'}" for d, h, m in cols) + " |")
-        print("|---|---|" + "---|" * len(cols))
+        print("|---|---|---|" + "---|" * len(cols))
         for r in rows:
             vals = [r["val"].get(d, {}).get("heads", {}).get(h, {}).get(m) for d, h, m in cols]
-            print(f"| {r['candidate']} | {r['size_mb']:.1f} | "
+            print(f"| {r['candidate']} | {r['size_mb']:.1f} | {r['ms_per_face']:.1f} | "
                   + " | ".join("–" if v is None else f"{v:.3f}" for v in vals) + " |")
     return 0
 

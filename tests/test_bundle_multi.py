@@ -403,6 +403,7 @@ def test_candidates_are_scored_on_validation_per_dataset(store, capsys):
             for m, v in metrics.items():
                 assert got["heads"][head][m] == pytest.approx(v, abs=1e-9), (d, head, m)
     assert rows["joined"]["size_mb"] > rows["alone"]["size_mb"] > 0
+    assert rows["joined"]["ms_per_face"] > 0 and rows["alone"]["ms_per_face"] > 0
     with pytest.raises(FaceMLError, match="holds 1 model.s.: it has no member #2"):
         candidates(["--split-of", run.id, f"bad={run.id}+{single}#2"])
     other = _utk_only(store, seed=1)  # a run on other data joins as a file would: checked
@@ -418,6 +419,12 @@ def test_candidates_are_scored_on_validation_per_dataset(store, capsys):
         full, half = rows["full"]["val"][d]["heads"], rows["half"]["val"][d]["heads"]
         assert half["age"]["mae"] == pytest.approx(full["age"]["mae"], abs=0.05)
         assert half["gender"]["auc"] == pytest.approx(full["gender"]["auc"], abs=0.02)
+    # without --json: a Markdown table, one row a candidate, with its size and time a face
+    assert candidates(["--split-of", run.id, f"alone={run.id}"]) == 0
+    header, rule, row = capsys.readouterr().out.splitlines()
+    assert header.startswith("| candidate (validation split) | MB | ms a face | utkface gender")
+    assert rule.count("---") == header.count("|") - 1 == row.count("|") - 1
+    assert row.startswith("| alone | ") and "–" not in row
 
 
 def test_a_run_on_fewer_datasets_joins_with_its_command_and_float16_halves_the_file(store,
