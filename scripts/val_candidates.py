@@ -50,8 +50,9 @@ def candidate(spec: str, run, store):
     from faceml.serving.bundle import check_file_members, check_members
 
     label, _, body = spec.partition("=")
-    flags = {"mirror", "float16"}
-    items = [i for i in body.split("+") if i and i not in flags]
+    parts = body.split("+")
+    flags = {"mirror", "float16"} & set(parts)
+    items = [i for i in parts if i and i not in flags]
     models, files, runs = [], [], []
     for item in items:
         m, f, r = _members(item, store, run)
@@ -63,10 +64,9 @@ def candidate(spec: str, run, store):
     # the same checks as bundle: runs share the split run's data and heads, files its split
     check_members([run, *(r for r in runs if r.id != run.id)])
     check_file_members([run], files)
-    if "float16" in body.split("+"):
+    if "float16" in flags:
         models = [half_kernels(m) for m in models]
-    mirror = "mirror" in body.split("+")
-    return label, build_ensemble(models, mirror=mirror, name="candidate")
+    return label, build_ensemble(models, mirror="mirror" in flags, name="candidate")
 
 
 def score(model, run) -> dict:

@@ -710,6 +710,7 @@ def bundle(runs, name: str, out_dir: Path | None = None, test_path: str | dict |
     trained on the run's own split, :func:`file_members`); ``with_runs``: finished runs on some
     of the datasets only, checked the same way (:func:`run_member`); ``float16``: kernels
     stored at half precision (:func:`faceml.modeling.ensemble.half_kernels`)."""
+    from faceml.modeling.ensemble import build_ensemble, half_kernels
     from faceml.modeling.modelio import load_model, save_model
 
     runs = [runs] if not isinstance(runs, list | tuple) else list(runs)
@@ -731,11 +732,7 @@ def bundle(runs, name: str, out_dir: Path | None = None, test_path: str | dict |
     # compile=False: weights and preprocessing
     models = [r.load_model("best") for r in runs] + [fm.model for fm in files]
     if float16:
-        from faceml.modeling.ensemble import half_kernels
-
         models = [half_kernels(m) for m in models]
-    from faceml.modeling.ensemble import build_ensemble
-
     model = build_ensemble(models, mirror=mirror, name=f"faceml_{name.replace('-', '_')}")
     frames = None
     if len(models) > 1 or mirror or test_path or float16:
