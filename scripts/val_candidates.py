@@ -11,12 +11,15 @@ validation split of ``--split-of`` (a run whose split every member shares: check
 ``bundle --with`` checks it), read from that run's own folders, and saved to a scratch file to
 report its size and, loaded back, its time a face (``bundle``'s measure: one face a call).
 Prints a Markdown table (or one JSON line per candidate) with each dataset's validation numbers,
-so a bundle can be chosen on validation before any test split is scored.
+so a bundle can be chosen on validation before any test split is scored. Each member is
+predicted once for the whole grid (:class:`Members`): a candidate is scored from its members'
+answers, averaged as its ensemble averages them.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import tempfile
@@ -44,8 +47,62 @@ def _members(item: str, store, run):
     return [fm.model for fm in found], found, []
 
 
-def candidate(spec: str, run, store):
-    """``(label, model)`` of one ``LABEL=ITEM+ITEM[+mirror][+float16]``."""
+class Members:
+    """Each member's answers on the validation faces, predicted once for every candidate that
+    has it.
+
+    A candidate's ensemble answers the mean of its members' answers (each member's on the face
+    and, with ``+mirror``, on its mirror: every member has as many views, so the mean of the
+    members' means is the ensemble's mean). So a candidate is scored from its members' cached
+    answers, and a grid of candidates predicts each (member, float16, mirror) once instead of
+    once a candidate. The answers come from copies loaded here once: a Keras model called in
+    one ensemble can't be saved in another, so the ensemble a candidate ships (saved and timed)
+    is built from its own copies."""
+
+    def __init__(self, store, run):
+        self.store, self.run = store, run
+        self._models: dict[tuple, object] = {}
+        self._answers: dict[tuple, dict] = {}
+        self.predicted = 0  # members predicted so far (the rest came from the cache)
+
+    def model(self, item: str, i: int, float16: bool):
+        """ITEM's ``i``-th model (its float16 copy with ``float16``), loaded once."""
+        from faceml.modeling.ensemble import half_kernels
+
+        if (item, i, False) not in self._models:
+            for j, m in enumerate(_members(item, self.store, self.run)[0]):
+                self._models[item, j, False] = m
+        if (item, i, float16) not in self._models:
+            self._models[item, i, float16] = half_kernels(self._models[item, i, False])
+        return self._models[item, i, float16]
+
+    def predict(self, keys: list[tuple], mirror: bool):
+        """A ``predict`` for :func:`~faceml.serving.bundle.rescore`: the mean of the members'
+        answers on ``x`` (each on the face and, with ``mirror``, its mirror); ``keys``:
+        ``(item, i, float16)`` of each member."""
+        import numpy as np
+
+        from faceml.modeling.ensemble import build_ensemble
+        from faceml.modeling.modelio import predict_arrays
+
+        def answer(_model, x, batch_size):
+            faces = (x.shape, x.dtype.str, hashlib.blake2b(np.ascontiguousarray(x)).hexdigest())
+            outs = []
+            for key in keys:
+                k = (key, mirror, faces)
+                if k not in self._answers:
+                    one = build_ensemble([self.model(*key)], mirror=mirror, name="one_member")
+                    self._answers[k] = predict_arrays(one, x, batch_size)
+                    self.predicted += 1
+                outs.append(self._answers[k])
+            return {h: np.mean([o[h] for o in outs], axis=0, dtype=np.float64)
+                    .astype(outs[0][h].dtype) for h in outs[0]}
+        return answer
+
+
+def candidate(spec: str, run, members: Members):
+    """``(label, model, predict)`` of one ``LABEL=ITEM+ITEM[+mirror][+float16]``: its ensemble
+    (to save and time) and the ``predict`` that scores it from its members' cached answers."""
     from faceml.modeling.ensemble import build_ensemble, half_kernels
     from faceml.serving.bundle import check_file_members, check_members
 
@@ -53,9 +110,10 @@ def candidate(spec: str, run, store):
     parts = body.split("+")
     flags = {"mirror", "float16"} & set(parts)
     items = [i for i in parts if i and i not in flags]
-    models, files, runs = [], [], []
+    models, files, runs, keys = [], [], [], []
     for item in items:
-        m, f, r = _members(item, store, run)
+        m, f, r = _members(item, members.store, run)
+        keys += [(item, i, "float16" in flags) for i in range(len(m))]
         models += m
         files += f
         runs += r
@@ -66,16 +124,17 @@ def candidate(spec: str, run, store):
     check_file_members([run], files)
     if "float16" in flags:
         models = [half_kernels(m) for m in models]
-    return label, build_ensemble(models, mirror="mirror" in flags, name="candidate")
+    model = build_ensemble(models, mirror="mirror" in flags, name="candidate")
+    return label, model, members.predict(keys, "mirror" in flags)
 
 
-def score(model, run) -> dict:
+def score(model, run, predict=None) -> dict:
     """``{dataset: summary}`` on ``run``'s validation split (``Interpretation.by_dataset``, as
-    ``evaluate --json`` prints it)."""
+    ``evaluate --json`` prints it); ``predict`` as :func:`~faceml.serving.bundle.rescore`'s."""
     from faceml.evaluation.evaluate import interpret
     from faceml.serving.bundle import rescore
 
-    frame = rescore(model, run, "val")
+    frame = rescore(model, run, "val", predict=predict)
     return {d: part.summary() for d, part in interpret(frame).by_dataset().items()}
 
 
@@ -102,10 +161,10 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     store = RunStore()
     run = store.get(a.split_of)
-    rows = []
+    rows, members = [], Members(store, run)
     for spec in a.candidates:
-        label, model = candidate(spec, run, store)
-        by_dataset = score(model, run)
+        label, model, predict = candidate(spec, run, members)
+        by_dataset = score(model, run, predict)
         mb, ms = shipped(model)
         row = {"candidate": label, "size_mb": round(mb, 2), "ms_per_face": round(ms, 2),
                "val": by_dataset}

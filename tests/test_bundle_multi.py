@@ -427,6 +427,32 @@ def test_candidates_are_scored_on_validation_per_dataset(store, capsys):
     assert row.startswith("| alone | ") and "–" not in row
 
 
+def test_candidates_share_their_members_answers(store):
+    """val_candidates predicts each (member, float16, mirror) once for the whole grid, and a
+    candidate scored from its members' cached answers scores as its own ensemble does."""
+    from faceml.runs import RunStore
+    from scripts.val_candidates import Members, candidate, score
+
+    run, utk = store["runs"]["plain"], _utk_only(store)
+    members = Members(RunStore(), run)
+    predicted = []
+    for spec in (f"a={run.id}+{utk.id}+mirror", f"b={run.id}+mirror", f"c={run.id}+mirror",
+                 f"d={run.id}+{utk.id}+mirror+float16", f"e={run.id}+{utk.id}"):
+        label, model, predict = candidate(spec, run, members)
+        cached, direct = score(model, run, predict), score(model, run)
+        predicted.append(members.predicted)
+        assert set(cached) == set(direct) == {"utkface", "fairface"}
+        for d, want in direct.items():
+            assert cached[d]["n"] == want["n"] > 0
+            for head, metrics in want["heads"].items():
+                for m, v in metrics.items():
+                    got = cached[d]["heads"][head][m]
+                    assert got == pytest.approx(v, rel=1e-6, abs=1e-6), (label, d, head, m)
+    # a: two members; b and c: the run's mirrored answers again; d: both at float16; e: both
+    # without the mirror
+    assert predicted == [2, 2, 2, 4, 6]
+
+
 def test_a_run_on_fewer_datasets_joins_with_its_command_and_float16_halves_the_file(store,
                                                                                    capsys):
     """bundle --with RUN_ID: a finished UTKFace-only run joins a mixed run's average, checked

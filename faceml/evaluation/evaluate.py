@@ -285,7 +285,7 @@ def _true_values(sub: pd.DataFrame, h: HeadSpec, spec, dataset: str, own: PrepOp
 
 def evaluate_model(model_or_run, dataset_options: PrepOptions | dict | None = None,
                    split: str = "test", progress: Progress | None = None, *,
-                   batch_size: int | None = None) -> pd.DataFrame:
+                   batch_size: int | None = None, predict=None) -> pd.DataFrame:
     """A model's predictions frame on a dataset split (see the module docstring).
 
     ``model_or_run``: a :class:`~faceml.runs.Run` (its best checkpoint; the last one while it
@@ -296,11 +296,14 @@ def evaluate_model(model_or_run, dataset_options: PrepOptions | dict | None = No
     the model's split and options otherwise). ``split``: ``train``, ``val``, ``test`` or
     ``all``. Hosted, ``dataset_options`` must name a dataset of the allow-list and no path of
     its own (a :class:`~faceml.hosting.PolicyError`), and no message names a server path.
+    ``predict``: ``(model, x, batch_size) -> {head: array}`` in place of
+    :func:`~faceml.modeling.modelio.predict_arrays` (a caller that already knows the answers:
+    ``scripts/val_candidates`` averages its members' cached ones).
     """
     policy = hosting.current()
     try:
         return _evaluate_model(model_or_run, dataset_options, split, progress, batch_size,
-                               policy)
+                               policy, predict)
     except FaceMLError as e:
         if not policy.hosted:
             raise
@@ -308,7 +311,7 @@ def evaluate_model(model_or_run, dataset_options: PrepOptions | dict | None = No
 
 
 def _evaluate_model(model_or_run, dataset_options, split, progress, batch_size,
-                    policy: hosting.HostingPolicy) -> pd.DataFrame:
+                    policy: hosting.HostingPolicy, predict=None) -> pd.DataFrame:
     from faceml.data.prepare import PrepOptions, prepare
     from faceml.modeling.modelio import predict_arrays
 
@@ -373,7 +376,7 @@ def _evaluate_model(model_or_run, dataset_options, split, progress, batch_size,
     for w in prep.warnings:
         notes.append(w)
     bs = int(batch_size or (run.config.get("batch_size") if run is not None else 0) or 256)
-    outputs = predict_arrays(model, prep.x[idx], bs)
+    outputs = (predict or predict_arrays)(model, prep.x[idx], bs)
     lost = [h.name for h in kept if h.name not in outputs]
     if lost:
         raise FaceMLError(f"{origin} has no output named {lost[0]!r} (its outputs: "

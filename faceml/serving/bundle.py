@@ -207,12 +207,13 @@ def _where(opts, d: str) -> str:
         return str(loc)
 
 
-def rescore(model, run, split: str, path: str | dict | None = None):
+def rescore(model, run, split: str, path: str | dict | None = None, predict=None):
     """``model``'s predictions frame on ``run``'s own ``split``, read from ``path`` (another
     copy of the same data: the original of a ``python -m faceml shrink`` copy; for a run on
     several datasets ``{dataset: folder}``) or from the run's own data. The split is seeded on
     names and labels, so it is the same faces: that is checked against the run's stored
-    predictions (per dataset for several), not assumed."""
+    predictions (per dataset for several), not assumed. ``predict``: as
+    :func:`~faceml.evaluation.evaluate.evaluate_model`'s."""
     from dataclasses import replace
 
     from faceml.evaluation.evaluate import evaluate_model
@@ -220,10 +221,10 @@ def rescore(model, run, split: str, path: str | dict | None = None):
 
     opts = PrepOptions.from_dict(run.config["data"])
     if opts.multi:
-        return _rescore_several(model, run, opts, split, path or {})
+        return _rescore_several(model, run, opts, split, path or {}, predict)
     if path:
         opts = replace(opts, path=str(path))
-    frame = evaluate_model(model, opts, split=split)
+    frame = evaluate_model(model, opts, split=split, predict=predict)
     preds = run.predictions()
     own = set(preds.loc[preds["split"] == split, "source"]) if preds is not None else set()
     if own != set(frame["source"]):
@@ -234,7 +235,7 @@ def rescore(model, run, split: str, path: str | dict | None = None):
     return frame
 
 
-def _rescore_several(model, run, opts, split: str, given: dict):
+def _rescore_several(model, run, opts, split: str, given: dict, predict=None):
     from dataclasses import replace
 
     from faceml.evaluation.evaluate import evaluate_model
@@ -244,7 +245,7 @@ def _rescore_several(model, run, opts, split: str, given: dict):
         raise FaceMLError(f"run {run.id} was trained on several datasets: give a folder per "
                           "dataset ({name: folder})")
     read = replace(opts, path={**(opts.path if isinstance(opts.path, dict) else {}), **given})
-    frame = evaluate_model(model, read, split=split)
+    frame = evaluate_model(model, read, split=split, predict=predict)
     preds = run.predictions()
     for d in opts.datasets:
         mine, theirs = (dataset_rows(f[f["split"] == split], d) if f is not None else None
