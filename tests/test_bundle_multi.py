@@ -453,6 +453,52 @@ def test_candidates_share_their_members_answers(store):
     assert predicted == [2, 2, 2, 4, 6]
 
 
+def test_calibrate_age_fits_the_line_on_validation_exact_ages_and_carries_it(store, capsys,
+                                                                            monkeypatch):
+    """bundle --calibrate-age: the map is the median-regression line of the uncalibrated
+    bundle's validation answers (exact ages only: UTKFace's, not FairFace's bins), carried in
+    the file (safe load), in its validation CSV and on its card; its members still join other
+    bundles; too few exact ages is a clear message and writes nothing."""
+    from faceml.cli import main
+    from faceml.modeling.layers import AgeCalibration
+    from faceml.modeling.modelio import load_model
+    from faceml.serving import calibration
+    from faceml.serving.bundle import file_members
+
+    models = store["base"] / "models"
+    run = store["runs"]["plain"]
+    with pytest.raises(FaceMLError, match="at least 50 validation faces with an exact age; "
+                                          "this model's validation split has 12"):
+        bundle(run, "cal-few", models, mirror=True, calibrate_age=True)
+    assert not (models / "cal-few.keras").exists()
+    monkeypatch.setattr(calibration, "MIN_FACES", 5)  # the fixture's 12 UTKFace faces
+    bundle(run, "nocal", models, mirror=True)
+    assert main(["bundle", run.id, "--mirror", "--calibrate-age", "--name", "cal",
+                 "--out", str(models)]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    raw = pd.read_csv(models / "nocal.predictions.csv")
+    want = calibration.fit_age_map(raw)
+    assert want.datasets == ("utkface",) and want.n == 12
+    model = load_model(models / "cal.keras")
+    layer = next(lay for lay in model.layers if isinstance(lay, AgeCalibration))
+    assert float(layer.scale.numpy()) == pytest.approx(want.scale, rel=1e-5)
+    assert float(layer.offset.numpy()) == pytest.approx(want.offset, rel=1e-5, abs=1e-5)
+    x = np.random.default_rng(3).integers(0, 256, (5, 16, 16, 3), dtype=np.uint8)
+    before = load_model(models / "nocal.keras").predict(x, verbose=0)
+    after = model.predict(x, verbose=0)
+    np.testing.assert_allclose(after["age"], want(before["age"]), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(after["gender"], before["gender"], rtol=1e-6)
+    val = pd.read_csv(models / "cal.predictions.csv")
+    np.testing.assert_allclose(val["age_pred"], want(raw["age_pred"]), rtol=1e-4, atol=1e-3)
+    card = (models / "cal.md").read_text()
+    assert f"python -m faceml bundle {run.id} --name cal --mirror --calibrate-age" in card
+    assert "## Age calibration (carried inside the model)" in card
+    assert "fitted on the 12 validation faces of utkface with an exact age" in card
+    assert f"{want.mae_before:.3f} years without the map and {want.mae_cv:.3f} with it" in card
+    assert "Age calibration" not in (models / "nocal.md").read_text()
+    assert len(file_members(models / "cal.keras")) == 1  # its member, without the map
+
+
 def test_a_run_on_fewer_datasets_joins_with_its_command_and_float16_halves_the_file(store,
                                                                                    capsys):
     """bundle --with RUN_ID: a finished UTKFace-only run joins a mixed run's average, checked

@@ -18,6 +18,9 @@ def add_arguments(s) -> None:
     s.add_argument("--float16", action="store_true",
                    help="store the kernels at half precision: about half the file (it still "
                         "computes in float32)")
+    s.add_argument("--calibrate-age", action="store_true",
+                   help="map the answered age by a line fitted on the validation split's exact "
+                        "ages (median regression; the card gives its cross-fitted MAE)")
     s.add_argument("--name", required=True)
     s.add_argument("--out", default=None, help="folder (default: the project's models/)")
     s.add_argument("--test-path", default=None, metavar="FOLDER|NAME=FOLDER,…",
@@ -40,6 +43,7 @@ def run(a) -> int:
                               f"a finished run's id: {f[:80]!r} is neither")
     mpath, card = bundle([store.get(r) for r in a.run_ids], a.name, a.out, a.test_path,
                          a.mirror, with_files=files, float16=a.float16,
+                         calibrate_age=a.calibrate_age,
                          with_runs=[store.get(r) for r in a.with_files if r not in files])
     size = mpath.stat().st_size / 1e6
     over = f" — over the {SIZE_LIMIT_MB:g} MB limit" if size > SIZE_LIMIT_MB else ""

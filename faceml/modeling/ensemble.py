@@ -32,14 +32,18 @@ def _signature(model) -> tuple:
     return pre.image_size, pre.color, heads
 
 
-def build_ensemble(models: list, mirror: bool = False, name: str = "faceml_ensemble"):
+def build_ensemble(models: list, mirror: bool = False, name: str = "faceml_ensemble",
+                   calibrate_age: bool = False):
     """A model whose every output is the mean of the members' (on the face and its mirror).
 
     The members are used as they are (renamed ``member1_…``, …), not copied. A single model
-    without ``mirror`` has nothing to average: it comes back unchanged (not renamed)."""
+    without ``mirror`` or ``calibrate_age`` has nothing to average: it comes back unchanged (not
+    renamed). ``calibrate_age``: the ``age`` output passes through an
+    :class:`~faceml.modeling.layers.AgeCalibration` layer (the identity until its map is set:
+    :func:`faceml.serving.calibration.set_age_map`)."""
     import keras
 
-    from faceml.modeling.layers import HorizontalFlip
+    from faceml.modeling.layers import AgeCalibration, HorizontalFlip
 
     if not models:
         raise FaceMLError("an ensemble needs at least one model")
@@ -48,7 +52,10 @@ def build_ensemble(models: list, mirror: bool = False, name: str = "faceml_ensem
         if _signature(m) != sig:
             raise FaceMLError("ensemble members must take the same input and predict the same "
                               f"heads: {models[0].name} {sig[:2]} vs {m.name} {_signature(m)[:2]}")
-    if len(models) == 1 and not mirror:
+    if calibrate_age and ("age", "regression") not in {h[:2] for h in sig[2]}:
+        raise FaceMLError(f"{models[0].name} has no age head in years to calibrate (its heads: "
+                          f"{', '.join(h[0] for h in sig[2]) or 'none'})")
+    if len(models) == 1 and not mirror and not calibrate_age:
         return models[0]
     for i, m in enumerate(models, 1):  # nested models need distinct names to be saved
         m.name = f"member{i}_{re.sub(r'^member[0-9]+_', '', m.name)}"  # a bundled ensemble's
@@ -59,8 +66,13 @@ def build_ensemble(models: list, mirror: bool = False, name: str = "faceml_ensem
         for v in views:
             for head, t in m(v).items():  # FaceML models answer a dict: head name → output
                 answers.setdefault(head, []).append(t)
-    outputs = {h: keras.layers.Average(name=h)(ts) if len(ts) > 1 else ts[0]
-               for h, ts in answers.items()}
+    def mean(h, ts):
+        if calibrate_age and h == "age":
+            ts = [keras.layers.Average(name="age_mean")(ts)] if len(ts) > 1 else ts
+            return AgeCalibration(name="age")(ts[0])
+        return keras.layers.Average(name=h)(ts) if len(ts) > 1 else ts[0]
+
+    outputs = {h: mean(h, ts) for h, ts in answers.items()}
     return keras.Model(pixels, outputs, name=name)
 
 

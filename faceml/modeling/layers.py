@@ -97,6 +97,29 @@ class HorizontalFlip(keras.layers.Layer):
         return input_shape
 
 
+@keras.saving.register_keras_serializable(package="faceml")
+class AgeCalibration(keras.layers.Layer):
+    """``max(scale · age + offset, 0)``: a bundled model's map from its members' mean age (in
+    years) to the age it answers, fitted on validation ages by ``bundle --calibrate-age``
+    (:mod:`faceml.serving.calibration`). ``scale`` and ``offset`` are weights, not trained: the
+    map is set once the ensemble is built and is saved with it. A new layer is the identity."""
+
+    def build(self, input_shape):
+        self.scale = self.add_weight(shape=(), initializer="ones", trainable=False,
+                                     name="scale")
+        self.offset = self.add_weight(shape=(), initializer="zeros", trainable=False,
+                                      name="offset")
+        super().build(input_shape)
+
+    def call(self, inputs):
+        x = ops.cast(inputs, self.compute_dtype)
+        return ops.maximum(x * ops.cast(self.scale, x.dtype) + ops.cast(self.offset, x.dtype),
+                           0.0)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
 class _HalfKernel:
     """The kernel stored as float16 (half the bytes in a ``.keras`` file) and cast to the
     layer's compute dtype when used: a float32 model computes as before, on kernels rounded to

@@ -358,13 +358,15 @@ def _size_and_speed(name: str, size_mb: float | None, speed: dict | None) -> lis
 def model_card(runs: list, name: str, frames: dict | None = None,
                test_path: str | dict | None = None, mirror: bool = False, *,
                size_mb: float | None = None, speed: dict | None = None,
-               files: list[FileMember] = (), float16: bool = False) -> str:
+               files: list[FileMember] = (), float16: bool = False, age_map=None) -> str:
     """The card's Markdown. ``runs``: the bundled run(s), one or the members of an ensemble;
     ``frames``: ``{"val": …, "test": …}`` predictions of the bundled model made by
     :func:`rescore` (needed for an ensemble, a mirrored model or ``test_path``); otherwise the
     run's stored predictions are used. ``size_mb``/``speed`` (:func:`measure_speed`): the
     bundled file's; ``files``: members added with ``--with``; ``float16``: the kernels are stored
-    at half precision. A run on several datasets gets a section per dataset."""
+    at half precision; ``age_map``: the model's age calibration
+    (:class:`~faceml.serving.calibration.AgeMap`). A run on several datasets gets a section per
+    dataset."""
     from faceml.data.prepare import PrepOptions
     from faceml.evaluation.evaluate import run_heads
     from faceml.evaluation.groups import group_breakdown
@@ -372,7 +374,7 @@ def model_card(runs: list, name: str, frames: dict | None = None,
 
     if PrepOptions.from_dict(runs[0].config["data"]).multi:
         return _several_card(runs, name, frames, test_path or {}, mirror, size_mb, speed,
-                             files, float16)
+                             files, float16, age_map)
     run = runs[0]
     cfg = run.config
     st = run.status()
@@ -400,7 +402,8 @@ def model_card(runs: list, name: str, frames: dict | None = None,
              "- Per-channel mean/std scaling fitted on the training split only "
              "(`FacePreprocessing` layer), so the `.keras` file takes raw pixels.", "",
              *_commands(runs, name, mirror, {d["dataset"]: test_path} if test_path else {},
-                        files, float16),
+                        files, float16, age_map is not None),
+             *_age_map_lines(age_map),
              *_size_and_speed(name, size_mb, speed),
              "## Metrics on the test split"]
     rows = [{"head": head, **vals} for head, vals in (test.get("heads") or {}).items()]
@@ -453,8 +456,15 @@ def _file_line(fm: FileMember) -> str:
             f"of it, checked); its commands are in `{card}`")
 
 
+def _age_map_lines(age_map) -> list[str]:
+    from faceml.serving.calibration import card_lines
+
+    return card_lines(age_map) if age_map is not None else []
+
+
 def _commands(runs, name: str, mirror: bool, tests: dict,
-              files: list[FileMember] = (), float16: bool = False) -> list[str]:
+              files: list[FileMember] = (), float16: bool = False,
+              calibrate_age: bool = False) -> list[str]:
     """The card's ``How it was made``: a shrink line per dataset scored on its originals (where
     ``shrink`` makes such copies), the train line(s) generated from the flags, the bundle line."""
     from faceml.data.prepare import PrepOptions
@@ -476,6 +486,7 @@ def _commands(runs, name: str, mirror: bool, tests: dict,
             + "".join(f" --with {shlex.quote(f)}" for f in dict.fromkeys(fm.path for fm in files))
             + f" --name {name}" + (" --mirror" if mirror else "")
             + (" --float16" if float16 else "")
+            + (" --calibrate-age" if calibrate_age else "")
             + (f" --test-path {shlex.quote(given)}" if given else ""), "```", "",
             f"Heads {', '.join(cfg['heads'])}.", ""]
 
@@ -587,7 +598,7 @@ def _group_table(sub, heads, d: str) -> list[str]:
 
 
 def _several_card(runs, name: str, frames, tests: dict, mirror: bool, size_mb, speed,
-                  files: list[FileMember] = (), float16: bool = False) -> str:
+                  files: list[FileMember] = (), float16: bool = False, age_map=None) -> str:
     """The card of a run trained on several datasets at once: a section per dataset."""
     import pandas as pd
 
@@ -634,7 +645,8 @@ def _several_card(runs, name: str, frames, tests: dict, mirror: bool, size_mb, s
              "(`faceml.data.imageio.to_pixels`).",
              "- Per-channel mean/std scaling (`FacePreprocessing` layer), so the `.keras` file "
              "takes raw pixels.", "",
-             *_commands(runs, name, mirror, tests, files, float16),
+             *_commands(runs, name, mirror, tests, files, float16, age_map is not None),
+             *_age_map_lines(age_map),
              *_size_and_speed(name, size_mb, speed),
              "## Metrics on each dataset's own test split",
              "Every number is on one dataset's own test split, scored once. Source: "
@@ -698,7 +710,7 @@ def _faces_per_split(opts, frames: dict) -> tuple[dict[str, dict], list[str]]:
 def bundle(runs, name: str, out_dir: Path | None = None, test_path: str | dict | None = None,
            mirror: bool = False, *, measure: bool = True,
            with_files: list[str | Path] = (), with_runs: list = (),
-           float16: bool = False) -> tuple[Path, Path]:
+           float16: bool = False, calibrate_age: bool = False) -> tuple[Path, Path]:
     """Write ``models/NAME.keras`` (no optimizer state), its card and its validation answers.
 
     ``runs``: a finished run, or several (their best models are averaged, see
@@ -710,7 +722,9 @@ def bundle(runs, name: str, out_dir: Path | None = None, test_path: str | dict |
     ``with_files``: bundled ``.keras`` files whose members join the average (checked to have
     trained on the run's own split, :func:`file_members`); ``with_runs``: finished runs on some
     of the datasets only, checked the same way (:func:`run_member`); ``float16``: kernels
-    stored at half precision (:func:`faceml.modeling.ensemble.half_kernels`)."""
+    stored at half precision (:func:`faceml.modeling.ensemble.half_kernels`);
+    ``calibrate_age``: the answered age is mapped by a line fitted on the validation split's
+    exact ages (:mod:`faceml.serving.calibration`)."""
     from faceml.modeling.ensemble import build_ensemble, half_kernels
     from faceml.modeling.modelio import load_model, save_model
 
@@ -734,9 +748,16 @@ def bundle(runs, name: str, out_dir: Path | None = None, test_path: str | dict |
     models = [r.load_model("best") for r in runs] + [fm.model for fm in files]
     if float16:
         models = [half_kernels(m) for m in models]
-    model = build_ensemble(models, mirror=mirror, name=f"faceml_{name.replace('-', '_')}")
+    model = build_ensemble(models, mirror=mirror, name=f"faceml_{name.replace('-', '_')}",
+                           calibrate_age=calibrate_age)
+    age_map = None
+    if calibrate_age:  # fitted on the validation answers of the model as built (the identity)
+        from faceml.serving.calibration import fit_age_map, set_age_map
+
+        age_map = fit_age_map(rescore(model, runs[0], "val", test_path))
+        set_age_map(model, age_map)
     frames = None
-    if len(models) > 1 or mirror or test_path or float16:
+    if len(models) > 1 or mirror or test_path or float16 or calibrate_age:
         frames = {split: rescore(model, runs[0], split, test_path) for split in ("val", "test")}
     mpath = out / f"{name}.keras"
     save_model(model, mpath)
@@ -744,7 +765,7 @@ def bundle(runs, name: str, out_dir: Path | None = None, test_path: str | dict |
     card = out / f"{name}.md"
     card.write_text(model_card(runs, name, frames, test_path, mirror,
                                size_mb=mpath.stat().st_size / 1e6, speed=speed, files=files,
-                               float16=float16))
+                               float16=float16, age_map=age_map))
     preds = frames["val"] if frames is not None else runs[0].predictions()
     if preds is not None:  # validation answers: the Predict page's age intervals and rare groups
         val = preds[preds["split"] == "val"]

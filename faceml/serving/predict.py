@@ -516,7 +516,7 @@ AGE_BIN_COLUMNS = ("age_bin", "group_age_bin")
 is the bin's midpoint, not an exact age."""
 
 
-def _age_bins(frame: pd.DataFrame) -> pd.Series | None:
+def age_bin_names(frame: pd.DataFrame) -> pd.Series | None:
     """Each row's age bin name (None: an exact age), or None when no row has one."""
     col = next((c for c in AGE_BIN_COLUMNS if c in frame.columns), None)
     if col is None:
@@ -550,7 +550,7 @@ class Reference:
                 yt = pd.to_numeric(val[t], errors="coerce").to_numpy(float)
                 yp = pd.to_numeric(val.get(p), errors="coerce").to_numpy(float) \
                     if p in val else np.full(len(yt), np.nan)
-                bins = _age_bins(val) if h.name == "age" else None
+                bins = age_bin_names(val) if h.name == "age" else None
                 binned = (bins.notna().to_numpy() if bins is not None
                           else np.zeros(len(yt), dtype=bool))
                 ok = np.isfinite(yt) & np.isfinite(yp) & ~binned  # exact ages only
