@@ -11,7 +11,9 @@ validation split of ``--split-of`` (a run whose split every member shares: check
 ``bundle --with`` checks it), read from that run's own folders, and saved to a scratch file to
 report its size and, loaded back, its time a face (``bundle``'s measure: one face a call).
 Prints a Markdown table (or one JSON line per candidate) with each dataset's validation numbers,
-so a bundle can be chosen on validation before any test split is scored. Each member is
+so a bundle can be chosen on validation before any test split is scored, and whether to
+bundle it with ``--calibrate-age`` (the map's cross-fitted MAE, and the MAE with it of the
+datasets left out of its fit). Each member is
 predicted once for the whole grid (:class:`Members`): a candidate is scored from its members'
 answers, averaged as its ensemble averages them.
 """
@@ -128,14 +130,32 @@ def candidate(spec: str, run, members: Members):
     return label, model, members.predict(keys, "mirror" in flags)
 
 
-def score(model, run, predict=None) -> dict:
-    """``{dataset: summary}`` on ``run``'s validation split (``Interpretation.by_dataset``, as
-    ``evaluate --json`` prints it); ``predict`` as :func:`~faceml.serving.bundle.rescore`'s."""
+def score(model, run, predict=None):
+    """``({dataset: summary}, frame)`` on ``run``'s validation split (``Interpretation.by_dataset``,
+    as ``evaluate --json`` prints it, and the predictions frame); ``predict`` as
+    :func:`~faceml.serving.bundle.rescore`'s."""
     from faceml.evaluation.evaluate import interpret
     from faceml.serving.bundle import rescore
 
     frame = rescore(model, run, "val", predict=predict)
-    return {d: part.summary() for d, part in interpret(frame).by_dataset().items()}
+    return {d: part.summary() for d, part in interpret(frame).by_dataset().items()}, frame
+
+
+def age_map(frame) -> dict | None:
+    """The candidate as ``bundle --calibrate-age`` would ship it, on validation: the map fitted on
+    the exact ages, their MAE without it and cross-fitted with it, and every other dataset's MAE
+    with it (not in the fit: an honest check); None when there are too few exact ages."""
+    from faceml.errors import FaceMLError
+    from faceml.serving.calibration import fit_age_map, mapped_mae
+
+    try:
+        m = fit_age_map(frame)
+    except FaceMLError:
+        return None
+    return {"scale": round(m.scale, 4), "offset": round(m.offset, 3), "n": m.n,
+            "fitted_on": list(m.datasets), "mae_before": m.mae_before, "mae_cv": m.mae_cv,
+            "mae_other": {d: v for d, v in mapped_mae(frame, m).items()
+                          if d not in m.datasets}}
 
 
 def shipped(model) -> tuple[float, float]:
@@ -151,6 +171,14 @@ def shipped(model) -> tuple[float, float]:
         return path.stat().st_size / 1e6, measure_speed(load_model(path))["median_ms"]
 
 
+def _age_map_cell(m: dict | None) -> str:
+    if m is None:
+        return "–"
+    fitted = ", ".join(m["fitted_on"]) or "its faces"
+    return "; ".join([f"{fitted} {m['mae_cv']:.3f} (cross-fitted, {m['mae_before']:.3f} "
+                      "without)", *(f"{d} {v:.3f}" for d, v in m["mae_other"].items())])
+
+
 def main(argv=None) -> int:
     from faceml.runs import RunStore
 
@@ -164,10 +192,10 @@ def main(argv=None) -> int:
     rows, members = [], Members(store, run)
     for spec in a.candidates:
         label, model, predict = candidate(spec, run, members)
-        by_dataset = score(model, run, predict)
+        by_dataset, frame = score(model, run, predict)
         mb, ms = shipped(model)
         row = {"candidate": label, "size_mb": round(mb, 2), "ms_per_face": round(ms, 2),
-               "val": by_dataset}
+               "val": by_dataset, "age_map": age_map(frame)}
         rows.append(row)
         if a.json:
             print(json.dumps(row), flush=True)
@@ -176,12 +204,14 @@ def main(argv=None) -> int:
                 for h, ms in heads["heads"].items()
                 for m in (("mae",) if "mae" in ms else ("accuracy",))]
         print("| candidate (validation split) | MB | ms a face | "
-              + " | ".join(f"{d} {h} {'MAE' if m == 'mae' else 'acc.'}" for d, h, m in cols) + " |")
-        print("|---|---|---|" + "---|" * len(cols))
+              + " | ".join(f"{d} {h} {'MAE' if m == 'mae' else 'acc.'}" for d, h, m in cols)
+              + " | age MAE with --calibrate-age |")
+        print("|---|---|---|" + "---|" * len(cols) + "---|")
         for r in rows:
             vals = [r["val"].get(d, {}).get("heads", {}).get(h, {}).get(m) for d, h, m in cols]
             print(f"| {r['candidate']} | {r['size_mb']:.1f} | {r['ms_per_face']:.1f} | "
-                  + " | ".join("–" if v is None else f"{v:.3f}" for v in vals) + " |")
+                  + " | ".join("–" if v is None else f"{v:.3f}" for v in vals)
+                  + f" | {_age_map_cell(r['age_map'])} |")
     return 0
 
 

@@ -40,6 +40,20 @@ def test_the_line_is_fitted_on_exact_validation_ages_only():
     assert fit_age_map(_frame()).scale == pytest.approx(m.scale, abs=1e-6)
 
 
+def test_each_dataset_s_mae_with_the_map_is_by_hand():
+    from faceml.serving.calibration import fit_age_map, mapped_mae
+
+    frame = _frame(binned=300)
+    m = fit_age_map(frame)
+    got = mapped_mae(frame, m)
+    val = frame[frame["split"] == "val"]
+    for d in ("utkface", "fairface"):
+        part = val[val["group_dataset"] == d]
+        mapped = np.maximum(m.scale * part["age_pred"] + m.offset, 0)
+        assert got[d] == pytest.approx(np.abs(mapped - part["age_true"]).mean(), rel=1e-12)
+    assert set(mapped_mae(frame.drop(columns="group_dataset"), m)) == {""}
+
+
 def test_too_few_exact_ages_is_a_clear_message():
     from faceml.serving.calibration import MIN_FACES, fit_age_map
 

@@ -396,6 +396,7 @@ def test_candidates_are_scored_on_validation_per_dataset(store, capsys):
                        f"joined={run.id}+{single}#1+mirror"]) == 0
     rows = {r["candidate"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
     assert set(rows) == {"alone", "joined"}
+    assert rows["alone"]["age_map"] is None  # 12 exact ages: too few for --calibrate-age
     for d in ("utkface", "fairface"):
         got = rows["alone"]["val"][d]
         assert got["split"] == "val" and got["n"] == want[d]["n"]
@@ -424,14 +425,17 @@ def test_candidates_are_scored_on_validation_per_dataset(store, capsys):
     header, rule, row = capsys.readouterr().out.splitlines()
     assert header.startswith("| candidate (validation split) | MB | ms a face | utkface gender")
     assert rule.count("---") == header.count("|") - 1 == row.count("|") - 1
-    assert row.startswith("| alone | ") and "–" not in row
+    # every metric is there; the last cell is "–": too few exact ages for --calibrate-age
+    assert row.startswith("| alone | ") and "–" not in row[:-4] and row.endswith(" | – |")
+    assert header.endswith(" | age MAE with --calibrate-age |")
 
 
-def test_candidates_share_their_members_answers(store):
+def test_candidates_share_their_members_answers(store, monkeypatch):
     """val_candidates predicts each (member, float16, mirror) once for the whole grid, and a
     candidate scored from its members' cached answers scores as its own ensemble does."""
     from faceml.runs import RunStore
-    from scripts.val_candidates import Members, candidate, score
+    from faceml.serving import calibration
+    from scripts.val_candidates import Members, age_map, candidate, score
 
     run, utk = store["runs"]["plain"], _utk_only(store)
     members = Members(RunStore(), run)
@@ -439,7 +443,7 @@ def test_candidates_share_their_members_answers(store):
     for spec in (f"a={run.id}+{utk.id}+mirror", f"b={run.id}+mirror", f"c={run.id}+mirror",
                  f"d={run.id}+{utk.id}+mirror+float16", f"e={run.id}+{utk.id}"):
         label, model, predict = candidate(spec, run, members)
-        cached, direct = score(model, run, predict), score(model, run)
+        cached, direct = score(model, run, predict)[0], score(model, run)[0]
         predicted.append(members.predicted)
         assert set(cached) == set(direct) == {"utkface", "fairface"}
         for d, want in direct.items():
@@ -451,6 +455,14 @@ def test_candidates_share_their_members_answers(store):
     # a: two members; b and c: the run's mirrored answers again; d: both at float16; e: both
     # without the mirror
     assert predicted == [2, 2, 2, 4, 6]
+    # what --calibrate-age would do to the last one (the fixture has 12 exact ages)
+    monkeypatch.setattr(calibration, "MIN_FACES", 5)
+    frame = score(model, run, predict)[1]
+    got = age_map(frame)
+    want = calibration.fit_age_map(frame)
+    assert got["fitted_on"] == ["utkface"] and got["n"] == 12
+    assert got["mae_cv"] == want.mae_cv and got["scale"] == round(want.scale, 4)
+    assert got["mae_other"] == {"fairface": calibration.mapped_mae(frame, want)["fairface"]}
 
 
 def test_calibrate_age_fits_the_line_on_validation_exact_ages_and_carries_it(store, capsys,
@@ -497,6 +509,26 @@ def test_calibrate_age_fits_the_line_on_validation_exact_ages_and_carries_it(sto
     assert f"{want.mae_before:.3f} years without the map and {want.mae_cv:.3f} with it" in card
     assert "Age calibration" not in (models / "nocal.md").read_text()
     assert len(file_members(models / "cal.keras")) == 1  # its member, without the map
+
+    # --split-of: an earlier bundle's members alone, calibrated on the run's split (the run is
+    # not a member): the same model as above, and the card says how
+    duo = store["model"]
+    assert main(["bundle", "--split-of", run.id, "--with", str(duo), "--mirror",
+                 "--calibrate-age", "--name", "cal-split", "--out", str(models)]) == 0
+    capsys.readouterr()
+    np.testing.assert_allclose(load_model(models / "cal-split.keras").predict(x, verbose=0)["age"],
+                               after["age"], rtol=1e-5, atol=1e-4)
+    card = (models / "cal-split.md").read_text()
+    assert "the bundled model is one model, each also shown the mirrored face" in card
+    assert f"# run {run.id}: the split the bundle is scored on (not a member)" in card
+    assert (f"python -m faceml bundle --split-of {run.id} --with {shlex.quote(str(duo))} "
+            "--name cal-split --mirror --calibrate-age") in card
+    assert f"- run `{run.id}`" not in card  # not listed as a member
+    with pytest.raises(FaceMLError, match="nothing to bundle: give a run, or --with members and "
+                                          "--split-of"):
+        bundle([], "bad", models)
+    with pytest.raises(FaceMLError, match=f"--split-of {run.id} names the split only"):
+        bundle([], "bad", models, split_of=run)
 
 
 def test_a_run_on_fewer_datasets_joins_with_its_command_and_float16_halves_the_file(store,

@@ -1,12 +1,17 @@
 """``python -m faceml bundle RUN_ID… [--with FILE.keras[#N]] --name NAME``: a finished run (or the
-average of several, and of a bundled file's members) into ``models/`` with its model card."""
+average of several, and of a bundled file's members) into ``models/`` with its model card;
+``bundle --split-of RUN_ID --with FILE.keras …``: files' members alone, scored on that run's
+split."""
 
 from __future__ import annotations
 
 
 def add_arguments(s) -> None:
-    s.add_argument("run_ids", nargs="+", metavar="RUN_ID",
-                   help="one run, or several to average (an ensemble)")
+    s.add_argument("run_ids", nargs="*", metavar="RUN_ID",
+                   help="one run, or several to average (an ensemble); none with --split-of")
+    s.add_argument("--split-of", default=None, metavar="RUN_ID",
+                   help="score the bundle on this finished run's split without making it a "
+                        "member (the --with members of earlier bundles, e.g. calibrated)")
     s.add_argument("--mirror", action="store_true",
                    help="also average each model's answer on the mirrored face")
     s.add_argument("--with", dest="with_files", action="append", default=[],
@@ -44,6 +49,7 @@ def run(a) -> int:
     mpath, card = bundle([store.get(r) for r in a.run_ids], a.name, a.out, a.test_path,
                          a.mirror, with_files=files, float16=a.float16,
                          calibrate_age=a.calibrate_age,
+                         split_of=store.get(a.split_of) if a.split_of else None,
                          with_runs=[store.get(r) for r in a.with_files if r not in files])
     size = mpath.stat().st_size / 1e6
     over = f" — over the {SIZE_LIMIT_MB:g} MB limit" if size > SIZE_LIMIT_MB else ""

@@ -358,24 +358,26 @@ def _size_and_speed(name: str, size_mb: float | None, speed: dict | None) -> lis
 def model_card(runs: list, name: str, frames: dict | None = None,
                test_path: str | dict | None = None, mirror: bool = False, *,
                size_mb: float | None = None, speed: dict | None = None,
-               files: list[FileMember] = (), float16: bool = False, age_map=None) -> str:
+               files: list[FileMember] = (), float16: bool = False, age_map=None,
+               anchor=None) -> str:
     """The card's Markdown. ``runs``: the bundled run(s), one or the members of an ensemble;
     ``frames``: ``{"val": …, "test": …}`` predictions of the bundled model made by
     :func:`rescore` (needed for an ensemble, a mirrored model or ``test_path``); otherwise the
     run's stored predictions are used. ``size_mb``/``speed`` (:func:`measure_speed`): the
     bundled file's; ``files``: members added with ``--with``; ``float16``: the kernels are stored
     at half precision; ``age_map``: the model's age calibration
-    (:class:`~faceml.serving.calibration.AgeMap`). A run on several datasets gets a section per
-    dataset."""
+    (:class:`~faceml.serving.calibration.AgeMap`); ``anchor``: the run whose split the bundle
+    was scored on when it is not a member (``bundle --split-of``). A run on several datasets gets
+    a section per dataset."""
     from faceml.data.prepare import PrepOptions
     from faceml.evaluation.evaluate import run_heads
     from faceml.evaluation.groups import group_breakdown
     from faceml.evaluation.interpretation import Interpretation
 
-    if PrepOptions.from_dict(runs[0].config["data"]).multi:
+    run = anchor or runs[0]
+    if PrepOptions.from_dict(run.config["data"]).multi:
         return _several_card(runs, name, frames, test_path or {}, mirror, size_mb, speed,
-                             files, float16, age_map)
-    run = runs[0]
+                             files, float16, age_map, anchor)
     cfg = run.config
     st = run.status()
     d = cfg["data"]
@@ -402,7 +404,7 @@ def model_card(runs: list, name: str, frames: dict | None = None,
              "- Per-channel mean/std scaling fitted on the training split only "
              "(`FacePreprocessing` layer), so the `.keras` file takes raw pixels.", "",
              *_commands(runs, name, mirror, {d["dataset"]: test_path} if test_path else {},
-                        files, float16, age_map is not None),
+                        files, float16, age_map is not None, anchor),
              *_age_map_lines(age_map),
              *_size_and_speed(name, size_mb, speed),
              "## Metrics on the test split"]
@@ -464,15 +466,19 @@ def _age_map_lines(age_map) -> list[str]:
 
 def _commands(runs, name: str, mirror: bool, tests: dict,
               files: list[FileMember] = (), float16: bool = False,
-              calibrate_age: bool = False) -> list[str]:
+              calibrate_age: bool = False, anchor=None) -> list[str]:
     """The card's ``How it was made``: a shrink line per dataset scored on its originals (where
     ``shrink`` makes such copies), the train line(s) generated from the flags, the bundle line."""
     from faceml.data.prepare import PrepOptions
     from faceml.data.shrink import SHRINKABLE
 
-    cfg = runs[0].config
+    cfg = (anchor or runs[0]).config
     opts = PrepOptions.from_dict(cfg["data"])
-    ids = " ".join(r.id for r in runs)
+    ids = "".join(f" {r.id}" for r in runs)
+    member_runs = [*runs, *(fm.run for fm in files if fm.run)]
+    split_run = ([f"# run {anchor.id}: the split the bundle is scored on (not a member)",
+                  train_command(anchor.config)]
+                 if anchor is not None and anchor.id not in {r.id for r in member_runs} else [])
     shrinks = ["python -m faceml shrink"
                + (f" --dataset {d}" if d != "utkface" else "")
                + f" --path {shlex.quote(str(p))} --size {opts.size} --color {opts.color} "
@@ -481,8 +487,9 @@ def _commands(runs, name: str, mirror: bool, tests: dict,
     given = (",".join(f"{d}={p}" for d, p in tests.items()) if opts.multi
              else next(iter(tests.values()), None))
     return ["## How it was made", "```bash", *shrinks,
-            *[train_command(r.config) for r in [*runs, *(fm.run for fm in files if fm.run)]],
-            f"python -m faceml bundle {ids}"
+            *[train_command(r.config) for r in member_runs], *split_run,
+            f"python -m faceml bundle{ids}"
+            + (f" --split-of {anchor.id}" if anchor is not None else "")
             + "".join(f" --with {shlex.quote(f)}" for f in dict.fromkeys(fm.path for fm in files))
             + f" --name {name}" + (" --mirror" if mirror else "")
             + (" --float16" if float16 else "")
@@ -598,7 +605,8 @@ def _group_table(sub, heads, d: str) -> list[str]:
 
 
 def _several_card(runs, name: str, frames, tests: dict, mirror: bool, size_mb, speed,
-                  files: list[FileMember] = (), float16: bool = False, age_map=None) -> str:
+                  files: list[FileMember] = (), float16: bool = False, age_map=None,
+                  anchor=None) -> str:
     """The card of a run trained on several datasets at once: a section per dataset."""
     import pandas as pd
 
@@ -606,7 +614,7 @@ def _several_card(runs, name: str, frames, tests: dict, mirror: bool, size_mb, s
     from faceml.evaluation.evaluate import run_heads
     from faceml.evaluation.predictions import dataset_rows, has_truth
 
-    run = runs[0]
+    run = anchor or runs[0]
     cfg = run.config
     opts = PrepOptions.from_dict(cfg["data"])
     read = opts if not tests else PrepOptions.from_dict(
@@ -645,7 +653,7 @@ def _several_card(runs, name: str, frames, tests: dict, mirror: bool, size_mb, s
              "(`faceml.data.imageio.to_pixels`).",
              "- Per-channel mean/std scaling (`FacePreprocessing` layer), so the `.keras` file "
              "takes raw pixels.", "",
-             *_commands(runs, name, mirror, tests, files, float16, age_map is not None),
+             *_commands(runs, name, mirror, tests, files, float16, age_map is not None, anchor),
              *_age_map_lines(age_map),
              *_size_and_speed(name, size_mb, speed),
              "## Metrics on each dataset's own test split",
@@ -710,7 +718,8 @@ def _faces_per_split(opts, frames: dict) -> tuple[dict[str, dict], list[str]]:
 def bundle(runs, name: str, out_dir: Path | None = None, test_path: str | dict | None = None,
            mirror: bool = False, *, measure: bool = True,
            with_files: list[str | Path] = (), with_runs: list = (),
-           float16: bool = False, calibrate_age: bool = False) -> tuple[Path, Path]:
+           float16: bool = False, calibrate_age: bool = False,
+           split_of=None) -> tuple[Path, Path]:
     """Write ``models/NAME.keras`` (no optimizer state), its card and its validation answers.
 
     ``runs``: a finished run, or several (their best models are averaged, see
@@ -724,24 +733,34 @@ def bundle(runs, name: str, out_dir: Path | None = None, test_path: str | dict |
     of the datasets only, checked the same way (:func:`run_member`); ``float16``: kernels
     stored at half precision (:func:`faceml.modeling.ensemble.half_kernels`);
     ``calibrate_age``: the answered age is mapped by a line fitted on the validation split's
-    exact ages (:mod:`faceml.serving.calibration`)."""
+    exact ages (:mod:`faceml.serving.calibration`); ``split_of``: a finished run whose split the
+    bundle is scored on without being a member (``runs`` may then be empty: a bundle of files'
+    members, e.g. an earlier bundle's members calibrated)."""
     from faceml.modeling.ensemble import build_ensemble, half_kernels
+    from faceml.modeling.layers import find_preprocessing
     from faceml.modeling.modelio import load_model, save_model
 
     runs = [runs] if not isinstance(runs, list | tuple) else list(runs)
+    if not runs and split_of is None:
+        raise FaceMLError("nothing to bundle: give a run, or --with members and --split-of a "
+                          "finished run to score them on")
+    anchor = split_of if split_of is not None else runs[0]
     if not NAME_RE.match(name):
         raise FaceMLError(f"model name must be lowercase letters, digits, '-' or '_': {name!r}")
     if len({r.id for r in runs}) != len(runs):
         raise FaceMLError("each run can be in an ensemble once")
-    check_members(runs)
+    check_members([anchor, *(r for r in runs if r.id != anchor.id)])
     files = [fm for f in with_files for fm in file_members(f)]
     files += [run_member(r) for r in with_runs]
     if ({r.id for r in runs} & {r.id for r in with_runs}
             or len({(Path(member_file(fm.path)[0]).resolve(), fm.model.name)
                     for fm in files}) < len(files)):
         raise FaceMLError("each run, file or member of a file can be in an ensemble once")
-    check_file_members(runs, files)
-    test_path = parse_test_paths(runs[0], test_path)
+    check_file_members([anchor], files)
+    if not runs and not files:
+        raise FaceMLError(f"--split-of {anchor.id} names the split only: add the members with "
+                          "--with")
+    test_path = parse_test_paths(anchor, test_path)
     out = Path(out_dir) if out_dir is not None else paths.models_dir()
     out.mkdir(parents=True, exist_ok=True)
     # compile=False: weights and preprocessing
@@ -750,26 +769,31 @@ def bundle(runs, name: str, out_dir: Path | None = None, test_path: str | dict |
         models = [half_kernels(m) for m in models]
     model = build_ensemble(models, mirror=mirror, name=f"faceml_{name.replace('-', '_')}",
                            calibrate_age=calibrate_age)
+    heads = [h["name"] for h in (find_preprocessing(model).metadata or {}).get("heads", [])]
+    if split_of is not None and heads != list(anchor.config["heads"]):
+        raise FaceMLError(f"the members predict {', '.join(heads)}; run {anchor.id} predicts "
+                          f"{', '.join(anchor.config['heads'])}: score them on a run with "
+                          "their heads")
     age_map = None
     if calibrate_age:  # fitted on the validation answers of the model as built (the identity)
         from faceml.serving.calibration import fit_age_map, set_age_map
 
-        age_map = fit_age_map(rescore(model, runs[0], "val", test_path))
+        age_map = fit_age_map(rescore(model, anchor, "val", test_path))
         set_age_map(model, age_map)
     frames = None
-    if len(models) > 1 or mirror or test_path or float16 or calibrate_age:
-        frames = {split: rescore(model, runs[0], split, test_path) for split in ("val", "test")}
+    if len(models) > 1 or mirror or test_path or float16 or calibrate_age or split_of is not None:
+        frames = {split: rescore(model, anchor, split, test_path) for split in ("val", "test")}
     mpath = out / f"{name}.keras"
     save_model(model, mpath)
     speed = measure_speed(load_model(mpath)) if measure else None  # what ships: safe_mode=True
     card = out / f"{name}.md"
     card.write_text(model_card(runs, name, frames, test_path, mirror,
                                size_mb=mpath.stat().st_size / 1e6, speed=speed, files=files,
-                               float16=float16, age_map=age_map))
+                               float16=float16, age_map=age_map, anchor=split_of))
     preds = frames["val"] if frames is not None else runs[0].predictions()
     if preds is not None:  # validation answers: the Predict page's age intervals and rare groups
         val = preds[preds["split"] == "val"]
-        keep = ["split"] + [c for h in runs[0].config["heads"] for c in (f"{h}_true", f"{h}_pred")]
+        keep = ["split"] + [c for h in anchor.config["heads"] for c in (f"{h}_true", f"{h}_pred")]
         # only labels and answers: no file names, no other columns of the dataset; a run on
         # several datasets keeps each face's dataset and age bin (its true age is then a
         # midpoint, which the Predict page leaves out of its age intervals)

@@ -91,6 +91,25 @@ def fit_age_map(frame, seed: int = 0) -> AgeMap:
                   mae_cv=float(mean_absolute_error(true, np.maximum(folded, 0.0))))
 
 
+def mapped_mae(frame, age_map: AgeMap) -> dict[str, float]:
+    """Each dataset's validation age MAE with the map (against exact ages, or a bin's midpoint
+    for a dataset whose ages are bins); ``{"": …}`` for a frame of one dataset. A dataset
+    outside the fit (:attr:`AgeMap.datasets`) is an honest check of the map."""
+    import pandas as pd
+    from sklearn.metrics import mean_absolute_error
+
+    val = frame[frame["split"].astype(str) == "val"] if "split" in frame else frame
+    col = next((c for c in ("group_dataset", "dataset") if c in val), None)
+    out = {}
+    for d, part in (val.groupby(val[col].astype(str)) if col else [("", val)]):
+        yt = pd.to_numeric(part["age_true"], errors="coerce").to_numpy(float)
+        yp = pd.to_numeric(part["age_pred"], errors="coerce").to_numpy(float)
+        ok = np.isfinite(yt) & np.isfinite(yp)
+        if ok.any():
+            out[d] = float(mean_absolute_error(yt[ok], age_map(yp[ok])))
+    return out
+
+
 def set_age_map(model, age_map: AgeMap) -> None:
     """Set the map of ``model``'s :class:`~faceml.modeling.layers.AgeCalibration` layer (built
     by ``build_ensemble(..., calibrate_age=True)``)."""
