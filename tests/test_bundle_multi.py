@@ -524,6 +524,7 @@ def test_calibrate_age_fits_the_line_on_validation_exact_ages_and_carries_it(sto
     assert (f"python -m faceml bundle --split-of {run.id} --with {shlex.quote(str(duo))} "
             "--name cal-split --mirror --calibrate-age") in card
     assert f"- run `{run.id}`" not in card  # not listed as a member
+    assert "trained on utkface,fairface (seed" in card  # all the bundle's datasets: no "only"
     with pytest.raises(FaceMLError, match="nothing to bundle: give a run, or --with members and "
                                           "--split-of"):
         bundle([], "bad", models)

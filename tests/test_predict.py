@@ -405,3 +405,21 @@ def test_read_upload_is_memory_only_and_takes_bytes():
         read_upload(b"")
     with pytest.raises(DataError, match="limit is 1 MB"):
         read_upload(b"\xff" * 1_100_000, max_bytes=1_000_000)
+
+
+def test_the_default_bundled_model_is_the_newest_release(tmp_path, monkeypatch):
+    """models/: faceml-vN first, the newest first (v10 after v9), then the rest by name; the
+    default is the first; an empty or missing folder has none."""
+    from faceml.serving.predict import bundled_models, default_model
+
+    monkeypatch.setenv("FACEML_MODELS_DIR", str(tmp_path / "models"))
+    assert bundled_models() == [] and default_model() is None
+    (tmp_path / "models").mkdir()
+    assert default_model() is None
+    for name in ("utkface-multitask", "faceml-v2", "faceml-v10", "alpha", "faceml-v9",
+                 "faceml-vx"):
+        (tmp_path / "models" / f"{name}.keras").write_bytes(b"")
+    (tmp_path / "models" / "notes.md").write_text("")
+    assert [p.stem for p in bundled_models()] == ["faceml-v10", "faceml-v9", "faceml-v2",
+                                                  "alpha", "faceml-vx", "utkface-multitask"]
+    assert default_model() == tmp_path / "models" / "faceml-v10.keras"

@@ -388,7 +388,8 @@ def model_card(runs: list, name: str, frames: dict | None = None,
     else:
         test = run.metrics().get("test") or {}
         preds = run.predictions()
-    lines = [*_header(runs, name, mirror, files=files, float16=float16),
+    lines = [*_header(runs, name, mirror, files=files, float16=float16,
+                      datasets=[d["dataset"]]),
              "## Data and split",
              f"- Dataset: `{d['dataset']}`" + (f" from `{d['path']}`" if d.get("path") else ""),
              f"- Split: stratified and seeded (seed {d['seed']}), "
@@ -434,7 +435,8 @@ def model_card(runs: list, name: str, frames: dict | None = None,
 
 
 def _header(runs, name: str, mirror: bool, what: str = "",
-            files: list[FileMember] = (), float16: bool = False) -> list[str]:
+            files: list[FileMember] = (), float16: bool = False,
+            datasets: list[str] = ()) -> list[str]:
     n = len(runs) + len(files)
     kind = (f"the average of {n} models" if n > 1 else "one model") + (
         ", each also shown the mirrored face (test-time augmentation)" if mirror else "") + (
@@ -442,18 +444,21 @@ def _header(runs, name: str, mirror: bool, what: str = "",
         "computes in float32)" if float16 else "")
     return [f"# Model card: {name}", "",
             f"Trained by FaceML's own CLI{what}; the bundled model is {kind}:",
-            *[_trained_line(r) for r in runs], *[_file_line(fm) for fm in files], ""]
+            *[_trained_line(r) for r in runs], *[_file_line(fm, datasets) for fm in files], ""]
 
 
-def _file_line(fm: FileMember) -> str:
+def _file_line(fm: FileMember, datasets: list[str] = ()) -> str:
+    """A ``--with`` member's line; "only" when it saw fewer of the bundle's ``datasets``."""
     data = fm.meta.get("data") or {}
+    seen = str(data.get("dataset", "?"))
+    only = " only" if set(seen.split(",")) < set(datasets) else ""
     if fm.run is not None:
-        return (_trained_line(fm.run) + f" (`--with`), trained on {data.get('dataset', '?')} "
-                f"only: the run's own split of it, checked")
+        return (_trained_line(fm.run) + f" (`--with`), trained on {seen}{only}: the run's own "
+                "split of it, checked")
     card = Path(member_file(fm.path)[0]).with_suffix(".md").name
     split = " / ".join(f"{float(v):.0%}" for v in data.get("split") or ())
     return (f"- from `{fm.path}` (`--with`): run `{fm.meta.get('run_config', '?')}`, "
-            f"`{fm.meta.get('arch', '?')}`, trained on {data.get('dataset', '?')} only "
+            f"`{fm.meta.get('arch', '?')}`, trained on {seen}{only} "
             f"(seed {data.get('seed', '?')}, {split} train / val / test: the run's own split "
             f"of it, checked); its commands are in `{card}`")
 
@@ -628,7 +633,7 @@ def _several_card(runs, name: str, frames, tests: dict, mirror: bool, size_mb, s
                            **counts[d]} for d in opts.datasets])
     split = " / ".join(f"{v:.0%}" for v in opts.split)
     lines = [*_header(runs, name, mirror, f" on {len(opts.datasets)} datasets at once "
-                      f"({', '.join(opts.datasets)})", files, float16),
+                      f"({', '.join(opts.datasets)})", files, float16, opts.datasets),
              "## Data and split",
              "One model learns from every dataset at once, in one label space "
              "(`faceml/data/multi.py`): a categorical label takes the one class set every "

@@ -901,13 +901,25 @@ def predict_all(img: Image.Image | Photo, predictors: dict[str, Predictor],
 
 # --- models on disk -------------------------------------------------------------------------------
 
+_RELEASE = re.compile(r"^faceml-v(\d+)$")
+
+
 def bundled_models() -> list[Path]:
+    """The ``.keras`` files in ``models/``: FaceML's releases (``faceml-vN``) first, the newest
+    first, then the others by name."""
     d = paths.models_dir()
-    return sorted(p for p in d.glob("*.keras") if p.is_file()) if d.is_dir() else []
+    if not d.is_dir():
+        return []
+
+    def order(p: Path):
+        m = _RELEASE.match(p.stem)
+        return (0, -int(m[1]), "") if m else (1, 0, p.name)
+    return sorted((p for p in d.glob("*.keras") if p.is_file()), key=order)
 
 
 def default_model() -> Path | None:
-    """The bundled model used when none is named (the first by name), or None."""
+    """The bundled model used when none is named (the newest ``faceml-vN``, else the first by
+    name), or None."""
     found = bundled_models()
     return found[0] if found else None
 
