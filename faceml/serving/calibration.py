@@ -49,23 +49,29 @@ class AgeMap:
         return np.maximum(self.scale * np.asarray(years, dtype=np.float64) + self.offset, 0.0)
 
 
-def exact_ages(frame) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """``(predicted, true, datasets)`` of the validation rows of a predictions frame whose true
-    age is exact (not an age bin's midpoint)."""
+def _validation(frame):
+    """``(rows, dataset column or None, predicted, true)``: the validation rows of a predictions
+    frame (a run's stored frame or a bundle's CSV) and their ages as floats (nan: none)."""
     import pandas as pd
-
-    from faceml.serving.predict import age_bin_names
 
     val = frame[frame["split"].astype(str) == "val"] if "split" in frame else frame
     if "age_true" not in val or "age_pred" not in val:
         raise FaceMLError("--calibrate-age: the predictions have no age in years")
-    yt = pd.to_numeric(val["age_true"], errors="coerce").to_numpy(float)
-    yp = pd.to_numeric(val["age_pred"], errors="coerce").to_numpy(float)
+    col = next((c for c in ("group_dataset", "dataset") if c in val), None)
+    return (val, col, pd.to_numeric(val["age_pred"], errors="coerce").to_numpy(float),
+            pd.to_numeric(val["age_true"], errors="coerce").to_numpy(float))
+
+
+def exact_ages(frame) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """``(predicted, true, datasets)`` of the validation rows of a predictions frame whose true
+    age is exact (not an age bin's midpoint)."""
+    from faceml.serving.predict import age_bin_names
+
+    val, col, yp, yt = _validation(frame)
     bins = age_bin_names(val)
     ok = np.isfinite(yt) & np.isfinite(yp)
     if bins is not None:
         ok &= bins.isna().to_numpy()
-    col = next((c for c in ("group_dataset", "dataset") if c in val), None)
     names = tuple(sorted(set(val.loc[ok, col].astype(str)))) if col else ()
     return yp[ok], yt[ok], names
 
@@ -95,18 +101,15 @@ def mapped_mae(frame, age_map: AgeMap) -> dict[str, float]:
     """Each dataset's validation age MAE with the map (against exact ages, or a bin's midpoint
     for a dataset whose ages are bins); ``{"": …}`` for a frame of one dataset. A dataset
     outside the fit (:attr:`AgeMap.datasets`) is an honest check of the map."""
-    import pandas as pd
     from sklearn.metrics import mean_absolute_error
 
-    val = frame[frame["split"].astype(str) == "val"] if "split" in frame else frame
-    col = next((c for c in ("group_dataset", "dataset") if c in val), None)
+    val, col, yp, yt = _validation(frame)
+    names = val[col].astype(str).to_numpy() if col else np.full(len(val), "")
     out = {}
-    for d, part in (val.groupby(val[col].astype(str)) if col else [("", val)]):
-        yt = pd.to_numeric(part["age_true"], errors="coerce").to_numpy(float)
-        yp = pd.to_numeric(part["age_pred"], errors="coerce").to_numpy(float)
-        ok = np.isfinite(yt) & np.isfinite(yp)
+    for d in dict.fromkeys(names):
+        ok = (names == d) & np.isfinite(yt) & np.isfinite(yp)
         if ok.any():
-            out[d] = float(mean_absolute_error(yt[ok], age_map(yp[ok])))
+            out[str(d)] = float(mean_absolute_error(yt[ok], age_map(yp[ok])))
     return out
 
 
