@@ -530,6 +530,11 @@ def test_calibrate_age_fits_the_line_on_validation_exact_ages_and_carries_it(sto
         bundle([], "bad", models)
     with pytest.raises(FaceMLError, match=f"--split-of {run.id} names the split only"):
         bundle([], "bad", models, split_of=run)
+    single, _ = bundle(_utk_only(store), "single-s", models)  # a member of fewer datasets first
+    with pytest.raises(FaceMLError, match=f"the first member trained on utkface, and run {run.id}"
+                                          "'s split is of utkface,fairface"):
+        bundle([], "bad", models, with_files=[single, duo], split_of=run)
+    assert not (models / "bad.keras").exists()
 
 
 def test_a_run_on_fewer_datasets_joins_with_its_command_and_float16_halves_the_file(store,

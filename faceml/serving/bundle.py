@@ -774,7 +774,13 @@ def bundle(runs, name: str, out_dir: Path | None = None, test_path: str | dict |
         models = [half_kernels(m) for m in models]
     model = build_ensemble(models, mirror=mirror, name=f"faceml_{name.replace('-', '_')}",
                            calibrate_age=calibrate_age)
-    heads = [h["name"] for h in (find_preprocessing(model).metadata or {}).get("heads", [])]
+    meta = find_preprocessing(model).metadata or {}  # the first member's: what is evaluated
+    heads = [h["name"] for h in meta.get("heads", [])]
+    first = str((meta.get("data") or {}).get("dataset", "?"))
+    if split_of is not None and first != str(anchor.config["data"].get("dataset")):
+        raise FaceMLError(f"the first member trained on {first}, and run {anchor.id}'s split is "
+                          f"of {anchor.config['data'].get('dataset')}: give a member trained on "
+                          "the run's datasets first")
     if split_of is not None and heads != list(anchor.config["heads"]):
         raise FaceMLError(f"the members predict {', '.join(heads)}; run {anchor.id} predicts "
                           f"{', '.join(anchor.config['heads'])}: score them on a run with "
