@@ -1,12 +1,14 @@
 """Score candidate bundles on the **validation** split only, per dataset (never the test split).
 
-    python -m scripts.val_candidates --split-of RUN_ID [--json] LABEL=ITEM+ITEM[+mirror][+float16] …
+    python -m scripts.val_candidates --split-of RUN_ID [--json] \
+        LABEL=ITEM+ITEM[+mirror][+float16][+HEAD=N,N] …
 
 Each ITEM is a finished run id (its best checkpoint; a run on some of the datasets only joins
 as ``bundle --with RUN_ID`` does) or a bundled ``.keras`` file (all its members;
 ``FILE.keras#2`` takes its second member only); ``+mirror`` also averages each member's answer
 on the mirrored face, as ``bundle --mirror`` does, and ``+float16`` stores the kernels at half
-precision, as ``bundle --float16`` does. Every candidate is scored on the
+precision, as ``bundle --float16`` does; ``+gender=1,2`` answers gender by the first two members
+only, as ``bundle --head-members gender=1,2`` does. Every candidate is scored on the
 validation split of ``--split-of`` (a run whose split every member shares: checked as
 ``bundle --with`` checks it), read from that run's own folders, and saved to a scratch file to
 report its size and, loaded back, its time a face (``bundle``'s measure: one face a call).
@@ -78,10 +80,11 @@ class Members:
             self._models[item, i, float16] = half_kernels(self._models[item, i, False])
         return self._models[item, i, float16]
 
-    def predict(self, keys: list[tuple], mirror: bool):
+    def predict(self, keys: list[tuple], mirror: bool, head_members: dict | None = None):
         """A ``predict`` for :func:`~faceml.serving.bundle.rescore`: the mean of the members'
         answers on ``x`` (each on the face and, with ``mirror``, its mirror); ``keys``:
-        ``(item, i, float16)`` of each member."""
+        ``(item, i, float16)`` of each member; ``head_members``: ``{head: [1, 2]}``, a head
+        averaged over those members only (as ``build_ensemble`` does)."""
         import numpy as np
 
         from faceml.modeling.ensemble import build_ensemble
@@ -97,21 +100,26 @@ class Members:
                     self._answers[k] = predict_arrays(one, x, batch_size)
                     self.predicted += 1
                 outs.append(self._answers[k])
-            return {h: np.mean([o[h] for o in outs], axis=0, dtype=np.float64)
-                    .astype(outs[0][h].dtype) for h in outs[0]}
+            chosen = head_members or {}
+            return {h: np.mean([o[h] for i, o in enumerate(outs, 1) if i in chosen.get(h, [i])],
+                               axis=0, dtype=np.float64).astype(outs[0][h].dtype)
+                    for h in outs[0]}
         return answer
 
 
 def candidate(spec: str, run, members: Members):
-    """``(label, model, predict)`` of one ``LABEL=ITEM+ITEM[+mirror][+float16]``: its ensemble
-    (to save and time) and the ``predict`` that scores it from its members' cached answers."""
-    from faceml.modeling.ensemble import build_ensemble, half_kernels
+    """``(label, model, predict)`` of one ``LABEL=ITEM+ITEM[+mirror][+float16][+HEAD=N,N]``: its
+    ensemble (to save and time) and the ``predict`` that scores it from its members' cached
+    answers. ``HEAD=N,N`` answers that head by those members only, as ``bundle
+    --head-members`` does."""
+    from faceml.modeling.ensemble import build_ensemble, half_kernels, parse_head_members
     from faceml.serving.bundle import check_file_members, check_members
 
     label, _, body = spec.partition("=")
     parts = body.split("+")
     flags = {"mirror", "float16"} & set(parts)
-    items = [i for i in parts if i and i not in flags]
+    head_members = parse_head_members(";".join(p for p in parts if "=" in p))
+    items = [i for i in parts if i and i not in flags and "=" not in i]
     models, files, runs, keys = [], [], [], []
     for item in items:
         m, f, r = _members(item, members.store, run)
@@ -126,8 +134,9 @@ def candidate(spec: str, run, members: Members):
     check_file_members([run], files)
     if "float16" in flags:
         models = [half_kernels(m) for m in models]
-    model = build_ensemble(models, mirror="mirror" in flags, name="candidate")
-    return label, model, members.predict(keys, "mirror" in flags)
+    model = build_ensemble(models, mirror="mirror" in flags, name="candidate",
+                           head_members=head_members)
+    return label, model, members.predict(keys, "mirror" in flags, head_members)
 
 
 def score(model, run, predict=None):

@@ -441,7 +441,8 @@ def test_candidates_share_their_members_answers(store, monkeypatch):
     members = Members(RunStore(), run)
     predicted = []
     for spec in (f"a={run.id}+{utk.id}+mirror", f"b={run.id}+mirror", f"c={run.id}+mirror",
-                 f"d={run.id}+{utk.id}+mirror+float16", f"e={run.id}+{utk.id}"):
+                 f"d={run.id}+{utk.id}+mirror+float16", f"e={run.id}+{utk.id}",
+                 f"f={run.id}+{utk.id}+mirror+gender=1"):
         label, model, predict = candidate(spec, run, members)
         cached, direct = score(model, run, predict)[0], score(model, run)[0]
         predicted.append(members.predicted)
@@ -454,7 +455,7 @@ def test_candidates_share_their_members_answers(store, monkeypatch):
                     assert got == pytest.approx(v, rel=1e-6, abs=1e-6), (label, d, head, m)
     # a: two members; b and c: the run's mirrored answers again; d: both at float16; e: both
     # without the mirror
-    assert predicted == [2, 2, 2, 4, 6]
+    assert predicted == [2, 2, 2, 4, 6, 6]  # f: a's answers, gender from the run alone
     # what --calibrate-age would do to the last one (the fixture has 12 exact ages)
     monkeypatch.setattr(calibration, "MIN_FACES", 5)
     frame = score(model, run, predict)[1]
@@ -530,6 +531,18 @@ def test_calibrate_age_fits_the_line_on_validation_exact_ages_and_carries_it(sto
         bundle([], "bad", models)
     with pytest.raises(FaceMLError, match=f"--split-of {run.id} names the split only"):
         bundle([], "bad", models, split_of=run)
+    # --head-members: gender from the run alone, age from both (and mapped)
+    utk = _utk_only(store)
+    assert main(["bundle", run.id, "--with", utk.id, "--mirror", "--calibrate-age",
+                 "--head-members", "gender=1", "--name", "heads", "--out", str(models)]) == 0
+    capsys.readouterr()
+    heads = load_model(models / "heads.keras").predict(x, verbose=0)
+    np.testing.assert_allclose(heads["gender"], before["gender"], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(heads["age"], after["age"], atol=1e-3)  # the UTKFace run's age too
+    card = (models / "heads.md").read_text()
+    assert "- The gender answer averages members 1 only, in the order above" in card
+    assert f"bundle {run.id} --with {utk.id} --name heads --mirror --calibrate-age " \
+           "--head-members gender=1" in card
     single, _ = bundle(_utk_only(store), "single-s", models)  # a member of fewer datasets first
     with pytest.raises(FaceMLError, match=f"the first member trained on utkface, and run {run.id}"
                                           "'s split is of utkface,fairface"):

@@ -26,6 +26,9 @@ def add_arguments(s) -> None:
     s.add_argument("--calibrate-age", action="store_true",
                    help="map the answered age by a line fitted on the validation split's exact "
                         "ages (median regression; the card gives its cross-fitted MAE)")
+    s.add_argument("--head-members", default=None, metavar="HEAD=N,N[;HEAD=N…]",
+                   help="answer a head by some members only, numbered as the card lists them "
+                        "(the runs, then the --with members), e.g. gender=1,2")
     s.add_argument("--name", required=True)
     s.add_argument("--out", default=None, help="folder (default: the project's models/)")
     s.add_argument("--test-path", default=None, metavar="FOLDER|NAME=FOLDER,…",
@@ -37,6 +40,7 @@ def add_arguments(s) -> None:
 
 def run(a) -> int:
     from faceml.errors import FaceMLError
+    from faceml.modeling.ensemble import parse_head_members
     from faceml.runs import RunStore, valid_run_id
     from faceml.serving.bundle import SIZE_LIMIT_MB, bundle, member_file
 
@@ -50,6 +54,7 @@ def run(a) -> int:
                          a.mirror, with_files=files, float16=a.float16,
                          calibrate_age=a.calibrate_age,
                          split_of=store.get(a.split_of) if a.split_of else None,
+                         head_members=parse_head_members(a.head_members or ""),
                          with_runs=[store.get(r) for r in a.with_files if r not in files])
     size = mpath.stat().st_size / 1e6
     over = f" — over the {SIZE_LIMIT_MB:g} MB limit" if size > SIZE_LIMIT_MB else ""

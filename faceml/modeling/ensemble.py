@@ -33,14 +33,17 @@ def _signature(model) -> tuple:
 
 
 def build_ensemble(models: list, mirror: bool = False, name: str = "faceml_ensemble",
-                   calibrate_age: bool = False):
+                   calibrate_age: bool = False, head_members: dict | None = None):
     """A model whose every output is the mean of the members' (on the face and its mirror).
 
     The members are used as they are (renamed ``member1_…``, …), not copied. A single model
     without ``mirror`` or ``calibrate_age`` has nothing to average: it comes back unchanged (not
     renamed). ``calibrate_age``: the ``age`` output passes through an
     :class:`~faceml.modeling.layers.AgeCalibration` layer (the identity until its map is set:
-    :func:`faceml.serving.calibration.set_age_map`)."""
+    :func:`faceml.serving.calibration.set_age_map`). ``head_members``: ``{head: [1, 2]}``, a
+    head answered by the mean of those members only (numbered from 1 in ``models``' order; the
+    others' answers to it are left out), e.g. a gender head without a member trained on one
+    dataset only; every other head averages all members."""
     import keras
 
     from faceml.modeling.layers import AgeCalibration, HorizontalFlip
@@ -55,6 +58,7 @@ def build_ensemble(models: list, mirror: bool = False, name: str = "faceml_ensem
     if calibrate_age and ("age", "regression") not in {h[:2] for h in sig[2]}:
         raise FaceMLError(f"{models[0].name} has no age head in years to calibrate (its heads: "
                           f"{', '.join(h[0] for h in sig[2]) or 'none'})")
+    head_members = check_head_members(head_members, len(models), [h[0] for h in sig[2]])
     if len(models) == 1 and not mirror and not calibrate_age:
         return models[0]
     for i, m in enumerate(models, 1):  # nested models need distinct names to be saved
@@ -62,10 +66,11 @@ def build_ensemble(models: list, mirror: bool = False, name: str = "faceml_ensem
     pixels = keras.Input(models[0].inputs[0].shape[1:], name="pixels")
     views = [pixels, HorizontalFlip(name="mirror")(pixels)] if mirror else [pixels]
     answers: dict[str, list] = {}
-    for m in models:
+    for i, m in enumerate(models, 1):
         for v in views:
             for head, t in m(v).items():  # FaceML models answer a dict: head name → output
-                answers.setdefault(head, []).append(t)
+                if i in head_members.get(head, [i]):
+                    answers.setdefault(head, []).append(t)
     def mean(h, ts):
         if calibrate_age and h == "age":
             ts = [keras.layers.Average(name="age_mean")(ts)] if len(ts) > 1 else ts
@@ -74,6 +79,37 @@ def build_ensemble(models: list, mirror: bool = False, name: str = "faceml_ensem
 
     outputs = {h: mean(h, ts) for h, ts in answers.items()}
     return keras.Model(pixels, outputs, name=name)
+
+
+def check_head_members(head_members: dict | None, n: int, heads: list[str]) -> dict:
+    """``{head: sorted member numbers}`` checked against ``n`` members and their ``heads``: a
+    clear :class:`FaceMLError` for an unknown head or a member number outside 1..n."""
+    out = {}
+    for head, numbers in (head_members or {}).items():
+        if head not in heads:
+            raise FaceMLError(f"--head-members: no head {head!r} (the members predict "
+                              f"{', '.join(heads)})")
+        chosen = sorted({int(i) for i in numbers})
+        if not chosen or chosen[0] < 1 or chosen[-1] > n:
+            raise FaceMLError(f"--head-members {head}: members are numbered 1 to {n}, got "
+                              f"{', '.join(map(str, numbers)) or 'none'}")
+        out[head] = chosen
+    return out
+
+
+def parse_head_members(text: str) -> dict[str, list[int]]:
+    """``"gender=1,2;race=1"`` → ``{"gender": [1, 2], "race": [1]}`` (a clear error otherwise)."""
+    out: dict[str, list[int]] = {}
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        head, sep, numbers = part.partition("=")
+        try:
+            out[head.strip()] = [int(i) for i in numbers.split(",") if i.strip()]
+        except ValueError:
+            sep = ""
+        if not sep or not head.strip():
+            raise FaceMLError(f"--head-members takes HEAD=N,N[;HEAD=N…], e.g. gender=1,2: "
+                              f"{part[:60]!r}")
+    return out
 
 
 def half_kernels(model):

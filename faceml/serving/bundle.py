@@ -359,7 +359,7 @@ def model_card(runs: list, name: str, frames: dict | None = None,
                test_path: str | dict | None = None, mirror: bool = False, *,
                size_mb: float | None = None, speed: dict | None = None,
                files: list[FileMember] = (), float16: bool = False, age_map=None,
-               anchor=None) -> str:
+               anchor=None, head_members: dict | None = None) -> str:
     """The card's Markdown. ``runs``: the bundled run(s), one or the members of an ensemble;
     ``frames``: ``{"val": …, "test": …}`` predictions of the bundled model made by
     :func:`rescore` (needed for an ensemble, a mirrored model or ``test_path``); otherwise the
@@ -367,8 +367,8 @@ def model_card(runs: list, name: str, frames: dict | None = None,
     bundled file's; ``files``: members added with ``--with``; ``float16``: the kernels are stored
     at half precision; ``age_map``: the model's age calibration
     (:class:`~faceml.serving.calibration.AgeMap`); ``anchor``: the run whose split the bundle
-    was scored on when it is not a member (``bundle --split-of``). A run on several datasets gets
-    a section per dataset."""
+    was scored on when it is not a member (``bundle --split-of``); ``head_members``: heads
+    answered by some members only. A run on several datasets gets a section per dataset."""
     from faceml.data.prepare import PrepOptions
     from faceml.evaluation.evaluate import run_heads
     from faceml.evaluation.groups import group_breakdown
@@ -377,7 +377,7 @@ def model_card(runs: list, name: str, frames: dict | None = None,
     run = anchor or runs[0]
     if PrepOptions.from_dict(run.config["data"]).multi:
         return _several_card(runs, name, frames, test_path or {}, mirror, size_mb, speed,
-                             files, float16, age_map, anchor)
+                             files, float16, age_map, anchor, head_members)
     cfg = run.config
     st = run.status()
     d = cfg["data"]
@@ -389,7 +389,7 @@ def model_card(runs: list, name: str, frames: dict | None = None,
         test = run.metrics().get("test") or {}
         preds = run.predictions()
     lines = [*_header(runs, name, mirror, files=files, float16=float16,
-                      datasets=[d["dataset"]]),
+                      datasets=[d["dataset"]], head_members=head_members),
              "## Data and split",
              f"- Dataset: `{d['dataset']}`" + (f" from `{d['path']}`" if d.get("path") else ""),
              f"- Split: stratified and seeded (seed {d['seed']}), "
@@ -405,7 +405,7 @@ def model_card(runs: list, name: str, frames: dict | None = None,
              "- Per-channel mean/std scaling fitted on the training split only "
              "(`FacePreprocessing` layer), so the `.keras` file takes raw pixels.", "",
              *_commands(runs, name, mirror, {d["dataset"]: test_path} if test_path else {},
-                        files, float16, age_map is not None, anchor),
+                        files, float16, age_map is not None, anchor, head_members),
              *_age_map_lines(age_map),
              *_size_and_speed(name, size_mb, speed),
              "## Metrics on the test split"]
@@ -436,7 +436,7 @@ def model_card(runs: list, name: str, frames: dict | None = None,
 
 def _header(runs, name: str, mirror: bool, what: str = "",
             files: list[FileMember] = (), float16: bool = False,
-            datasets: list[str] = ()) -> list[str]:
+            datasets: list[str] = (), head_members: dict | None = None) -> list[str]:
     n = len(runs) + len(files)
     kind = (f"the average of {n} models" if n > 1 else "one model") + (
         ", each also shown the mirrored face (test-time augmentation)" if mirror else "") + (
@@ -444,7 +444,10 @@ def _header(runs, name: str, mirror: bool, what: str = "",
         "computes in float32)" if float16 else "")
     return [f"# Model card: {name}", "",
             f"Trained by FaceML's own CLI{what}; the bundled model is {kind}:",
-            *[_trained_line(r) for r in runs], *[_file_line(fm, datasets) for fm in files], ""]
+            *[_trained_line(r) for r in runs], *[_file_line(fm, datasets) for fm in files],
+            *[f"- The {h} answer averages members {', '.join(map(str, ns))} only, in the order "
+              "above (`--head-members`); every other answer averages them all."
+              for h, ns in (head_members or {}).items()], ""]
 
 
 def _file_line(fm: FileMember, datasets: list[str] = ()) -> str:
@@ -471,7 +474,8 @@ def _age_map_lines(age_map) -> list[str]:
 
 def _commands(runs, name: str, mirror: bool, tests: dict,
               files: list[FileMember] = (), float16: bool = False,
-              calibrate_age: bool = False, anchor=None) -> list[str]:
+              calibrate_age: bool = False, anchor=None,
+              head_members: dict | None = None) -> list[str]:
     """The card's ``How it was made``: a shrink line per dataset scored on its originals (where
     ``shrink`` makes such copies), the train line(s) generated from the flags, the bundle line."""
     from faceml.data.prepare import PrepOptions
@@ -499,6 +503,9 @@ def _commands(runs, name: str, mirror: bool, tests: dict,
             + f" --name {name}" + (" --mirror" if mirror else "")
             + (" --float16" if float16 else "")
             + (" --calibrate-age" if calibrate_age else "")
+            + (" --head-members " + shlex.quote(";".join(
+                f"{h}={','.join(map(str, ns))}" for h, ns in head_members.items()))
+               if head_members else "")
             + (f" --test-path {shlex.quote(given)}" if given else ""), "```", "",
             f"Heads {', '.join(cfg['heads'])}.", ""]
 
@@ -611,7 +618,7 @@ def _group_table(sub, heads, d: str) -> list[str]:
 
 def _several_card(runs, name: str, frames, tests: dict, mirror: bool, size_mb, speed,
                   files: list[FileMember] = (), float16: bool = False, age_map=None,
-                  anchor=None) -> str:
+                  anchor=None, head_members: dict | None = None) -> str:
     """The card of a run trained on several datasets at once: a section per dataset."""
     import pandas as pd
 
@@ -633,7 +640,8 @@ def _several_card(runs, name: str, frames, tests: dict, mirror: bool, size_mb, s
                            **counts[d]} for d in opts.datasets])
     split = " / ".join(f"{v:.0%}" for v in opts.split)
     lines = [*_header(runs, name, mirror, f" on {len(opts.datasets)} datasets at once "
-                      f"({', '.join(opts.datasets)})", files, float16, opts.datasets),
+                      f"({', '.join(opts.datasets)})", files, float16, opts.datasets,
+                      head_members),
              "## Data and split",
              "One model learns from every dataset at once, in one label space "
              "(`faceml/data/multi.py`): a categorical label takes the one class set every "
@@ -658,7 +666,8 @@ def _several_card(runs, name: str, frames, tests: dict, mirror: bool, size_mb, s
              "(`faceml.data.imageio.to_pixels`).",
              "- Per-channel mean/std scaling (`FacePreprocessing` layer), so the `.keras` file "
              "takes raw pixels.", "",
-             *_commands(runs, name, mirror, tests, files, float16, age_map is not None, anchor),
+             *_commands(runs, name, mirror, tests, files, float16, age_map is not None, anchor,
+                        head_members),
              *_age_map_lines(age_map),
              *_size_and_speed(name, size_mb, speed),
              "## Metrics on each dataset's own test split",
@@ -724,7 +733,7 @@ def bundle(runs, name: str, out_dir: Path | None = None, test_path: str | dict |
            mirror: bool = False, *, measure: bool = True,
            with_files: list[str | Path] = (), with_runs: list = (),
            float16: bool = False, calibrate_age: bool = False,
-           split_of=None) -> tuple[Path, Path]:
+           split_of=None, head_members: dict | None = None) -> tuple[Path, Path]:
     """Write ``models/NAME.keras`` (no optimizer state), its card and its validation answers.
 
     ``runs``: a finished run, or several (their best models are averaged, see
@@ -740,7 +749,9 @@ def bundle(runs, name: str, out_dir: Path | None = None, test_path: str | dict |
     ``calibrate_age``: the answered age is mapped by a line fitted on the validation split's
     exact ages (:mod:`faceml.serving.calibration`); ``split_of``: a finished run whose split the
     bundle is scored on without being a member (``runs`` may then be empty: a bundle of files'
-    members, e.g. an earlier bundle's members calibrated)."""
+    members, e.g. an earlier bundle's members calibrated); ``head_members``: ``{head: [1, 2]}``,
+    a head answered by those members only (numbered as the card lists them: runs, then
+    ``--with`` members; :func:`faceml.modeling.ensemble.build_ensemble`)."""
     from faceml.modeling.ensemble import build_ensemble, half_kernels
     from faceml.modeling.layers import find_preprocessing
     from faceml.modeling.modelio import load_model, save_model
@@ -773,7 +784,7 @@ def bundle(runs, name: str, out_dir: Path | None = None, test_path: str | dict |
     if float16:
         models = [half_kernels(m) for m in models]
     model = build_ensemble(models, mirror=mirror, name=f"faceml_{name.replace('-', '_')}",
-                           calibrate_age=calibrate_age)
+                           calibrate_age=calibrate_age, head_members=head_members)
     meta = find_preprocessing(model).metadata or {}  # the first member's: what is evaluated
     heads = [h["name"] for h in meta.get("heads", [])]
     first = str((meta.get("data") or {}).get("dataset", "?"))
@@ -800,7 +811,8 @@ def bundle(runs, name: str, out_dir: Path | None = None, test_path: str | dict |
     card = out / f"{name}.md"
     card.write_text(model_card(runs, name, frames, test_path, mirror,
                                size_mb=mpath.stat().st_size / 1e6, speed=speed, files=files,
-                               float16=float16, age_map=age_map, anchor=split_of))
+                               float16=float16, age_map=age_map, anchor=split_of,
+                               head_members=head_members))
     preds = frames["val"] if frames is not None else runs[0].predictions()
     if preds is not None:  # validation answers: the Predict page's age intervals and rare groups
         val = preds[preds["split"] == "val"]
