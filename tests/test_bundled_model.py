@@ -18,7 +18,8 @@ BUNDLED = paths.PROJECT_ROOT / "models" / "utkface-multitask.keras"
 # P(Female), the race answer and its probability, the age in years
 PINNED = {"utkface-multitask": (0.7156, "White", 0.9824, 30.28),
           "faceml-v2": (0.5787, "White", 0.9839, 33.18),
-          "faceml-v3": (0.5787, "White", 0.9839, 32.26)}  # v2's members, age mapped
+          "faceml-v3": (0.5787, "White", 0.9839, 32.26),  # v2's members, age mapped
+          "faceml-v4": (0.5681, "White", 0.9839, 32.26)}  # v3, gender from members 1 and 2
 
 
 @pytest.fixture(scope="module", params=sorted(PINNED))
@@ -93,42 +94,55 @@ def test_v2_card_names_its_data_commands_limits_and_ethics():
 V3 = paths.PROJECT_ROOT / "models" / "faceml-v3.keras"
 
 
-def test_v3_is_v2_s_members_with_the_age_map_its_card_gives_and_the_default():
+V4 = paths.PROJECT_ROOT / "models" / "faceml-v4.keras"
+RELEASES = {V3: "", V4: " --head-members gender=1,2"}  # v2's members: their bundle lines' ends
+
+
+def test_the_default_is_the_newest_release():
+    from faceml.serving.predict import default_model
+
+    newest = max((p for p in (V2, *RELEASES) if p.exists()), key=lambda p: int(p.stem[8:]),
+                 default=None)
+    if newest is None:
+        pytest.skip("no release bundled")
+    assert default_model() == newest
+
+
+@pytest.mark.parametrize("release", sorted(RELEASES), ids=lambda p: p.stem)
+def test_releases_are_v2_s_members_with_the_age_map_their_cards_give(release):
     from faceml.modeling.layers import AgeCalibration
     from faceml.modeling.modelio import load_model
     from faceml.serving.bundle import file_members
-    from faceml.serving.predict import default_model
 
-    if not V3.exists():
-        pytest.skip("no v3 bundled")
-    assert default_model() == V3
-    card = V3.with_suffix(".md").read_text()
-    assert V3.stat().st_size <= 10_000_000
+    if not release.exists():
+        pytest.skip(f"no {release.stem} bundled")
+    card = release.with_suffix(".md").read_text()
+    assert release.stat().st_size <= 10_000_000
     for part in ("## Data and split", "## How it was made", "## How it was chosen",
                  "## Age calibration (carried inside the model)", "## Size and speed",
                  "## Metrics on each dataset's own test split", "### utkface", "### fairface",
                  "## Limits and ethics"):
         assert part in card, part
     assert ("python -m faceml bundle --split-of 8746462592d8 --with models/faceml-v2.keras "
-            "--name faceml-v3 --mirror --calibrate-age") in card
+            f"--name {release.stem} --mirror --calibrate-age{RELEASES[release]}\n") in card
     ms = re.search(r"CPU time per face: (\d+\.\d) ms median", card)
     assert ms and float(ms.group(1)) <= 20.0
     # the map the card states is the one in the file
     scale, sign, offset = re.search(r"mapped to `max\(([\d.]+) × age ([+−]) ([\d.]+), 0\)`",
                                     card).groups()
-    model = load_model(V3)
+    model = load_model(release)
     layer = next(lay for lay in model.layers if isinstance(lay, AgeCalibration))
     assert float(layer.scale.numpy()) == pytest.approx(float(scale), abs=1e-4)
     assert float(layer.offset.numpy()) == pytest.approx(float(offset) * (-1 if sign == "−" else 1),
                                                        abs=1e-3)
     # its members are v2's, weight for weight
-    for a, b in zip(file_members(V3), file_members(V2), strict=True):
+    for a, b in zip(file_members(release), file_members(V2), strict=True):
         for wa, wb in zip(a.model.weights, b.model.weights, strict=True):
             np.testing.assert_array_equal(wa.numpy(), wb.numpy())
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("bundled", [V2, V3], ids=lambda p: p.stem)
+@pytest.mark.parametrize("bundled", [V2, *sorted(RELEASES)], ids=lambda p: p.stem)
 def test_cards_numbers_are_evaluates_on_each_test_split(bundled, capsys, monkeypatch):
     """Reads the 60,199 shared images again (several minutes without a warm cache)."""
     from test_bundle_multi import evaluate_json, section, shown, table
