@@ -802,8 +802,8 @@ def bundle(runs, name: str, out_dir: Path | None = None, test_path: str | dict |
 
         age_map = fit_age_map(rescore(model, anchor, "val", test_path))
         set_age_map(model, age_map)
-    frames = None
-    if len(models) > 1 or mirror or test_path or float16 or calibrate_age or split_of is not None:
+    frames = None  # the run's stored predictions serve only when this is its own checkpoint
+    if model is not models[0] or float16 or test_path or split_of is not None:
         frames = {split: rescore(model, anchor, split, test_path) for split in ("val", "test")}
     mpath = out / f"{name}.keras"
     save_model(model, mpath)
